@@ -1,0 +1,77 @@
+"""The graph store interface both backends implement, and its errors."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from topology.model import Batch
+from topology.store.statement import Dialect, Statement
+
+
+class StoreError(RuntimeError):
+    """Base of the errors a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or opened (message says which and why)."""
+
+
+class StoreLocked(StoreUnavailable):
+    """Another process owns the embedded database file for writing."""
+
+
+class QueryTimeout(StoreError):
+    """A read query ran longer than the query timeout."""
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    rolled_up: int  # minute buckets folded into hour buckets
+    deleted_hours: int  # hour buckets past hour retention
+    deleted_pairs: int  # pairs not seen within hour retention
+    deleted_services: int  # services with no pair and not seen within hour retention
+    deleted_markers: int  # batch ids past the marker retention
+
+
+class GraphStore(ABC):
+    """Services, CallBucket aggregates, CALLS pairs and batch markers."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def init_schema(self) -> None:
+        """Create tables/constraints/indexes; idempotent."""
+
+    @abstractmethod
+    def apply(self, batch: Batch, *, now: int | None = None) -> bool:
+        """Write one batch atomically with its id; False when that id was applied before."""
+
+    @abstractmethod
+    def read(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a read-only statement; rows as plain dicts keyed by column name."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, int]:
+        """Counts: services, pairs, minute_buckets, hour_buckets, batches."""
+
+    @abstractmethod
+    def retention(self, now: int) -> RetentionReport:
+        """Roll minute buckets older than minute retention into hours; expire the rest."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable when the store cannot serve; used by /readyz."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
