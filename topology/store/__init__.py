@@ -1,0 +1,17 @@
+"""Graph stores: the embedded LadybugDB default and Neo4j, behind GraphStore."""
+
+from __future__ import annotations
+
+from topology.settings import Settings
+from topology.store.base import GraphStore
+
+
+def open_store(settings: Settings) -> GraphStore:
+    """The store the settings name; Neo4j's module is imported only when asked for."""
+    if settings.store == "neo4j":
+        from topology.store.neo4j_store import Neo4jStore
+
+        return Neo4jStore(settings)
+    from topology.store.ladybug_store import LadybugStore
+
+    return LadybugStore(settings)

@@ -1,0 +1,94 @@
+"""The `topology` console command: one click group, subcommands per concern.
+
+Every setting is a TOPOLOGY_* environment variable; the group's flags for the
+common ones override the environment (see topology/settings.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from topology.settings import Settings, SettingsError
+from topology.store import open_store
+from topology.store.base import GraphStore, StoreError
+
+
+class Context:
+    """Flags given to the group, turned into Settings on first use."""
+
+    def __init__(self, **flags: object) -> None:
+        self.flags = flags
+
+    def settings(self, **more: object) -> Settings:
+        try:
+            return Settings.load(**{**self.flags, **more})
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", default=None, help="embedded (default) or neo4j [TOPOLOGY_STORE]")
+@click.option("--data-dir", default=None, help="embedded store directory [TOPOLOGY_DATA_DIR]")
+@click.option("--neo4j-uri", default=None, help="Neo4j Bolt URI [TOPOLOGY_NEO4J_URI]")
+@click.option("--redis-url", default=None, help="Redis URL [TOPOLOGY_REDIS_URL]")
+@click.pass_context
+def main(ctx: click.Context, **flags: object) -> None:
+    """Topology: the service map answered from real traffic."""
+    ctx.obj = Context(**flags)
+
+
+@main.group()
+def store() -> None:
+    """Manage the graph store."""
+
+
+@store.command("init")
+@click.pass_obj
+def store_init(obj: Context) -> None:
+    """Create the schema (tables, constraints, indexes); safe to run again."""
+    settings = obj.settings()
+    with _open(settings) as graph:
+        graph.init_schema()
+    click.echo(f"schema ready in {_describe(settings)}")
+
+
+@store.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_obj
+def store_stats(obj: Context, as_json: bool) -> None:
+    """Count services, pairs, buckets and applied batches."""
+    with _open(obj.settings()) as graph:
+        graph.init_schema()
+        counts = graph.stats()
+    if as_json:
+        click.echo(json.dumps(counts))
+    else:
+        for name, count in counts.items():
+            click.echo(f"{name:15} {count}")
+
+
+@store.command("retention")
+@click.option("--now", type=int, default=None, help="epoch seconds to treat as now")
+@click.pass_obj
+def store_retention(obj: Context, now: int | None) -> None:
+    """Roll minute buckets into hours and expire old data, once."""
+    with _open(obj.settings()) as graph:
+        graph.init_schema()
+        report = graph.retention(int(time.time()) if now is None else now)
+    click.echo(json.dumps(report.__dict__))
+
+
+def _open(settings: Settings) -> GraphStore:
+    try:
+        return open_store(settings)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _describe(settings: Settings) -> str:
+    if settings.store == "neo4j":
+        return f"Neo4j at {settings.neo4j_uri}"
+    return f"embedded store {settings.embedded_path}"

@@ -1,0 +1,132 @@
+"""LadybugDB schema and the fixed statements the embedded store sends.
+
+Statements take their data from a pyarrow table passed as the `$rows`
+parameter (`LOAD FROM $rows`): converting a list of dicts parameter costs
+about 0.4 ms per row in LadybugDB 0.22, an arrow table almost nothing.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA = (
+    "CREATE NODE TABLE IF NOT EXISTS Service("
+    "id STRING PRIMARY KEY, name STRING, namespace STRING, cluster STRING, kind STRING, "
+    "labels STRING[], first_seen INT64, last_seen INT64)",
+    "CREATE NODE TABLE IF NOT EXISTS CallBucket("
+    "key STRING PRIMARY KEY, client STRING, server STRING, width INT64, bucket INT64, "
+    "protocol STRING, method STRING, path STRING, requests INT64, errors INT64, "
+    "latency_sum DOUBLE, hist INT64[], status INT64[], exemplars STRING[], naming STRING)",
+    "CREATE REL TABLE IF NOT EXISTS CALLS(FROM Service TO Service, "
+    "first_seen INT64, last_seen INT64, protocols STRING[], naming STRING)",
+    "CREATE NODE TABLE IF NOT EXISTS Batch(id STRING PRIMARY KEY, applied_at INT64)",
+)
+
+SERVICE_COLUMNS = pa.schema([
+    ("id", pa.string()), ("name", pa.string()), ("namespace", pa.string()),
+    ("cluster", pa.string()), ("kind", pa.string()), ("labels", pa.list_(pa.string())),
+    ("first_seen", pa.int64()), ("last_seen", pa.int64()),
+])
+BUCKET_COLUMNS = pa.schema([
+    ("key", pa.string()), ("client", pa.string()), ("server", pa.string()),
+    ("width", pa.int64()), ("bucket", pa.int64()), ("protocol", pa.string()),
+    ("method", pa.string()), ("path", pa.string()), ("requests", pa.int64()),
+    ("errors", pa.int64()), ("latency_sum", pa.float64()), ("hist", pa.list_(pa.int64())),
+    ("status", pa.list_(pa.int64())), ("exemplars", pa.list_(pa.string())),
+    ("naming", pa.string()),
+])
+PAIR_COLUMNS = pa.schema([
+    ("client", pa.string()), ("server", pa.string()), ("first_seen", pa.int64()),
+    ("last_seen", pa.int64()), ("protocols", pa.list_(pa.string())), ("naming", pa.string()),
+])
+KEY_COLUMNS = pa.schema([("key", pa.string())])
+
+BATCH_SEEN = "MATCH (b:Batch {id: $id}) RETURN count(b) AS n"
+BATCH_MARK = "CREATE (:Batch {id: $id, applied_at: $now})"
+
+SERVICES_EXISTING = (
+    "LOAD FROM $rows MATCH (s:Service {id: key}) "
+    "RETURN s.id AS id, s.name AS name, s.namespace AS namespace, s.cluster AS cluster, "
+    "s.kind AS kind, s.labels AS labels, s.first_seen AS first_seen, s.last_seen AS last_seen"
+)
+SERVICES_CREATE = (
+    "LOAD FROM $rows CREATE (:Service {id: id, name: name, namespace: namespace, "
+    "cluster: cluster, kind: kind, labels: labels, first_seen: first_seen, "
+    "last_seen: last_seen})"
+)
+SERVICES_UPDATE = (
+    "LOAD FROM $rows MATCH (s:Service {id: id}) SET s.name = name, s.namespace = namespace, "
+    "s.cluster = cluster, s.kind = kind, s.labels = labels, s.first_seen = first_seen, "
+    "s.last_seen = last_seen"
+)
+
+_BUCKET_FIELDS = (
+    "e.key AS key, e.client AS client, e.server AS server, e.width AS width, "
+    "e.bucket AS bucket, e.protocol AS protocol, e.method AS method, e.path AS path, "
+    "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
+    "e.hist AS hist, e.status AS status, e.exemplars AS exemplars, e.naming AS naming"
+)
+BUCKETS_EXISTING = f"LOAD FROM $rows MATCH (e:CallBucket {{key: key}}) RETURN {_BUCKET_FIELDS}"
+BUCKETS_CREATE = (
+    "LOAD FROM $rows CREATE (:CallBucket {key: key, client: client, server: server, "
+    "width: width, bucket: bucket, protocol: protocol, method: method, path: path, "
+    "requests: requests, errors: errors, latency_sum: latency_sum, hist: hist, "
+    "status: status, exemplars: exemplars, naming: naming})"
+)
+BUCKETS_UPDATE = (
+    "LOAD FROM $rows MATCH (e:CallBucket {key: key}) SET e.requests = requests, "
+    "e.errors = errors, e.latency_sum = latency_sum, e.hist = hist, e.status = status, "
+    "e.exemplars = exemplars, e.naming = naming"
+)
+
+PAIRS_EXISTING = (
+    "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
+    "RETURN a.id AS client, b.id AS server, r.first_seen AS first_seen, "
+    "r.last_seen AS last_seen, r.protocols AS protocols, r.naming AS naming"
+)
+PAIRS_CREATE = (
+    "LOAD FROM $rows MATCH (a:Service {id: client}), (b:Service {id: server}) "
+    "CREATE (a)-[:CALLS {first_seen: first_seen, last_seen: last_seen, "
+    "protocols: protocols, naming: naming}]->(b)"
+)
+PAIRS_UPDATE = (
+    "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
+    "SET r.first_seen = first_seen, r.last_seen = last_seen, r.protocols = protocols, "
+    "r.naming = naming"
+)
+
+MINUTES_ENDED_IN_HOUR = (
+    "MATCH (e:CallBucket) WHERE e.width < 3600 AND e.bucket >= $hour "
+    f"AND e.bucket < $hour + 3600 AND e.bucket + e.width <= $cutoff RETURN {_BUCKET_FIELDS}"
+)
+MINUTES_ENDED_IN_HOUR_DELETE = (
+    "MATCH (e:CallBucket) WHERE e.width < 3600 AND e.bucket >= $hour "
+    "AND e.bucket < $hour + 3600 AND e.bucket + e.width <= $cutoff DELETE e"
+)
+OLDEST_ENDED_MINUTE = (
+    "MATCH (e:CallBucket) WHERE e.width < 3600 AND e.bucket + e.width <= $cutoff "
+    "RETURN min(e.bucket) AS first"
+)
+EXPIRED_HOURS_DELETE = (
+    "MATCH (e:CallBucket) WHERE e.width >= 3600 AND e.bucket + e.width <= $cutoff "
+    "DELETE e RETURN count(*) AS n"
+)
+EXPIRED_PAIRS_DELETE = (
+    "MATCH ()-[r:CALLS]->() WHERE r.last_seen <= $cutoff DELETE r RETURN count(*) AS n"
+)
+EXPIRED_SERVICES_DELETE = (
+    "MATCH (s:Service) WHERE s.last_seen <= $cutoff AND NOT EXISTS { MATCH (s)-[:CALLS]-() } "
+    "DELETE s RETURN count(*) AS n"
+)
+EXPIRED_MARKERS_DELETE = (
+    "MATCH (b:Batch) WHERE b.applied_at <= $cutoff DELETE b RETURN count(*) AS n"
+)
+
+STATS = {
+    "services": "MATCH (s:Service) RETURN count(s) AS n",
+    "pairs": "MATCH ()-[r:CALLS]->() RETURN count(r) AS n",
+    "minute_buckets": "MATCH (e:CallBucket) WHERE e.width < 3600 RETURN count(e) AS n",
+    "hour_buckets": "MATCH (e:CallBucket) WHERE e.width >= 3600 RETURN count(e) AS n",
+    "batches": "MATCH (b:Batch) RETURN count(b) AS n",
+}
+

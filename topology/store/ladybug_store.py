@@ -1,0 +1,249 @@
+"""The embedded store: LadybugDB in a single file under the data directory.
+
+One process owns the file for writing (LadybugDB takes a file lock); a second
+one gets StoreLocked naming the file. Writes are serialised by a lock and run
+in one explicit transaction each. Upserts are read-modify-write: the rows that
+already exist are read back by key, merged in Python with the incoming ones,
+and written with absolute values; new rows are created. That keeps the list
+arithmetic (histograms, exemplars) in one place and avoids relationship MERGE,
+which LadybugDB runs slowly (docs/storage.md has the figures).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import ladybug
+import pyarrow as pa
+
+from topology.model import HOUR, Batch
+from topology.settings import Settings
+from topology.store import ladybug_schema as q
+from topology.store import rows
+from topology.store.base import (
+    GraphStore,
+    QueryTimeout,
+    RetentionReport,
+    StoreError,
+    StoreLocked,
+    StoreUnavailable,
+)
+from topology.store.statement import Dialect, Statement
+
+
+class LadybugStore(GraphStore):
+    dialect = Dialect.LADYBUG
+
+    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+        self.settings = settings
+        self.path: Path = settings.embedded_path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = ladybug.Database(str(self.path), read_only=read_only)
+        except RuntimeError as exc:
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"embedded store {self.path} is opened for writing by another process "
+                    "(only one process may own it: stop the other `topology` process or point "
+                    "TOPOLOGY_DATA_DIR elsewhere)"
+                ) from None
+            raise StoreUnavailable(f"cannot open embedded store {self.path}: {exc}") from None
+        self._write_lock = threading.Lock()
+        self._writer = ladybug.Connection(self._db)
+        self._local = threading.local()
+        self._closed = False
+
+    # -- connections -------------------------------------------------------
+
+    def _reader(self) -> ladybug.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = ladybug.Connection(self._db)
+            conn.set_query_timeout(int(self.settings.query_timeout * 1000))
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def _rows(conn: ladybug.Connection, text: str, params: Mapping[str, Any]) -> list[dict]:
+        result = conn.execute(text, dict(params))
+        columns = result.get_column_names()
+        return [dict(zip(columns, row, strict=True)) for row in result.get_all()]
+
+    # -- interface ---------------------------------------------------------
+
+    def init_schema(self) -> None:
+        with self._write_lock:
+            for statement in q.SCHEMA:
+                self._writer.execute(statement)
+
+    def read(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        self._check_open()
+        try:
+            return self._rows(self._reader(), statement.text(self.dialect), params or {})
+        except RuntimeError as exc:
+            if str(exc).startswith("Interrupted"):
+                raise QueryTimeout(
+                    f"query {statement.name} exceeded {self.settings.query_timeout:g}s"
+                ) from None
+            raise StoreError(f"query {statement.name} failed: {exc}") from exc
+
+    def apply(self, batch: Batch, *, now: int | None = None) -> bool:
+        self._check_open()
+        now = int(time.time()) if now is None else now
+        services = rows.merge_services(batch.services)
+        buckets = rows.merge_buckets(batch.calls)
+        with self._write_lock, self._transaction() as conn:
+            if self._rows(conn, q.BATCH_SEEN, {"id": batch.id})[0]["n"]:
+                return False
+            self._upsert_services(conn, services)
+            self._upsert_buckets(conn, [rows.bucket_row(b) for b in buckets.values()])
+            self._upsert_pairs(conn, rows.pair_rows(buckets.values()))
+            conn.execute(q.BATCH_MARK, {"id": batch.id, "now": now})
+        return True
+
+    def stats(self) -> dict[str, int]:
+        conn = self._reader()
+        return {name: self._rows(conn, text, {})[0]["n"] for name, text in q.STATS.items()}
+
+    def retention(self, now: int) -> RetentionReport:
+        self._check_open()
+        minute_cutoff = int(now - self.settings.minute_retention)
+        hour_cutoff = int(now - self.settings.hour_retention)
+        rolled = 0
+        while True:
+            oldest = self._rows(self._reader(), q.OLDEST_ENDED_MINUTE, {"cutoff": minute_cutoff})
+            first = oldest[0]["first"] if oldest else None
+            if first is None:
+                break
+            rolled += self._roll_up_hour(first - first % HOUR, minute_cutoff)
+        with self._write_lock, self._transaction() as conn:
+            counts = [
+                self._rows(conn, text, {"cutoff": cutoff})[0]["n"]
+                for text, cutoff in (
+                    (q.EXPIRED_HOURS_DELETE, hour_cutoff),
+                    (q.EXPIRED_PAIRS_DELETE, hour_cutoff),
+                    (q.EXPIRED_SERVICES_DELETE, hour_cutoff),
+                    (q.EXPIRED_MARKERS_DELETE,
+                     int(now - self.settings.batch_marker_retention)),
+                )
+            ]
+        return RetentionReport(rolled, *counts)
+
+    def ping(self) -> None:
+        self._check_open()
+        try:
+            self._reader().execute("RETURN 1").get_all()
+        except RuntimeError as exc:
+            raise StoreUnavailable(f"embedded store {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            with self._write_lock:
+                self._writer.close()
+                self._db.close()
+
+    # -- writing -----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"embedded store {self.path} is closed")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._writer)
+
+    def _upsert_services(self, conn: ladybug.Connection, incoming: Mapping[str, Any]) -> None:
+        if not incoming:
+            return
+        existing = self._existing(conn, q.SERVICES_EXISTING, incoming.keys(), key="id")
+        created, updated = [], []
+        for service_id, service in incoming.items():
+            row = rows.service_row(service)
+            if service_id in existing:
+                old = existing[service_id]
+                row["first_seen"] = min(old["first_seen"], row["first_seen"])
+                row["last_seen"] = max(old["last_seen"], row["last_seen"])
+                updated.append(row)
+            else:
+                created.append(row)
+        self._write(conn, q.SERVICES_CREATE, created, q.SERVICE_COLUMNS)
+        self._write(conn, q.SERVICES_UPDATE, updated, q.SERVICE_COLUMNS)
+
+    def _upsert_buckets(self, conn: ladybug.Connection, incoming: list[dict]) -> None:
+        if not incoming:
+            return
+        existing = self._existing(conn, q.BUCKETS_EXISTING, (r["key"] for r in incoming))
+        created, updated = [], []
+        for row in incoming:
+            old = existing.get(row["key"])
+            if old is None:
+                created.append(row)
+            else:
+                updated.append(rows.add_bucket_rows(old, row))
+        self._write(conn, q.BUCKETS_CREATE, created, q.BUCKET_COLUMNS)
+        self._write(conn, q.BUCKETS_UPDATE, updated, q.BUCKET_COLUMNS)
+
+    def _upsert_pairs(self, conn: ladybug.Connection, incoming: list[dict]) -> None:
+        if not incoming:
+            return
+        table = _table(incoming, q.PAIR_COLUMNS)
+        existing = {
+            (r["client"], r["server"]): r
+            for r in self._rows(conn, q.PAIRS_EXISTING, {"rows": table})
+        }
+        created, updated = [], []
+        for row in incoming:
+            old = existing.get((row["client"], row["server"]))
+            if old is None:
+                created.append(row)
+            else:
+                updated.append(rows.add_pair_rows(old, row))
+        self._write(conn, q.PAIRS_CREATE, created, q.PAIR_COLUMNS)
+        self._write(conn, q.PAIRS_UPDATE, updated, q.PAIR_COLUMNS)
+
+    def _existing(
+        self, conn: ladybug.Connection, text: str, keys: Iterable[str], key: str = "key"
+    ) -> dict[str, dict]:
+        table = pa.table({"key": pa.array(list(keys), pa.string())})
+        return {r[key]: r for r in self._rows(conn, text, {"rows": table})}
+
+    @staticmethod
+    def _write(
+        conn: ladybug.Connection, text: str, data: list[dict], schema: pa.Schema
+    ) -> None:
+        if data:
+            conn.execute(text, {"rows": _table(data, schema)})
+
+    def _roll_up_hour(self, hour: int, cutoff: int) -> int:
+        """Fold the ended minute buckets of one hour into hour buckets, atomically."""
+        params = {"hour": hour, "cutoff": cutoff}
+        with self._write_lock, self._transaction() as conn:
+            minutes = self._rows(conn, q.MINUTES_ENDED_IN_HOUR, params)
+            hours = rows.roll_up(minutes, HOUR)
+            self._upsert_buckets(conn, hours)
+            conn.execute(q.MINUTES_ENDED_IN_HOUR_DELETE, params)
+        return len(minutes)
+
+
+class _Transaction:
+    """BEGIN/COMMIT around a block; ROLLBACK when it raises."""
+
+    def __init__(self, conn: ladybug.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> ladybug.Connection:
+        self.conn.execute("BEGIN TRANSACTION")
+        return self.conn
+
+    def __exit__(self, exc_type: type | None, *rest: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _table(data: list[dict], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(data, schema=schema)
