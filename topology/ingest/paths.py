@@ -1,0 +1,79 @@
+"""Path templates: ids folded into placeholders so paths stay a small set.
+
+A path is cut at `?` or `#` (query strings never reach the graph), split into
+segments, and every segment that matches a rule becomes that rule's
+placeholder: `/orders/42/items/9f1c...` -> `/orders/{id}/items/{hex}`. Rules
+are tried in order; the first match wins. Folding is memoised because the same
+raw paths repeat within and across batches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+OVERFLOW_TEMPLATE = "{overflow}"
+MAX_PATH_LENGTH = 512  # templates longer than this are cut and marked
+_MEMO_LIMIT = 65536
+
+
+@dataclass(frozen=True)
+class FoldRule:
+    """Segments that fully match `pattern` become `placeholder`."""
+
+    pattern: str
+    placeholder: str
+
+    def compiled(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
+
+
+DEFAULT_RULES: tuple[FoldRule, ...] = (
+    FoldRule(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+             "{uuid}"),
+    FoldRule(r"[+-]?\d+(?:\.\d+)?", "{id}"),
+    FoldRule(r"(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}", "{hex}"),
+    # Opaque tokens: long, mixed letters and digits (base64url ids, ULIDs, slugs with ids).
+    FoldRule(r"(?=[A-Za-z0-9_\-=]*\d)(?=[A-Za-z0-9_\-=]*[A-Za-z])[A-Za-z0-9_\-=]{20,}", "{token}"),
+    # Words ending in a number (user123, order-77): an id glued to a prefix.
+    FoldRule(r"[A-Za-z]+[-_]?\d{3,}", "{id}"),
+)
+
+
+class PathFolder:
+    """Turns raw request paths into templates with the given rules."""
+
+    def __init__(self, rules: Sequence[FoldRule] = DEFAULT_RULES) -> None:
+        self.rules = tuple(rules)
+        self._compiled = [(rule.compiled(), rule.placeholder) for rule in self.rules]
+        self._memo: dict[str, str] = {}
+
+    def fold(self, path: str) -> str:
+        folded = self._memo.get(path)
+        if folded is None:
+            folded = self._fold(path)
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[path] = folded
+        return folded
+
+    def _fold(self, path: str) -> str:
+        if not path:
+            return ""
+        for stop in ("?", "#"):
+            cut = path.find(stop)
+            if cut >= 0:
+                path = path[:cut]
+        segments = path.split("/")
+        for i, segment in enumerate(segments):
+            if not segment:
+                continue
+            for pattern, placeholder in self._compiled:
+                if pattern.fullmatch(segment):
+                    segments[i] = placeholder
+                    break
+        template = "/".join(segments)
+        if len(template) > MAX_PATH_LENGTH:
+            template = template[:MAX_PATH_LENGTH] + "{cut}"
+        return template

@@ -1,0 +1,135 @@
+"""The one ingest function: a collector batch in, one `GraphStore.apply` out.
+
+Every input path ends here: `POST /v1/events`, the Celery task, the embedded
+queue, the Kubernetes watcher's leases and OTLP traces (converted to the same
+batch format by `topology.ingest.otlp`). Steps: validate against the JSON
+Schema, remember the batch's leases and DNS answers (idempotent, so a retried
+batch does no harm), resolve each call (`resolve.py`), fold its path,
+aggregate into bucket rows, cap templates per edge, then apply the batch with
+its id in one store transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from topology.ingest.aggregate import Aggregator
+from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
+from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
+from topology.ingest.paths import PathFolder
+from topology.ingest.resolve import Resolver
+from topology.ingest.schema import InvalidBatch, validate
+from topology.ingest.templates import (
+    DEFAULT_CAP,
+    MemoryTemplateCap,
+    RedisTemplateCap,
+    TemplateCap,
+)
+from topology.model import Batch
+from topology.settings import Settings
+from topology.store.base import GraphStore
+
+if TYPE_CHECKING:
+    import redis as redis_lib
+
+__all__ = ["IngestStats", "Ingestor", "InvalidBatch"]
+
+
+@dataclass
+class IngestStats:
+    """Counters since the ingestor started (for /metrics and tests)."""
+
+    batches: int = 0
+    duplicates: int = 0
+    calls: int = 0
+    counted: int = 0
+    rows: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        store: GraphStore,
+        settings: Settings,
+        redis: redis_lib.Redis | None = None,
+        clock: Callable[[], float] = time.time,
+        *,
+        folder: PathFolder | None = None,
+        template_cap: int = DEFAULT_CAP,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.folder = folder or PathFolder()
+        self.leases: LeaseStore
+        self.dns: DnsStore
+        self.templates: TemplateCap
+        keep = settings.batch_marker_retention
+        if redis is None:
+            self.leases = MemoryLeaseStore(keep, clock)
+            self.dns = MemoryDnsStore(settings.dns_retention, clock)
+            self.templates = MemoryTemplateCap(template_cap)
+        else:
+            self.leases = RedisLeaseStore(redis, keep, clock)
+            self.dns = RedisDnsStore(redis, settings.dns_retention)
+            self.templates = RedisTemplateCap(redis, template_cap, settings.hour_retention)
+        self.stats = IngestStats()
+
+    def ingest(self, payload: Mapping[str, Any]) -> bool:
+        """Validate, resolve, aggregate, store.apply(batch).
+
+        False when the batch id was applied before. Raises InvalidBatch; store
+        errors propagate (retryable).
+        """
+        batch = self.build(payload)
+        applied = self.store.apply(batch, now=int(self.clock()))
+        self.stats.batches += 1
+        if not applied:
+            self.stats.duplicates += 1
+        return applied
+
+    def build(self, payload: Mapping[str, Any]) -> Batch:
+        """Everything but the write: the Batch this payload becomes."""
+        validate(payload)
+        endpoints = payload.get("endpoints") or ()
+        if endpoints:
+            self.leases.add(Lease.from_endpoint(e) for e in endpoints)
+        dns = payload.get("dns") or ()
+        if dns:
+            self.dns.record(dns)
+        calls = payload.get("calls") or ()
+        ips: set[str] = set()
+        for call in calls:
+            for end in (call["source"], call["destination"]):
+                ip = end.get("ip")
+                if ip and "workload" not in end:
+                    ips.add(ip)
+        resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
+        aggregator = Aggregator(self.settings.bucket_width)
+        resolve, add, fold = resolver.resolve, aggregator.add, self.folder.fold
+        for call in calls:
+            ends = resolve(call)
+            if ends is None:
+                continue
+            status = call.get("status")
+            add(
+                ends[0], ends[1], ends[2], call["timestamp"], call["protocol"],
+                call.get("method", ""), fold(call.get("path", "")),
+                call.get("duration_ms", 0.0),
+                bool(call.get("error")) or (status is not None and status >= 500),
+                status, call.get("trace_id", ""),
+            )
+        rows = aggregator.capped(self.templates)
+        stats = self.stats
+        stats.calls += len(calls)
+        dropped = sum(resolver.dropped.values())
+        stats.counted += len(calls) - dropped
+        stats.rows += len(rows)
+        for reason, count in resolver.dropped.items():
+            stats.dropped[reason] = stats.dropped.get(reason, 0) + count
+        return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
+                     calls=rows)

@@ -1,0 +1,103 @@
+"""Per-edge cap on path templates.
+
+Folding catches ids that look like ids; the cap catches the rest. Each
+(client, server) edge may hold at most `cap` distinct templates; a template
+seen for the first time when the edge is full is replaced by
+`{overflow}`. Templates already admitted stay admitted, so a redelivered
+batch resolves exactly as it did the first time.
+
+Two implementations share one interface: Redis (shared by every worker, the
+admission is atomic in a Lua script) and in-memory (embedded mode, tests).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from topology.ingest.paths import OVERFLOW_TEMPLATE
+
+DEFAULT_CAP = 100
+_PREFIX = "topology:paths:"
+
+# KEYS[1] = the edge's set; ARGV = cap, ttl seconds, templates...
+_ADMIT = """
+local cap = tonumber(ARGV[1])
+local out = {}
+local size = redis.call('SCARD', KEYS[1])
+for i = 3, #ARGV do
+  local t = ARGV[i]
+  if redis.call('SISMEMBER', KEYS[1], t) == 1 then
+    table.insert(out, t)
+  elseif size < cap then
+    redis.call('SADD', KEYS[1], t)
+    size = size + 1
+    table.insert(out, t)
+  end
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return out
+"""
+
+
+class TemplateCap(ABC):
+    """Decides which templates an edge may keep."""
+
+    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+        if cap < 1:
+            raise ValueError(f"template cap must be at least 1, got {cap}")
+        self.cap = cap
+
+    @abstractmethod
+    def admit(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        """For each edge key, the subset of `wanted` templates it may keep."""
+
+    @staticmethod
+    def apply(template: str, admitted: set[str]) -> str:
+        return template if template in admitted else OVERFLOW_TEMPLATE
+
+
+class MemoryTemplateCap(TemplateCap):
+    def __init__(self, cap: int = DEFAULT_CAP) -> None:
+        super().__init__(cap)
+        self._edges: dict[str, set[str]] = {}
+
+    def admit(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        result: dict[str, set[str]] = {}
+        for edge, templates in wanted.items():
+            known = self._edges.setdefault(edge, set())
+            accepted = set()
+            for template in sorted(templates):
+                if template in known:
+                    accepted.add(template)
+                elif len(known) < self.cap:
+                    known.add(template)
+                    accepted.add(template)
+            result[edge] = accepted
+        return result
+
+
+class RedisTemplateCap(TemplateCap):
+    """Admission sets in Redis, one per edge, forgotten `ttl` seconds after last use."""
+
+    def __init__(self, redis: object, cap: int = DEFAULT_CAP, ttl: float = 30 * 86400) -> None:
+        super().__init__(cap)
+        self._redis = redis
+        self._ttl = max(1, int(ttl))
+        self._script = redis.register_script(_ADMIT)  # type: ignore[attr-defined]
+
+    def admit(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        edges = list(wanted)
+        if not edges:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
+        for edge in edges:
+            self._script(
+                keys=[_PREFIX + edge], args=[self.cap, self._ttl, *sorted(wanted[edge])],
+                client=pipe,
+            )
+        replies = pipe.execute()
+        return {
+            edge: {t.decode() if isinstance(t, bytes) else t for t in reply}
+            for edge, reply in zip(edges, replies, strict=True)
+        }
