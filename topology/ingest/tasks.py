@@ -1,0 +1,162 @@
+"""The Celery ingest task: a thin wrapper around `Ingestor.ingest`.
+
+Each worker process opens its own store on its first batch (never in the
+parent of a prefork pool, so a forked child does not inherit an open
+database). A batch that raises `InvalidBatch` goes straight to the dead
+letters; any other error is retried with exponential backoff, and the batch
+goes to the dead letters after the last retry. Retrying unknown errors too is
+deliberate: a batch is never dropped because an error was not anticipated,
+and the bound on retries keeps a truly poisonous batch from looping.
+
+Embedded store: LadybugDB has one writer per file, so a worker that owns an
+embedded store must be the only worker process on that file (`topology
+worker` runs one pool process when TOPOLOGY_STORE=embedded). In production
+workers share the Neo4j store instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from celery import Celery, Task
+from celery.signals import worker_process_shutdown
+
+from topology.ingest.deadletter import DeadLetter, DeadLetters
+from topology.ingest.pipeline import Ingestor, InvalidBatch
+from topology.settings import Settings
+from topology.store.base import GraphStore, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class WorkerRuntime:
+    """The store, Redis client and Ingestor of one worker process, opened on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pid = os.getpid()
+        self._store: GraphStore | None = None
+        self._ingestor: Ingestor | None = None
+        self._redis: redis.Redis | None = None
+        self._dead: DeadLetters | None = None
+
+    def _check_pid(self) -> None:
+        # A prefork child must not reuse what its parent opened.
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._store = self._ingestor = self._redis = self._dead = None
+
+    @property
+    def redis(self) -> redis.Redis:
+        self._check_pid()
+        if self._redis is None:
+            assert self.settings.redis_url is not None
+            self._redis = redis.Redis.from_url(self.settings.redis_url)
+        return self._redis
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        self._check_pid()
+        if self._dead is None:
+            self._dead = DeadLetters(self.redis)
+        return self._dead
+
+    def ingestor(self) -> Ingestor:
+        self._check_pid()
+        if self._ingestor is None:
+            from topology.store import open_store
+
+            store = open_store(self.settings)
+            try:
+                store.init_schema()
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+            self._ingestor = Ingestor(store, self.settings, redis=self.redis)
+        return self._ingestor
+
+    def reset_store(self) -> None:
+        """Close the store after it failed, so the next attempt opens it afresh."""
+        store, self._store, self._ingestor = self._store, None, None
+        if store is not None:
+            try:
+                store.close()
+            except StoreError:
+                log.warning("closing the failed store raised", exc_info=True)
+
+    def close(self) -> None:
+        self.reset_store()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+
+def register(app: Celery, settings: Settings, options: Any) -> Task:
+    """Register the ingest task on `app` (options: a celery_app.DeliveryOptions)."""
+    from topology.ingest.celery_app import TASK_NAME
+
+    runtime = WorkerRuntime(settings)
+
+    @worker_process_shutdown.connect(weak=False)
+    def _close_runtime(**_: Any) -> None:
+        runtime.close()
+
+    @app.task(
+        bind=True,
+        name=TASK_NAME,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        max_retries=options.max_retries,
+    )
+    def ingest_batch(self: Task, payload: Any) -> bool:
+        attempt = self.request.retries + 1
+        batch_id = payload.get("batch_id") if isinstance(payload, Mapping) else None
+        log.info("ingest batch %s: attempt %d", batch_id, attempt)
+        try:
+            if not isinstance(payload, Mapping):
+                raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
+            applied = runtime.ingestor().ingest(payload)
+        except InvalidBatch as exc:
+            letter = _dead_letter(self, runtime, payload, exc, attempt)
+            log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
+                      batch_id, letter.id, exc)
+            return False
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable):
+                runtime.reset_store()
+            if self.request.retries >= options.max_retries:
+                letter = _dead_letter(self, runtime, payload, exc, attempt)
+                log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
+                          batch_id, attempt, letter.id, exc)
+                return False
+            countdown = options.countdown(self.request.retries)
+            log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs",
+                        batch_id, attempt, exc, countdown)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
+        return applied
+
+    return ingest_batch
+
+
+def _dead_letter(
+    task: Task, runtime: WorkerRuntime, payload: Any, exc: Exception, attempt: int
+) -> DeadLetter:
+    """Record the batch as dead; if Redis refuses, retry the task rather than lose it."""
+    try:
+        return runtime.dead_letters.add(payload, exc, attempt, task.request.id)
+    except redis.RedisError as redis_exc:
+        log.warning("dead-lettering failed (%r); the batch will be retried", redis_exc)
+        raise task.retry(exc=redis_exc, countdown=1.0, max_retries=None) from redis_exc
+
+
+def publish(app: Celery, payload: Mapping[str, Any]) -> str:
+    """Send one batch to the ingest queue; returns the Celery task id."""
+    from topology.ingest.celery_app import QUEUE, TASK_NAME
+
+    return app.send_task(TASK_NAME, args=[dict(payload)], queue=QUEUE).id
