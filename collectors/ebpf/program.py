@@ -1,0 +1,119 @@
+"""Build, load and read the BPF program (BCC, tracepoints only).
+
+Options become #defines prepended to agent.c; `render` returns that exact
+text so it can be reviewed (`topology collect --print-bpf`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from collectors.ebpf import events
+from collectors.ebpf.bcc_import import import_bcc
+
+
+@dataclass(frozen=True)
+class ProgramOptions:
+    max_head: int = 256
+    max_conns: int = 65536
+    ringbuf_pages: int = 1024
+    dns_port: int = 53
+    agent_tgid: int = 0
+
+    def __post_init__(self) -> None:
+        pages = self.ringbuf_pages
+        if pages < 1 or pages & (pages - 1):
+            raise ValueError(f"ringbuf_pages={pages}: must be a power of two")
+        if not 16 <= self.max_head <= 4096:
+            raise ValueError(f"max_head={self.max_head}: must be within 16..4096 bytes")
+        if self.max_conns < 16:
+            raise ValueError(f"max_conns={self.max_conns}: must be at least 16")
+
+    def defines(self) -> dict[str, int]:
+        return {
+            "AGENT_TGID": self.agent_tgid or os.getpid(),
+            "MAX_HEAD": self.max_head,
+            "MAX_CONNS": self.max_conns,
+            "RINGBUF_PAGES": self.ringbuf_pages,
+            "DNS_PORT": self.dns_port,
+        }
+
+
+def render(options: ProgramOptions) -> str:
+    """The C that BCC compiles: the #defines, then agent.c (which includes events.h)."""
+    lines = [f"#define {name} {value}" for name, value in options.defines().items()]
+    return "\n".join(lines) + "\n" + events.program_text()
+
+
+class Program:
+    """The loaded BPF program: events out through a ring buffer, losses in an array."""
+
+    def __init__(self, options: ProgramOptions) -> None:
+        bcc = import_bcc()
+        self.options = options
+        self._struct = events.event_struct(options.max_head)
+        with tempfile.TemporaryDirectory(prefix="topology-bpf-") as include:
+            header = resources.files(events.__package__).joinpath("events.h").read_bytes()
+            Path(include, "events.h").write_bytes(header)
+            cflags = [f"-I{include}", "-Wno-macro-redefined"]
+            self._bpf = bcc.BPF(text=render(options), cflags=cflags)
+        self._lost = self._bpf["lost"]
+        self._tracked = self._bpf["tracked"]
+        self._handler: Callable[[Any], None] | None = None
+
+    def open(self, handler: Callable[[Any], None]) -> None:
+        """Route every event record (a ctypes Event) to handler."""
+        self._handler = handler
+        struct = self._struct
+
+        def _callback(_ctx: Any, data: Any, _size: int) -> None:
+            handler(ctypes.cast(data, ctypes.POINTER(struct)).contents)
+
+        self._callback = _callback
+        self._bpf["events"].open_ring_buffer(_callback)
+
+    def consume(self) -> None:
+        """Drain what the ring buffer holds now (never blocks)."""
+        self._bpf.ring_buffer_consume()
+
+    def lost(self) -> dict[str, int]:
+        """Events the kernel could not queue (ring buffer full), by kind, since load."""
+        totals = {}
+        for slot, name in events.LOST_NAMES.items():
+            totals[name] = sum(int(v) for v in self._lost[ctypes.c_int(slot)])
+        return totals
+
+    def release(self, tgid: int, fd: int) -> tuple[int, int] | None:
+        """Forget a socket the kernel closed behind our back (process exit).
+
+        Returns its (bytes_sent, bytes_received) when the table still held it.
+        """
+        key = self._tracked.Key(tgid, fd)
+        try:
+            value = self._tracked[key]
+        except KeyError:
+            return None
+        with contextlib.suppress(KeyError):
+            del self._tracked[key]
+        return int(value.bytes_sent), int(value.bytes_received)
+
+    def stop_capture(self, tgid: int, fd: int) -> None:
+        """Keep counting bytes of a socket but stop copying its payloads."""
+        key = self._tracked.Key(tgid, fd)
+        try:
+            value = self._tracked[key]
+        except KeyError:
+            return
+        value.capture = 0
+        self._tracked[key] = value
+
+    def close(self) -> None:
+        self._bpf.cleanup()
