@@ -1,0 +1,78 @@
+"""Which local process serves an (ip, port), and the leases that say so.
+
+Filled from two sources: periodic scans of the listening sockets (so a server
+that nobody called yet still gets its lease) and the accepts the agent sees (so
+a server that started a moment ago is known before the next scan).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from collectors.ebpf import listeners
+from collectors.ebpf.identity import Identities
+
+Scan = Callable[[], list[listeners.Listener]]
+
+
+class ListenerTable:
+    def __init__(self, identities: Identities, scan: Scan = listeners.scan,
+                 addresses: Callable[[], set[str]] = listeners.local_addresses,
+                 capacity: int = 4096) -> None:
+        self.identities = identities
+        self._scan = scan
+        self._addresses = addresses
+        self.capacity = capacity
+        self.local: set[str] = set()
+        self._by_port: dict[int, dict[str, dict[str, Any]]] = {}
+        self._leases: dict[tuple[str, int], tuple[dict[str, Any], float]] = {}
+
+    def learn(self, ip: str, port: int, workload: dict[str, Any]) -> None:
+        if port not in self._by_port and len(self._by_port) >= self.capacity:
+            return
+        self._by_port.setdefault(port, {})[ip] = workload
+
+    def is_local(self, ip: str) -> bool:
+        return ip in self.local or listeners.is_loopback(ip)
+
+    def lookup(self, ip: str, port: int) -> dict[str, Any] | None:
+        """The workload listening on a local (ip, port), else None."""
+        if not self.is_local(ip):
+            return None
+        owners = self._by_port.get(port)
+        if not owners:
+            return None
+        return owners.get(ip) or owners.get("0.0.0.0") or owners.get("::") or (
+            next(iter(owners.values())) if listeners.is_loopback(ip) else None)
+
+    def refresh(self, now: float) -> list[dict[str, Any]]:
+        """Rescan; returns endpoint leases that opened (from=now) or closed (to=now)."""
+        self.local = self._addresses()
+        scanned: dict[int, dict[str, dict[str, Any]]] = {}
+        for listener in self._scan():
+            workload = self.identities.workload(listener.tgid, "")
+            scanned.setdefault(listener.port, {})[listener.ip] = workload
+        self._by_port = scanned
+        public = sorted(ip for ip in self.local if not listeners.is_loopback(ip)
+                        and not ip.startswith("fe80:"))
+        current: dict[tuple[str, int], dict[str, Any]] = {}
+        for port, owners in scanned.items():
+            for ip, workload in owners.items():
+                if listeners.is_loopback(ip):
+                    continue
+                for address in public if ip in listeners.WILDCARDS else [ip]:
+                    current[(address, port)] = workload
+        changes: list[dict[str, Any]] = []
+        for key, (held, since) in list(self._leases.items()):
+            workload = current.get(key)
+            if workload is None or workload["name"] != held["name"]:
+                del self._leases[key]
+                changes.append({"ip": key[0], "port": key[1], "from": since, "to": now,
+                                "workload": held})
+        for key, workload in current.items():
+            if key not in self._leases:
+                self._leases[key] = (workload, now)
+                changes.append({"ip": key[0], "port": key[1], "from": now,
+                                "workload": workload})
+        return changes

@@ -1,0 +1,328 @@
+"""Turns kernel events into calls and DNS observations (collector format dicts).
+
+Per tracked socket (process, fd) it keeps the peer addresses, the protocol
+found in the first payload and, for HTTP/1.x, the FIFO of requests waiting for
+their responses (keep-alive and pipelining answer in order). Everything is
+bounded: the connection table (oldest evicted), the pending requests (a
+connection that overflows stops being parsed as HTTP), the partial heads kept
+while a message is split across reads. Whatever cannot be parsed is counted
+and never becomes a call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors.ebpf import events as ev
+from collectors.ebpf.identity import Identities
+from collectors.ebpf.listeners_table import ListenerTable
+from collectors.ebpf.protocols import dns, http1
+from collectors.ebpf.protocols.http1 import Parse
+from collectors.ebpf.stats import Stats
+
+UNKNOWN, HTTP, TCP = "unknown", "http", "tcp"
+DONE = "http-done"  # was HTTP, no longer parsed (upgraded, or a head we could not read)
+AF_INET, AF_INET6 = 2, 10
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Conn:
+    tgid: int
+    fd: int
+    role: int
+    transport: int
+    opened_ns: int
+    last_ns: int
+    local_ip: str
+    local_port: int
+    remote_ip: str
+    remote_port: int
+    workload: dict[str, Any]
+    protocol: str = UNKNOWN
+    pending: deque[tuple[int, http1.Request]] = field(default_factory=deque)
+    partial: dict[int, bytes] = field(default_factory=dict)
+
+
+def address(family: int, raw: bytes) -> str:
+    if family == AF_INET:
+        return str(ipaddress.IPv4Address(raw[:4]))
+    if family == AF_INET6:
+        ip = ipaddress.IPv6Address(raw[:16])
+        return str(ip.ipv4_mapped or ip)
+    return "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_conns: int = 16384
+    max_pending: int = 16384
+    max_pending_per_conn: int = 64
+    request_timeout_ns: int = 30 * 10**9
+    idle_timeout_ns: int = 600 * 10**9
+    max_head: int = 256
+
+
+class Tracker:
+    def __init__(
+        self,
+        identities: Identities,
+        listeners: ListenerTable,
+        stats: Stats,
+        emit_call: Emit,
+        emit_dns: Emit,
+        wall_offset: float,
+        limits: Limits = Limits(),
+        release: Callable[[int, int], tuple[int, int] | None] | None = None,
+        stop_capture: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.identities = identities
+        self.listeners = listeners
+        self.stats = stats
+        self.emit_call = emit_call
+        self.emit_dns = emit_dns
+        self.wall_offset = wall_offset
+        self.limits = limits
+        self.release = release
+        self.stop_capture = stop_capture
+        self.conns: OrderedDict[tuple[int, int], Conn] = OrderedDict()
+        self.by_tgid: dict[int, set[int]] = {}
+        self.pending_total = 0
+        self._buf_offset = ev.event_struct(limits.max_head).buf.offset
+
+    def wall(self, ts_ns: int) -> float:
+        return ts_ns / 1e9 + self.wall_offset
+
+    def handle(self, event: Any) -> None:
+        kind = event.kind
+        if kind == ev.EV_DATA:
+            self.stats.events["data"] += 1
+            self._on_data(event)
+        elif kind == ev.EV_CONN:
+            self.stats.events["conn"] += 1
+            self._on_conn(event)
+        elif kind == ev.EV_CLOSE:
+            self.stats.events["close"] += 1
+            conn = self._pop(event.tgid, event.fd)
+            if conn is not None:
+                self._finish(conn, event.ts_ns, event.bytes_sent, event.bytes_received)
+        elif kind == ev.EV_EXIT:
+            self.stats.events["exit"] += 1
+            self._on_exit(event.tgid, event.ts_ns)
+
+    # connections
+
+    def _on_conn(self, event: Any) -> None:
+        old = self._pop(event.tgid, event.fd)
+        if old is not None:  # fd reused without a close we saw
+            self._finish(old, event.ts_ns, None, None)
+        comm = event.comm.decode("utf-8", "replace")
+        local_ip = address(event.family, bytes(event.laddr))
+        if event.role == ev.ROLE_CLIENT and local_ip == "0.0.0.0":
+            local_ip = address(event.family, bytes(16))
+        conn = Conn(
+            tgid=event.tgid, fd=event.fd, role=event.role, transport=event.transport,
+            opened_ns=event.ts_ns, last_ns=event.ts_ns,
+            local_ip=local_ip, local_port=event.lport,
+            remote_ip=address(event.family, bytes(event.raddr)), remote_port=event.rport,
+            workload=self.identities.workload(event.tgid, comm),
+        )
+        if conn.role == ev.ROLE_SERVER and conn.local_port:
+            self.listeners.learn(conn.local_ip, conn.local_port, conn.workload)
+        self.stats.connections_opened += 1
+        key = (conn.tgid, conn.fd)
+        self.conns[key] = conn
+        self.by_tgid.setdefault(conn.tgid, set()).add(conn.fd)
+        while len(self.conns) > self.limits.max_conns:
+            _, evicted = self.conns.popitem(last=False)
+            self._unindex(evicted)
+            self.stats.evicted_connections += 1
+            self._finish(evicted, event.ts_ns, None, None)
+        self.stats.connections = len(self.conns)
+
+    def _pop(self, tgid: int, fd: int) -> Conn | None:
+        conn = self.conns.pop((tgid, fd), None)
+        if conn is not None:
+            self._unindex(conn)
+        return conn
+
+    def _unindex(self, conn: Conn) -> None:
+        fds = self.by_tgid.get(conn.tgid)
+        if fds is not None:
+            fds.discard(conn.fd)
+            if not fds:
+                del self.by_tgid[conn.tgid]
+        self.pending_total -= len(conn.pending)
+        self.stats.pending_requests = self.pending_total
+        self.stats.connections = len(self.conns)
+
+    def _on_exit(self, tgid: int, ts_ns: int) -> None:
+        for fd in sorted(self.by_tgid.get(tgid, ())):
+            conn = self._pop(tgid, fd)
+            if conn is None:
+                continue
+            totals = self.release(tgid, fd) if self.release else None
+            sent, received = totals if totals else (None, None)
+            self._finish(conn, ts_ns, sent, received)
+        self.identities.forget(tgid)
+
+    def _finish(self, conn: Conn, ts_ns: int, sent: int | None, received: int | None) -> None:
+        """A connection ended: expire its unanswered requests, report plain TCP."""
+        if conn.pending:
+            self.stats.expired_requests += len(conn.pending)
+        if conn.transport != ev.TRANSPORT_TCP or conn.protocol in (HTTP, DONE):
+            return
+        call = self._call(conn, conn.opened_ns, "tcp")
+        call["duration_ms"] = max(0.0, (ts_ns - conn.opened_ns) / 1e6)
+        if sent is not None:
+            call["bytes_sent"] = int(sent)
+        if received is not None:
+            call["bytes_received"] = int(received)
+        self.stats.calls["tcp"] += 1
+        self.emit_call(call)
+
+    def _call(self, conn: Conn, start_ns: int, protocol: str) -> dict[str, Any]:
+        local = {"ip": conn.local_ip, "workload": conn.workload}
+        if conn.role == ev.ROLE_CLIENT:
+            remote: dict[str, Any] = {"ip": conn.remote_ip, "port": conn.remote_port}
+            owner = self.listeners.lookup(conn.remote_ip, conn.remote_port)
+            if owner is not None:
+                remote["workload"] = owner
+            source, destination, side = local, remote, "client"
+        else:
+            local["port"] = conn.local_port
+            source, destination, side = {"ip": conn.remote_ip}, local, "server"
+        return {"timestamp": self.wall(start_ns), "side": side, "source": source,
+                "destination": destination, "protocol": protocol}
+
+    # payloads
+
+    def _on_data(self, event: Any) -> None:
+        data = ctypes.string_at(ctypes.addressof(event) + self._buf_offset, event.cap_len)
+        if event.transport == ev.TRANSPORT_UDP:
+            if event.direction == ev.DIR_INGRESS:
+                self._on_dns(data, event.ts_ns)
+            return
+        key = (event.tgid, event.fd)
+        conn = self.conns.get(key)
+        if conn is None or conn.protocol in (TCP, DONE):
+            return
+        conn.last_ns = event.ts_ns
+        self.conns.move_to_end(key)
+        whole = event.cap_len == event.len
+        is_request = (event.direction == ev.DIR_EGRESS) == (conn.role == ev.ROLE_CLIENT)
+        earlier = conn.partial.pop(event.direction, None)
+        if earlier is not None:
+            data = earlier + data
+        if is_request:
+            self._on_request(conn, data, whole, event.ts_ns, event.direction, earlier is not None)
+        else:
+            self._on_response(conn, data, whole, event.ts_ns, event.direction, earlier is not None)
+
+    def _on_request(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
+                    direction: int, continued: bool) -> None:
+        state, request = http1.parse_request(data)
+        if state is Parse.COMPLETE and request is not None:
+            limits = self.limits
+            if (len(conn.pending) >= limits.max_pending_per_conn
+                    or self.pending_total >= limits.max_pending):
+                self.stats.evicted_requests += len(conn.pending) + 1
+                self._give_up(conn)
+                return
+            conn.protocol = HTTP
+            conn.pending.append((ts_ns, request))
+            self.pending_total += 1
+            self.stats.pending_requests = self.pending_total
+        elif state is Parse.PARTIAL and whole and len(data) < 2 * self.limits.max_head:
+            conn.partial[direction] = data
+        elif conn.protocol == UNKNOWN:
+            if state is not Parse.INVALID:
+                self.stats.unparsable["http"] += 1
+            self._give_up(conn)
+        elif state is not Parse.INVALID or continued:
+            # Looked like a request head but could not be completed: the response
+            # that follows has no request to pair with; stop parsing this socket.
+            self.stats.unparsable["http"] += 1
+            self._give_up(conn, keep_http=True)
+
+    def _on_response(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
+                     direction: int, continued: bool) -> None:
+        if conn.protocol == UNKNOWN:
+            self._give_up(conn)  # the peer that should answer spoke first: not HTTP
+            return
+        state, response = http1.parse_response(data)
+        if state is Parse.PARTIAL and whole and len(data) < 2 * self.limits.max_head:
+            conn.partial[direction] = data
+            return
+        if state is not Parse.COMPLETE or response is None:
+            if continued:  # a split status line that never completed
+                self.stats.unparsable["http"] += 1
+                self._give_up(conn, keep_http=True)
+            return  # else: body bytes of a response
+        if response.status < 200 and response.status != 101:
+            return  # interim (100 Continue): the final response follows
+        if not conn.pending:
+            self.stats.unmatched_responses += 1
+            return
+        start_ns, request = conn.pending.popleft()
+        self.pending_total -= 1
+        self.stats.pending_requests = self.pending_total
+        call = self._call(conn, start_ns, "http")
+        call["method"] = request.method
+        call["path"] = request.path
+        if request.host:
+            call["host"] = request.host
+        call["status"] = response.status
+        call["error"] = response.status >= 500
+        call["duration_ms"] = max(0.0, (ts_ns - start_ns) / 1e6)
+        self.stats.calls["http"] += 1
+        self.emit_call(call)
+        if response.status == 101:
+            self._give_up(conn, keep_http=True)  # switched protocols (WebSocket, h2c)
+
+    def _give_up(self, conn: Conn, keep_http: bool = False) -> None:
+        """Stop parsing a socket: plain TCP from now on (or a finished HTTP one)."""
+        self.pending_total -= len(conn.pending)
+        self.stats.pending_requests = self.pending_total
+        conn.pending.clear()
+        conn.partial.clear()
+        conn.protocol = DONE if keep_http and conn.protocol == HTTP else TCP
+        if self.stop_capture is not None:
+            self.stop_capture(conn.tgid, conn.fd)
+
+    def _on_dns(self, data: bytes, ts_ns: int) -> None:
+        try:
+            answer = dns.parse_response(data)
+        except dns.DnsError:
+            self.stats.unparsable["dns"] += 1
+            return
+        if answer is None:
+            return
+        observation: dict[str, Any] = {"name": answer.name, "ips": list(answer.ips),
+                                       "timestamp": self.wall(ts_ns)}
+        if answer.ttl is not None:
+            observation["ttl"] = answer.ttl
+        self.stats.dns_answers += 1
+        self.emit_dns(observation)
+
+    # time
+
+    def expire(self, now_ns: int) -> None:
+        """Drop requests never answered and connections idle too long (no close seen)."""
+        limits = self.limits
+        for key in list(self.conns):
+            conn = self.conns[key]
+            while conn.pending and now_ns - conn.pending[0][0] > limits.request_timeout_ns:
+                conn.pending.popleft()
+                self.pending_total -= 1
+                self.stats.expired_requests += 1
+            if now_ns - conn.last_ns > limits.idle_timeout_ns:
+                self._pop(*key)
+                self._finish(conn, now_ns, None, None)
+        self.stats.pending_requests = self.pending_total
+        self.stats.connections = len(self.conns)
