@@ -62,6 +62,10 @@ class CelerySink:
         self.app = Celery("topology-agent", broker=broker, set_as_current=False)
         self.app.conf.broker_connection_retry_on_startup = False
         self.app.conf.broker_connection_max_retries = 0
+        self.app.conf.broker_connection_timeout = 5
+        # Fail fast when the broker is down: the shipper retries with backoff and
+        # keeps the backlog bounded, kombu must not block the batch meanwhile.
+        self.app.conf.broker_transport_options = {"max_retries": 0}
 
     def send(self, batch: dict[str, Any]) -> None:
         try:
