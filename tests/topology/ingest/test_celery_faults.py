@@ -1,0 +1,192 @@
+"""Delivery faults with real Celery workers, a real Redis and a real LadybugDB file.
+
+Each test runs `topology worker` in a subprocess that owns a per-test embedded
+store (one pool process), publishes batches through the broker, waits for the
+worker's log to report them, stops the worker and then reads the store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from click.testing import CliRunner
+
+from tests.topology.ingest.celery_worker import WorkerProcess
+from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals, wait_for
+from topology.cli_worker import deadletter
+from topology.ingest.celery_app import DeliveryOptions, create_app
+from topology.ingest.deadletter import DeadLetters
+from topology.ingest.tasks import publish
+from topology.settings import Settings
+from topology.store.ladybug_store import LadybugStore
+
+# Large enough that ingesting it takes well over the time between the
+# worker's "attempt" log line and the SIGKILL, so the kill lands mid-batch
+# (the test checks that it did).
+BIG = 5000
+MAX_RETRIES = 3
+
+
+@pytest.fixture
+def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("TOPOLOGY_")}
+    return keep | {
+        "TOPOLOGY_REDIS_URL": redis_url,
+        "TOPOLOGY_STORE": "embedded",
+        "TOPOLOGY_DATA_DIR": str(tmp_path / "data"),
+        "TOPOLOGY_CELERY_VISIBILITY_TIMEOUT": "4",
+        "TOPOLOGY_INGEST_MAX_RETRIES": str(MAX_RETRIES),
+        "TOPOLOGY_INGEST_RETRY_BACKOFF": "0.2",
+        "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX": "1",
+    }
+
+
+@pytest.fixture
+def settings_for(env: dict[str, str]) -> Settings:
+    return Settings.load(env)
+
+
+@pytest.fixture
+def app(env: dict[str, str], settings_for: Settings) -> Iterator[Celery]:
+    app = create_app(settings_for, DeliveryOptions.load(env))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def workers(env: dict[str, str], tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def _start(workers: list[WorkerProcess], env: dict[str, str], tmp_path: Path) -> WorkerProcess:
+    worker = WorkerProcess(env, tmp_path / f"worker-{len(workers)}.log")
+    workers.append(worker)
+    return worker.start()
+
+
+def _store_totals(settings: Settings) -> tuple[int, int]:
+    """Totals in the store, read once no worker holds the file."""
+    with LadybugStore(settings) as store:
+        return totals(store)
+
+
+@pytest.mark.parametrize("kill", ["pool_process", "whole_worker"])
+def test_sigkill_mid_batch_is_redelivered_and_counted_exactly(
+    kill: str, app: Celery, env: dict[str, str], settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    first = _start(workers, env, tmp_path)
+    warm, big, after = batch("warm", 20), batch("big", BIG), batch("after", 20)
+    publish(app, warm)
+    first.wait_log(r"ingest batch warm: applied")
+    publish(app, big)
+    publish(app, after)
+    first.wait_log(r"ingest batch big: attempt 1")
+
+    if kill == "pool_process":
+        first.kill_pool_process()  # the parent sees a lost pool process and requeues
+        survivor = first
+        survivor.wait_log(r"ingest batch big: attempt 1", times=2)
+    else:
+        first.kill_all()  # nobody acknowledges: the visibility timeout brings it back
+        assert _store_totals(settings_for) == expected_totals(warm), "the kill came too late"
+        survivor = _start(workers, env, tmp_path)
+    survivor.wait_log(r"ingest batch big: applied", timeout=120)
+    survivor.wait_log(r"ingest batch after: applied", timeout=60)
+    log = "".join(w.text() for w in workers)
+    assert "ingest batch big: duplicate" not in log, "the killed attempt had committed"
+    survivor.stop()
+
+    assert _store_totals(settings_for) == expected_totals(warm, big, after)
+
+
+def test_same_batch_published_twice_counts_once(
+    app: Celery, env: dict[str, str], settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    worker = _start(workers, env, tmp_path)
+    one, two = batch("one", 200), batch("two", 100)
+    for payload in (one, one, two, one):
+        publish(app, payload)
+    worker.wait_log(r"ingest batch two: applied")
+    worker.wait_log(r"ingest batch one: duplicate", times=2)
+    assert worker.count(r"ingest batch one: applied") == 1
+    worker.stop()
+    assert _store_totals(settings_for) == expected_totals(one, two)
+
+
+def _invalid() -> dict[str, Any]:
+    return {"batch_id": "poison", "agent": "a", "calls": [{"timestamp": "soon"}]}
+
+
+def test_invalid_batch_is_dead_lettered_without_retries(
+    app: Celery, env: dict[str, str], redis_url: str,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    worker = _start(workers, env, tmp_path)
+    publish(app, _invalid())
+    letters = DeadLetters.from_url(redis_url)
+    wait_for(lambda: letters.get("poison"), 60, "the poison batch in the dead letters")
+    letter = letters.get("poison")
+    assert letter is not None
+    assert (letter.attempts, letter.error_type, letter.payload) == (1, "InvalidBatch", _invalid())
+    assert "$.calls[0]" in letter.error
+    assert worker.count(r"ingest batch poison: attempt \d+\n") == 1
+
+
+def test_batch_failing_every_retry_is_dead_lettered_then_replayed(
+    app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    letters = DeadLetters.from_url(redis_url)
+    stuck = batch("stuck", 50)
+    holder = LadybugStore(settings_for)  # owns the file: the worker cannot open it
+    try:
+        holder.init_schema()
+        worker = _start(workers, env, tmp_path)
+        publish(app, stuck)
+        wait_for(lambda: letters.get("stuck"), 60, "the batch in the dead letters")
+    finally:
+        holder.close()
+    letter = letters.get("stuck")
+    assert letter is not None
+    assert (letter.attempts, letter.error_type) == (MAX_RETRIES + 1, "StoreLocked")
+    assert worker.count(r"ingest batch stuck: attempt \d+\n") == MAX_RETRIES + 1
+
+    result = CliRunner().invoke(deadletter, ["--redis-url", redis_url, "replay", "stuck"],
+                                env=env)
+    assert result.exit_code == 0, result.output
+    worker.wait_log(r"ingest batch stuck: applied")
+    worker.stop()
+    assert len(letters) == 0
+    assert _store_totals(settings_for) == expected_totals(stuck)
+
+
+def test_store_unavailable_for_a_while_loses_nothing(
+    app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    env = env | {"TOPOLOGY_INGEST_MAX_RETRIES": "100"}
+    batches = [batch(f"b-{n}", 100) for n in range(3)]
+    holder = LadybugStore(settings_for)
+    try:
+        holder.init_schema()
+        worker = _start(workers, env, tmp_path)
+        for payload in batches:
+            publish(app, payload)
+        worker.wait_log(r"StoreLocked.*retry in", times=3)
+    finally:
+        holder.close()  # the store is back
+    for payload in batches:
+        worker.wait_log(rf"ingest batch {payload['batch_id']}: applied")
+    worker.stop()
+    assert len(DeadLetters.from_url(redis_url)) == 0
+    assert _store_totals(settings_for) == expected_totals(*batches)
