@@ -64,9 +64,9 @@ class Program:
             header = resources.files(events.__package__).joinpath("events.h").read_bytes()
             Path(include, "events.h").write_bytes(header)
             cflags = [f"-I{include}", "-Wno-macro-redefined"]
-            self._bpf = bcc.BPF(text=render(options), cflags=cflags)
-        self._lost = self._bpf["lost"]
-        self._tracked = self._bpf["tracked"]
+            self._bpf = bcc.BPF(text=render(options).encode(), cflags=cflags)
+        self._lost = self._bpf[b"lost"]
+        self._tracked = self._bpf[b"tracked"]
         self._handler: Callable[[Any], None] | None = None
 
     def open(self, handler: Callable[[Any], None]) -> None:
@@ -78,7 +78,7 @@ class Program:
             handler(ctypes.cast(data, ctypes.POINTER(struct)).contents)
 
         self._callback = _callback
-        self._bpf["events"].open_ring_buffer(_callback)
+        self._bpf[b"events"].open_ring_buffer(_callback)
 
     def consume(self) -> None:
         """Drain what the ring buffer holds now (never blocks)."""
