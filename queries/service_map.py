@@ -1,0 +1,153 @@
+"""The service map and service detail: buckets in a window, filtered, folded into edges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from queries.compiler import CompiledFilter, compile_filter
+from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window, add, traffic
+from topology.store.base import GraphStore
+from topology.store.statement import Dialect, Statement
+
+TOP_PATHS = 5
+
+
+@dataclass(frozen=True)
+class PathCount:
+    path: str
+    requests: int
+
+
+@dataclass(frozen=True)
+class Edge:
+    client: str
+    server: str
+    requests: int
+    errors: int
+    error_rate: float
+    request_rate: float  # requests per second over the window
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    protocols: tuple[str, ...]
+    top_paths: tuple[PathCount, ...]  # matching calls per path, busiest first
+
+
+@dataclass(frozen=True)
+class ServiceMap:
+    window: Window
+    services: tuple[ServiceNode, ...]
+    edges: tuple[Edge, ...]
+
+
+@dataclass(frozen=True)
+class ServiceDetail:
+    service: ServiceNode
+    incoming: tuple[Edge, ...]
+    outgoing: tuple[Edge, ...]
+    callers: tuple[ServiceNode, ...]
+    callees: tuple[ServiceNode, ...]
+    requests_in: int
+    errors_in: int
+    requests_out: int
+    errors_out: int
+
+
+def map_statement(compiled: CompiledFilter, *, focus: bool = False) -> Statement:
+    """Bucket aggregates per (client, server, protocol, path) matching the filter."""
+    return Statement(
+        "service_map" + ("_focus" if focus else ""),
+        _map_text(compiled, Dialect.NEO4J, focus),
+        _map_text(compiled, Dialect.LADYBUG, focus),
+    )
+
+
+def _map_text(compiled: CompiledFilter, dialect: Dialect, focus: bool) -> str:
+    text = compiled.prelude(dialect) + f"MATCH (k:CallBucket) WHERE {IN_WINDOW}"
+    if focus:
+        text += " AND (k.client = $service OR k.server = $service)"
+    joined = False
+    if "c" in compiled.variables:
+        text += " MATCH (c:Service {id: k.client})"
+        joined = True
+    if "s" in compiled.variables:
+        text += " MATCH (s:Service {id: k.server})"
+        joined = True
+    predicate = compiled.predicate(dialect)
+    if predicate != "true":
+        text += f" WHERE {predicate}" if joined else f" AND {predicate}"
+    return (
+        text + " RETURN k.client AS client, k.server AS server, k.protocol AS protocol, "
+        f"k.path AS path, {AGGREGATES[dialect.value]}"
+    )
+
+
+def service_map(
+    store: GraphStore, window: Window, filter_text: str = "", *, top_paths: int = TOP_PATHS
+) -> ServiceMap:
+    """Edges whose buckets in the window match the filter, and the services at their ends."""
+    compiled = compile_filter(filter_text)
+    rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
+    edges = fold_edges(rows, window, top_paths)
+    services = services_by_id(store, {e.client for e in edges} | {e.server for e in edges})
+    return ServiceMap(window, tuple(services[i] for i in sorted(services)), edges)
+
+
+def service_detail(
+    store: GraphStore, service_id: str, window: Window, filter_text: str = "",
+    *, top_paths: int = TOP_PATHS,
+) -> ServiceDetail:
+    """Incoming and outgoing traffic of one service, with its callers and callees."""
+    compiled = compile_filter(filter_text)
+    params = {**compiled.params, **window.params(), "service": service_id}
+    edges = fold_edges(store.read(map_statement(compiled, focus=True), params), window, top_paths)
+    incoming = tuple(e for e in edges if e.server == service_id)
+    outgoing = tuple(e for e in edges if e.client == service_id)
+    ids = {service_id} | {e.client for e in incoming} | {e.server for e in outgoing}
+    services = services_by_id(store, ids)
+    if service_id not in services:
+        raise UnknownService(f"no service with id {service_id!r}")
+    return ServiceDetail(
+        services[service_id], incoming, outgoing,
+        tuple(services[i] for i in sorted({e.client for e in incoming})),
+        tuple(services[i] for i in sorted({e.server for e in outgoing})),
+        sum(e.requests for e in incoming), sum(e.errors for e in incoming),
+        sum(e.requests for e in outgoing), sum(e.errors for e in outgoing),
+    )
+
+
+def fold_edges(
+    rows: Iterable[Mapping[str, Any]], window: Window, top_paths: int = TOP_PATHS
+) -> tuple[Edge, ...]:
+    """Fold per-path aggregate rows into one edge per (client, server)."""
+    totals: dict[tuple[str, str], Traffic] = {}
+    protocols: dict[tuple[str, str], set[str]] = {}
+    paths: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        pair = (row["client"], row["server"])
+        part = traffic(row)
+        known = totals.get(pair)
+        totals[pair] = part if known is None else add(known, part)
+        protocols.setdefault(pair, set()).add(row["protocol"])
+        per_path = paths.setdefault(pair, {})
+        per_path[row["path"]] = per_path.get(row["path"], 0) + part.requests
+    return tuple(
+        _edge(pair, totals[pair], protocols[pair], paths[pair], window, top_paths)
+        for pair in sorted(totals)
+    )
+
+
+def _edge(
+    pair: tuple[str, str], total: Traffic, protocols: set[str], paths: dict[str, int],
+    window: Window, top_paths: int,
+) -> Edge:
+    busiest = sorted(paths.items(), key=lambda item: (-item[1], item[0]))[:top_paths]
+    return Edge(
+        pair[0], pair[1], total.requests, total.errors, total.error_rate,
+        total.requests / window.seconds, total.quantile(0.5), total.quantile(0.95),
+        total.quantile(0.99), tuple(sorted(protocols)),
+        tuple(PathCount(path, count) for path, count in busiest),
+    )

@@ -1,0 +1,178 @@
+"""Walks over the per-pair CALLS relationships: dependencies and blast radius.
+
+Walks never touch CallBucket nodes (one per pair per minute per path would
+multiply paths): a breadth-first walk reads one hop of CALLS per level, which
+also gives the shortest distance and one shortest path to every service. A
+pair belongs to a window when it was seen in it (first_seen < until and
+last_seen > since). Health (degraded or not) does read buckets, but only an
+aggregate per service over the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.window import AGGREGATES, EMPTY, IN_WINDOW, Thresholds, Traffic, Window, traffic
+from topology.store.base import GraphStore
+from topology.store.statement import Statement
+
+MAX_DEPTH = 20
+_PAIR_IN_WINDOW = "r.first_seen < $until AND r.last_seen > $since"
+DOWNSTREAM_HOP = Statement.same(
+    "downstream_hop",
+    "MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier AND "
+    f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
+)
+UPSTREAM_HOP = Statement.same(
+    "upstream_hop",
+    "MATCH (b:Service)-[r:CALLS]->(a:Service) WHERE a.id IN $frontier AND "
+    f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
+)
+
+
+def _health_statement(side: str) -> Statement:
+    def text(dialect: str) -> str:
+        return (
+            f"MATCH (k:CallBucket) WHERE {IN_WINDOW} AND k.{side} IN $ids "
+            f"RETURN k.{side} AS id, {AGGREGATES[dialect]}"
+        )
+    return Statement(f"health_as_{side}", text("neo4j"), text("ladybug"))
+
+
+SERVED = _health_statement("server")
+MADE = _health_statement("client")
+
+
+class Direction(StrEnum):
+    DOWNSTREAM = "downstream"  # what the service calls, transitively
+    UPSTREAM = "upstream"  # what calls the service, transitively
+
+
+@dataclass(frozen=True)
+class Dependency:
+    service: ServiceNode
+    distance: int  # shortest number of hops from the root
+    path: tuple[str, ...]  # service ids from the root to this service along a shortest path
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    root: ServiceNode
+    direction: Direction
+    depth: int
+    services: tuple[Dependency, ...]  # by distance, then id
+
+
+@dataclass(frozen=True)
+class Dependent:
+    service: ServiceNode
+    distance: int
+    path: tuple[str, ...]  # from this dependent down to the target, e.g. (frontend, checkout, db)
+    degraded: bool
+    requests: int
+    error_rate: float
+    p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    target: ServiceNode
+    depth: int
+    dependents: tuple[Dependent, ...]
+    total: int
+    degraded: int
+
+    @property
+    def summary(self) -> str:
+        noun = "service" if self.total == 1 else "services"
+        return f"{self.total} dependent {noun}, {self.degraded} degraded"
+
+
+def walk(
+    store: GraphStore, root: str, direction: Direction, depth: int, window: Window
+) -> dict[str, tuple[int, str | None]]:
+    """Breadth-first: service id -> (distance, previous id on a shortest path)."""
+    if not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
+    hop = DOWNSTREAM_HOP if direction is Direction.DOWNSTREAM else UPSTREAM_HOP
+    reached: dict[str, tuple[int, str | None]] = {root: (0, None)}
+    frontier = [root]
+    for distance in range(1, depth + 1):
+        if not frontier:
+            break
+        rows = store.read(hop, {"frontier": frontier, **window.params()})
+        frontier = []
+        for source, target in sorted((row["source"], row["target"]) for row in rows):
+            if target not in reached:
+                reached[target] = (distance, source)
+                frontier.append(target)
+    return reached
+
+
+def _path(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
+    path = [service]
+    while (previous := reached[path[-1]][1]) is not None:
+        path.append(previous)
+    return tuple(reversed(path))
+
+
+def dependencies(
+    store: GraphStore, service_id: str, window: Window, *,
+    direction: Direction = Direction.DOWNSTREAM, depth: int = 5,
+) -> Dependencies:
+    """Services the given one depends on (downstream) or that depend on it (upstream)."""
+    reached = walk(store, service_id, direction, depth, window)
+    services = _known(store, service_id, reached)
+    items = tuple(
+        Dependency(services[sid], distance, _path(reached, sid))
+        for sid, (distance, _) in sorted(reached.items(), key=lambda i: (i[1][0], i[0]))
+        if sid != service_id
+    )
+    return Dependencies(services[service_id], direction, depth, items)
+
+
+def health(store: GraphStore, ids: list[str], window: Window) -> dict[str, Traffic]:
+    """Per service: the calls it served in the window, else the calls it made."""
+    if not ids:
+        return {}
+    found = {row["id"]: traffic(row)
+             for row in store.read(SERVED, {"ids": ids, **window.params()})}
+    missing = [sid for sid in ids if sid not in found]
+    if missing:
+        for row in store.read(MADE, {"ids": missing, **window.params()}):
+            found[row["id"]] = traffic(row)
+    return found
+
+
+def blast_radius(
+    store: GraphStore, service_id: str, window: Window, *, depth: int = 5,
+    thresholds: Thresholds | None = None,
+) -> BlastRadius:
+    """Every service that depends on the given one, transitively, and which are degraded."""
+    reached = walk(store, service_id, Direction.UPSTREAM, depth, window)
+    services = _known(store, service_id, reached)
+    ids = sorted(sid for sid in reached if sid != service_id)
+    states = health(store, ids, window)
+    limits = thresholds or Thresholds()
+    dependents = []
+    for sid in sorted(ids, key=lambda i: (reached[i][0], i)):
+        state = states.get(sid, EMPTY)
+        dependents.append(Dependent(
+            services[sid], reached[sid][0], tuple(reversed(_path(reached, sid))),
+            state.degraded(limits), state.requests, state.error_rate, state.quantile(0.99),
+        ))
+    return BlastRadius(
+        services[service_id], depth, tuple(dependents), len(dependents),
+        sum(d.degraded for d in dependents),
+    )
+
+
+def _known(
+    store: GraphStore, root: str, reached: dict[str, tuple[int, str | None]]
+) -> dict[str, ServiceNode]:
+    services = services_by_id(store, reached)
+    if root not in services:
+        raise UnknownService(f"no service with id {root!r}")
+    return services

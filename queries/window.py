@@ -1,0 +1,90 @@
+"""Time windows and the bucket aggregates every traffic query shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from topology import histogram
+
+
+@dataclass(frozen=True)
+class Window:
+    """Buckets whose start lies in [since, until), epoch seconds."""
+
+    since: int
+    until: int
+
+    def __post_init__(self) -> None:
+        if self.until <= self.since:
+            raise ValueError(f"window until ({self.until}) must be after since ({self.since})")
+
+    @property
+    def seconds(self) -> int:
+        return self.until - self.since
+
+    @classmethod
+    def last(cls, seconds: int, now: int) -> Window:
+        return cls(now - seconds, now)
+
+    def params(self) -> dict[str, int]:
+        return {"since": self.since, "until": self.until}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a service counts as degraded in a window."""
+
+    error_rate: float = 0.05
+    p99_ms: float = 1000.0
+
+
+@dataclass(frozen=True)
+class Traffic:
+    requests: int
+    errors: int
+    latency_sum_ms: float
+    hist: tuple[int, ...]
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def quantile(self, q: float) -> float | None:
+        return histogram.quantile(self.hist, q)
+
+    @property
+    def mean_ms(self) -> float | None:
+        return self.latency_sum_ms / self.requests if self.requests else None
+
+    def degraded(self, thresholds: Thresholds) -> bool:
+        p99 = self.quantile(0.99)
+        return self.error_rate > thresholds.error_rate or (
+            p99 is not None and p99 > thresholds.p99_ms)
+
+
+EMPTY = Traffic(0, 0, 0.0, tuple(histogram.empty()))
+
+# Aggregate columns of bucket rows: the histogram is summed bin by bin in the
+# database (list indexes are 0-based in Neo4j, 1-based in LadybugDB).
+_HIST_NEO4J = ", ".join(f"sum(k.hist[{i}]) AS h{i}" for i in range(histogram.BIN_COUNT))
+_HIST_LADYBUG = ", ".join(f"sum(k.hist[{i + 1}]) AS h{i}" for i in range(histogram.BIN_COUNT))
+TOTALS = "sum(k.requests) AS requests, sum(k.errors) AS errors, sum(k.latency_sum) AS latency"
+AGGREGATES = {"neo4j": f"{TOTALS}, {_HIST_NEO4J}", "ladybug": f"{TOTALS}, {_HIST_LADYBUG}"}
+IN_WINDOW = "k.bucket >= $since AND k.bucket < $until"
+
+
+def traffic(row: Mapping[str, Any]) -> Traffic:
+    """Traffic from a row holding the AGGREGATES columns."""
+    return Traffic(
+        int(row["requests"] or 0), int(row["errors"] or 0), float(row["latency"] or 0.0),
+        tuple(int(row[f"h{i}"] or 0) for i in range(histogram.BIN_COUNT)),
+    )
+
+
+def add(a: Traffic, b: Traffic) -> Traffic:
+    return Traffic(
+        a.requests + b.requests, a.errors + b.errors, a.latency_sum_ms + b.latency_sum_ms,
+        tuple(x + y for x, y in zip(a.hist, b.hist, strict=True)),
+    )
