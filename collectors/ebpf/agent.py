@@ -48,6 +48,7 @@ class Shipper(threading.Thread):
 
     def run(self) -> None:
         delay = self.config.retry_initial
+        failing = 0  # consecutive failures: logged when they start and when they end
         while True:
             batch = self.outbox.next_batch(timeout=0.2)
             if batch is None:
@@ -65,10 +66,16 @@ class Shipper(threading.Thread):
                     continue
                 if self.stopping.is_set():
                     return
-                log.warning("delivery failed, retrying in %.1fs: %s", delay, exc)
+                if not failing:
+                    log.warning("delivery failing, keeping at most %d batches and retrying: %s",
+                                self.outbox.max_backlog, exc)
+                failing += 1
                 self.stopping.wait(delay)
                 delay = min(delay * 2, self.config.retry_max)
                 continue
+            if failing:
+                log.warning("delivery recovered after %d failed attempts", failing)
+                failing = 0
             delay = self.config.retry_initial
             self.stats.sent_batches += 1
             self.outbox.done(batch)

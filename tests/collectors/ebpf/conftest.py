@@ -6,12 +6,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from collectors.ebpf.agent import AgentConfig
 from tests.collectors.ebpf import live
+from tests.collectors.ebpf.receiver import Receiver, running
 
 DNS_ADDRESS = "127.0.0.2"
 TEST_DOMAIN = "svc.topology.test"
@@ -67,5 +67,6 @@ def dns_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def scratch(tmp_path: Path) -> Path:
-    return tmp_path
+def receiver() -> Iterator[Receiver]:
+    with running() as server:
+        yield server

@@ -4,48 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from collectors.ebpf.sinks import CelerySink, HttpSink, JsonLinesSink, SinkError
+from tests.collectors.ebpf.receiver import Receiver
 
 BATCH = {"batch_id": "node-1:abc:1", "agent": "node-1",
          "dns": [{"name": "a.test", "ips": ["10.0.0.1"], "timestamp": 1.0}]}
-
-
-class Receiver(ThreadingHTTPServer):
-    status = 202
-    received: list[tuple[str, str, Any]]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, self.headers["Content-Type"], json.loads(body)))
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(("127.0.0.1", 0), Handler)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_http_sink_posts_the_batch(receiver: Receiver) -> None:
