@@ -33,7 +33,7 @@ def test_flood_stays_bounded_and_counts_losses(flood_server: int) -> None:
     config = AgentConfig(
         program=ProgramOptions(ringbuf_pages=1, max_conns=64),
         limits=Limits(max_conns=MAX_CONNS, max_pending=MAX_PENDING, max_pending_per_conn=4),
-        batch_size=20, flush_interval=0.1, max_backlog=MAX_BACKLOG, poll_interval=0.2,
+        batch_size=1, flush_interval=0.1, max_backlog=MAX_BACKLOG, poll_interval=0.2,
         retry_initial=0.05, retry_max=0.2,
     )
     dead_api = f"http://127.0.0.1:{live.free_port()}"  # nothing listens: the sink is down

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,18 +118,29 @@ class ApiState:
             self.drops += 1
             self.cond.notify_all()
 
-    def expire(self, kind: str) -> None:
-        """Compact the kind's history: open watches get 410 and resuming is refused."""
+    def expire(self, kind: str, *, cut: bool = False) -> None:
+        """Compact the kind's history: resuming from before now is refused with 410.
+
+        Open watches get the 410 as an ERROR event, or with ``cut`` their
+        connection drops first, so the 410 comes when the client resumes.
+        """
         path = PATH_OF_KIND[kind]
         with self.cond:
             self.compacted[path] = self.rv
             self.history[path] = []
             self.expiries[path] += 1
+            if cut:
+                self.drops += 1
             self.cond.notify_all()
 
     def forbid(self, kind: str) -> None:
         with self.cond:
             self.forbidden.add(PATH_OF_KIND[kind])
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Block until ``predicate()`` (checked on every request and change) or timeout."""
+        with self.cond:
+            return self.cond.wait_for(predicate, timeout)
 
     def requests_for(self, kind: str) -> list[Request]:
         path = PATH_OF_KIND[kind]
@@ -151,14 +162,17 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(url.path, query)
         with state.cond:
             state.requests.append(request)
+            state.cond.notify_all()
             forbidden = url.path in state.forbidden
+            # A drop or expiry after the request arrived applies to it.
+            drops, expiries = state.drops, state.expiries.get(url.path, 0)
         if url.path not in COLLECTIONS:
             self._status(404, "NotFound", f"the server could not find {url.path}")
         elif forbidden:
             kind = COLLECTIONS[url.path][0]
             self._status(403, "Forbidden", f"{kind.lower()}s is forbidden: cannot list")
         elif request.watch:
-            self._watch(url.path, query)
+            self._watch(url.path, query, drops, expiries)
         else:
             self._list(url.path, query)
 
@@ -208,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
-    def _watch(self, path: str, query: dict[str, str]) -> None:
+    def _watch(self, path: str, query: dict[str, str], drops: int, expiries: int) -> None:
         state = self.server.state
         cursor = int(query.get("resourceVersion", "0") or 0)
         deadline = time.monotonic() + int(query.get("timeoutSeconds", "60") or 60)
@@ -218,7 +232,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         with state.cond:
-            drops, expiries = state.drops, state.expiries[path]
             too_old = cursor < state.compacted[path]
         if too_old:
             self._gone(cursor)
@@ -231,21 +244,19 @@ class _Handler(BaseHTTPRequestHandler):
                     or state.expiries[path] != expiries or time.monotonic() >= deadline
                     or any(rv > after for rv, _, _ in state.history[path]),  # noqa: B023
                     timeout=max(0.0, deadline - time.monotonic()))
-                if state.drops != drops or state.closing:
-                    self._cut()
-                    return
-                if state.expiries[path] != expiries:
-                    expired = True
-                    pending = []
-                else:
-                    expired = False
-                    pending = [(rv, t, o) for rv, t, o in state.history[path] if rv > cursor]
-            if expired:
-                self._gone(cursor)
-                return
+                # What happened before a drop is delivered first, then the line goes dead.
+                pending = [(rv, t, o) for rv, t, o in state.history[path] if rv > cursor]
+                cut = state.drops != drops or state.closing
+                expired = not cut and state.expiries[path] != expiries
             for rv, event_type, obj in pending:
                 self._chunk({"type": event_type, "object": obj})
                 cursor = rv
+            if cut:
+                self._cut()
+                return
+            if expired:
+                self._gone(cursor)
+                return
             if not pending and time.monotonic() >= deadline:
                 self.wfile.write(b"0\r\n\r\n")
                 return
@@ -275,7 +286,8 @@ def serve(state: ApiState | None = None) -> Iterator[tuple[str, ApiState]]:
     """Run the server on a free port; yields (base URL, state)."""
     state = state or ApiState()
     server = _Server(state)
-    thread = threading.Thread(target=server.serve_forever, name="fake-apiserver", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                              name="fake-apiserver", daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", state
