@@ -115,7 +115,7 @@ class Neo4jStore(GraphStore):
     def apply(self, batch: Batch, *, now: int | None = None) -> bool:
         now = int(time.time()) if now is None else now
         buckets = rows.merge_buckets(batch.calls)
-        service_rows = [rows.service_row(s) for s in rows.merge_services(batch.services).values()]
+        service_rows = list(rows.merge_services(batch.services).values())
         bucket_rows = [rows.bucket_row(b) for b in buckets.values()]
         pair_rows = rows.pair_rows(buckets.values())
 

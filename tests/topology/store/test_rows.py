@@ -41,19 +41,19 @@ def call(client: str = "a", server: str = "b", bucket: int = T0, *, width: int =
 SERVICE_CASES = {
     "single": (
         [svc("a", 100, env="prod")],
-        [("a", "a", 100, ["env=prod"])],
+        [("a", "a", 100, 100, ["env=prod"])],
     ),
-    "same_id_latest_mention_names_it": (
+    "same_id_latest_mention_describes_it_seen_range_widens": (
         [svc("a", 200, "new", tier="1"), svc("a", 100, "old", env="dev"), svc("a", 150, "mid")],
-        [("a", "new", 200, ["env=dev", "tier=1"])],
+        [("a", "new", 100, 200, ["tier=1"])],
     ),
-    "later_label_value_wins": (
-        [svc("a", 100, env="dev"), svc("a", 300, env="prod")],
-        [("a", "a", 300, ["env=prod"])],
+    "latest_labels_replace_earlier_ones": (
+        [svc("a", 300, env="prod"), svc("a", 100, env="dev", team="web")],
+        [("a", "a", 100, 300, ["env=prod"])],
     ),
     "sorted_by_id": (
         [svc("c", 1), svc("a", 2), svc("b", 3), svc("a", 1)],
-        [("a", "a", 2, []), ("b", "b", 3, []), ("c", "c", 1, [])],
+        [("a", "a", 1, 2, []), ("b", "b", 3, 3, []), ("c", "c", 1, 1, [])],
     ),
 }
 
@@ -61,8 +61,11 @@ SERVICE_CASES = {
 @pytest.mark.parametrize("case", sorted(SERVICE_CASES))
 def test_merge_services(case: str) -> None:
     services, expected = SERVICE_CASES[case]
-    table = [rows.service_row(s) for s in rows.merge_services(services).values()]
-    assert [(r["id"], r["name"], r["last_seen"], r["labels"]) for r in table] == expected
+    merged = rows.merge_services(services)
+    assert list(merged) == sorted(merged)
+    table = list(merged.values())
+    assert [(r["id"], r["name"], r["first_seen"], r["last_seen"], r["labels"])
+            for r in table] == expected
     assert all(set(r) == {"id", "name", "namespace", "cluster", "kind", "labels",
                           "first_seen", "last_seen"} for r in table)
 
