@@ -54,7 +54,13 @@ class WatchProtocolError(Exception):
 class Resource:
     kind: str
     group: str  # "core" or "apps"
+    plural: str  # the resource name, as RBAC rules spell it
     list_function: str  # name of the *_for_all_namespaces function
+
+    @property
+    def api_group(self) -> str:
+        """The RBAC apiGroup ("" for the core group)."""
+        return "" if self.group == "core" else self.group
 
     def lister(self, api_client: k8s.ApiClient) -> Callable[..., Any]:
         api = k8s.CoreV1Api(api_client) if self.group == "core" else k8s.AppsV1Api(api_client)
@@ -63,12 +69,12 @@ class Resource:
 
 # Initial list order: owners before what they own, so pods resolve on first sight.
 RESOURCES: tuple[Resource, ...] = (
-    Resource(KIND_DEPLOYMENT, "apps", "list_deployment_for_all_namespaces"),
-    Resource(KIND_STATEFULSET, "apps", "list_stateful_set_for_all_namespaces"),
-    Resource(KIND_DAEMONSET, "apps", "list_daemon_set_for_all_namespaces"),
-    Resource(KIND_REPLICASET, "apps", "list_replica_set_for_all_namespaces"),
-    Resource(KIND_POD, "core", "list_pod_for_all_namespaces"),
-    Resource(KIND_SERVICE, "core", "list_service_for_all_namespaces"),
+    Resource(KIND_DEPLOYMENT, "apps", "deployments", "list_deployment_for_all_namespaces"),
+    Resource(KIND_STATEFULSET, "apps", "statefulsets", "list_stateful_set_for_all_namespaces"),
+    Resource(KIND_DAEMONSET, "apps", "daemonsets", "list_daemon_set_for_all_namespaces"),
+    Resource(KIND_REPLICASET, "apps", "replicasets", "list_replica_set_for_all_namespaces"),
+    Resource(KIND_POD, "core", "pods", "list_pod_for_all_namespaces"),
+    Resource(KIND_SERVICE, "core", "services", "list_service_for_all_namespaces"),
 )
 
 

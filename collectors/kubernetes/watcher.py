@@ -47,7 +47,7 @@ class WatchOptions:
     page_size: int = 500
     watch_timeout_seconds: int = 300  # the server ends each watch after this
     request_timeout: float = 330.0  # client read timeout; beyond the server's
-    backoff_initial: float = 0.5
+    backoff_initial: float = 0.5  # API reconnects and sink retries
     backoff_max: float = 30.0
     max_endpoints: int = 500  # per batch
     max_delay: float = 1.0  # seconds a lease change may wait for its batch
@@ -174,7 +174,8 @@ def run_watcher(
     opts = options or WatchOptions()
     resolver = Resolver(cluster, clock)
     batcher = Batcher(sink, agent or f"kubernetes/{cluster}", time.monotonic,
-                      max_endpoints=opts.max_endpoints, max_delay=opts.max_delay)
+                      max_endpoints=opts.max_endpoints, max_delay=opts.max_delay,
+                      retry_initial=opts.backoff_initial, retry_max=opts.backoff_max)
     listers = {r.kind: r.lister(api_client) for r in opts.resources}
     versions: dict[str, str] = {}
     for resource in opts.resources:
