@@ -39,18 +39,22 @@ class DeliveryOptions:
     max_retries: retries of a failing batch before it goes to the dead letters.
     retry_backoff / retry_backoff_max: the first retry waits retry_backoff
       seconds, each next one twice as long, never more than retry_backoff_max.
+    max_worker_lost: deliveries of one batch allowed to die with their worker
+      (SIGKILL, out of memory) before the batch is dead-lettered.
     """
 
     visibility_timeout: float = 3600.0
     max_retries: int = 8
     retry_backoff: float = 2.0
     retry_backoff_max: float = 300.0
+    max_worker_lost: int = 3
 
     ENV: ClassVar[dict[str, str]] = {
         "visibility_timeout": "TOPOLOGY_CELERY_VISIBILITY_TIMEOUT",
         "max_retries": "TOPOLOGY_INGEST_MAX_RETRIES",
         "retry_backoff": "TOPOLOGY_INGEST_RETRY_BACKOFF",
         "retry_backoff_max": "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX",
+        "max_worker_lost": "TOPOLOGY_INGEST_MAX_WORKER_LOST",
     }
 
     @classmethod
@@ -62,8 +66,8 @@ class DeliveryOptions:
             if raw is None:
                 continue
             try:
-                values[name] = _non_negative_int(raw) if name == "max_retries" else (
-                    parse_duration(raw)
+                values[name] = (
+                    _non_negative_int(raw) if name.startswith("max_") else parse_duration(raw)
                 )
             except ValueError as exc:
                 raise SettingsError(f"{env}: {exc}") from None

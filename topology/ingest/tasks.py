@@ -6,7 +6,10 @@ database). A batch that raises `InvalidBatch` goes straight to the dead
 letters; any other error is retried with exponential backoff, and the batch
 goes to the dead letters after the last retry. Retrying unknown errors too is
 deliberate: a batch is never dropped because an error was not anticipated,
-and the bound on retries keeps a truly poisonous batch from looping.
+and the bound on retries keeps a truly poisonous batch from looping. A batch
+whose worker dies under it (killed, out of memory) is delivered again; after
+`max_worker_lost` such losses it is dead-lettered too, so a batch that kills
+every worker that takes it cannot loop forever either.
 
 Embedded store: LadybugDB has one writer per file, so a worker that owns an
 embedded store must be the only worker process on that file (`topology
@@ -31,6 +34,13 @@ from topology.settings import Settings
 from topology.store.base import GraphStore, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+DELIVERIES_KEY = "topology:ingest:deliveries:"
+DELIVERIES_TTL = 7 * 86400
+
+
+class WorkerLost(RuntimeError):
+    """The batch's worker died (SIGKILL, OOM) more often than allowed."""
 
 
 class WorkerRuntime:
@@ -116,6 +126,14 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
     def ingest_batch(self: Task, payload: Any) -> bool:
         attempt = self.request.retries + 1
         batch_id = payload.get("batch_id") if isinstance(payload, Mapping) else None
+        lost = _lost_deliveries(self, runtime)
+        if lost > options.max_worker_lost:
+            exc = WorkerLost(f"the worker died {lost} times while ingesting this batch"
+                             " (killed, or out of memory)")
+            letter = _dead_letter(self, runtime, payload, exc, attempt + lost - 1)
+            log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
+            _forget(self, runtime)
+            return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         try:
             if not isinstance(payload, Mapping):
@@ -125,6 +143,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             letter = _dead_letter(self, runtime, payload, exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
                       batch_id, letter.id, exc)
+            _forget(self, runtime)
             return False
         except Exception as exc:
             if isinstance(exc, StoreUnavailable):
@@ -133,15 +152,43 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 letter = _dead_letter(self, runtime, payload, exc, attempt)
                 log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
                           batch_id, attempt, letter.id, exc)
+                _forget(self, runtime)
                 return False
             countdown = options.countdown(self.request.retries)
             log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs",
                         batch_id, attempt, exc, countdown)
             raise self.retry(exc=exc, countdown=countdown) from exc
         log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
+        _forget(self, runtime)
         return applied
 
     return ingest_batch
+
+
+def _lost_deliveries(task: Task, runtime: WorkerRuntime) -> int:
+    """Earlier deliveries of this message that died with their worker.
+
+    Every attempt counts itself in Redis under the task id (which a retry and
+    a redelivery keep); attempts beyond `retries + 1` were cut short without a
+    verdict. Unknown (0) when Redis does not answer: ingestion goes on.
+    """
+    key = DELIVERIES_KEY + str(task.request.id)
+    try:
+        pipe = runtime.redis.pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, DELIVERIES_TTL)
+        count, _ = pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("cannot count deliveries of task %s: %r", task.request.id, exc)
+        return 0
+    return max(0, int(count) - (task.request.retries + 1))
+
+
+def _forget(task: Task, runtime: WorkerRuntime) -> None:
+    try:
+        runtime.redis.delete(DELIVERIES_KEY + str(task.request.id))
+    except redis.RedisError as exc:  # the key expires on its own
+        log.warning("cannot clear delivery count of task %s: %r", task.request.id, exc)
 
 
 def _dead_letter(

@@ -22,8 +22,9 @@ from topology.settings import Settings, SettingsError
     [
         ({}, DeliveryOptions()),
         ({"TOPOLOGY_CELERY_VISIBILITY_TIMEOUT": "5m", "TOPOLOGY_INGEST_MAX_RETRIES": "0",
-          "TOPOLOGY_INGEST_RETRY_BACKOFF": "500ms", "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX": "1m"},
-         DeliveryOptions(300.0, 0, 0.5, 60.0)),
+          "TOPOLOGY_INGEST_RETRY_BACKOFF": "500ms", "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX": "1m",
+          "TOPOLOGY_INGEST_MAX_WORKER_LOST": "1"},
+         DeliveryOptions(300.0, 0, 0.5, 60.0, 1)),
     ],
 )
 def test_options_from_environment(environ: dict[str, str], expected: DeliveryOptions) -> None:

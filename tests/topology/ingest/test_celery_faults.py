@@ -8,6 +8,7 @@ worker's log to report them, stops the worker and then reads the store.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
         "TOPOLOGY_REDIS_URL": redis_url,
         "TOPOLOGY_STORE": "embedded",
         "TOPOLOGY_DATA_DIR": str(tmp_path / "data"),
-        "TOPOLOGY_CELERY_VISIBILITY_TIMEOUT": "4",
+        # Short, so a dead worker's batch comes back quickly; longer than any
+        # batch here takes, so a live worker's batch is not delivered twice.
+        "TOPOLOGY_CELERY_VISIBILITY_TIMEOUT": "10",
         "TOPOLOGY_INGEST_MAX_RETRIES": str(MAX_RETRIES),
         "TOPOLOGY_INGEST_RETRY_BACKOFF": "0.2",
         "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX": "1",
@@ -101,11 +104,35 @@ def test_sigkill_mid_batch_is_redelivered_and_counted_exactly(
         survivor = _start(workers, env, tmp_path)
     survivor.wait_log(r"ingest batch big: applied", timeout=120)
     survivor.wait_log(r"ingest batch after: applied", timeout=60)
-    log = "".join(w.text() for w in workers)
-    assert "ingest batch big: duplicate" not in log, "the killed attempt had committed"
+    verdicts = re.findall(r"ingest batch big: (applied|duplicate)\n",
+                          "".join(w.text() for w in workers))
+    assert verdicts[0] == "applied", "the killed attempt had committed"
     survivor.stop()
 
     assert _store_totals(settings_for) == expected_totals(warm, big, after)
+
+
+def test_batch_whose_worker_keeps_dying_is_dead_lettered(
+    app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    env = env | {"TOPOLOGY_INGEST_MAX_WORKER_LOST": "1"}
+    worker = _start(workers, env, tmp_path)
+    big, after = batch("big", BIG), batch("after", 20)
+    publish(app, big)
+    publish(app, after)
+    for delivery in (1, 2):
+        worker.wait_log(r"ingest batch big: attempt 1\n", times=delivery)
+        worker.kill_pool_process()
+    letters = DeadLetters.from_url(redis_url)
+    wait_for(lambda: letters.get("big"), 60, "the batch in the dead letters")
+    letter = letters.get("big")
+    assert letter is not None
+    assert (letter.error_type, letter.attempts) == ("WorkerLost", 2)
+    assert worker.count(r"ingest batch big: attempt 1\n") == 2
+    worker.wait_log(r"ingest batch after: applied")
+    worker.stop()
+    assert _store_totals(settings_for) == expected_totals(after)
 
 
 def test_same_batch_published_twice_counts_once(
