@@ -79,7 +79,7 @@ RESOURCES: tuple[Resource, ...] = (
 
 
 def list_all(
-    lister: Callable[..., Any], *, page_size: int, request_timeout: float
+    lister: Callable[..., Any], *, page_size: int, request_timeout: tuple[float, float]
 ) -> tuple[list[dict[str, Any]], str]:
     """Every object of the collection (following ``continue``) and the list's resourceVersion."""
     items: list[dict[str, Any]] = []
@@ -113,7 +113,7 @@ class WatchStream:
 
     def events(
         self, lister: Callable[..., Any], resource_version: str, *,
-        timeout_seconds: int, request_timeout: float,
+        timeout_seconds: int, request_timeout: tuple[float, float],
     ) -> Iterator[dict[str, Any]]:
         """Watch events after ``resource_version``; raises :class:`Gone` on 410."""
         try:

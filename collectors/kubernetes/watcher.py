@@ -46,12 +46,18 @@ class WatcherError(RuntimeError):
 class WatchOptions:
     page_size: int = 500
     watch_timeout_seconds: int = 300  # the server ends each watch after this
+    connect_timeout: float = 10.0
     request_timeout: float = 330.0  # client read timeout; beyond the server's
     backoff_initial: float = 0.5  # API reconnects and sink retries
     backoff_max: float = 30.0
     max_endpoints: int = 500  # per batch
     max_delay: float = 1.0  # seconds a lease change may wait for its batch
     resources: tuple[Resource, ...] = RESOURCES
+
+    @property
+    def timeouts(self) -> tuple[float, float]:
+        """(connect, read) for urllib3: a dead API server must not hold up a stop."""
+        return (self.connect_timeout, self.request_timeout)
 
 
 def _fatal(resource: Resource, exc: ApiException) -> WatcherError | None:
@@ -94,7 +100,7 @@ class _KindWatch(threading.Thread):
                 if self.resource_version is None:
                     items, self.resource_version = list_all(
                         self._lister, page_size=opts.page_size,
-                        request_timeout=opts.request_timeout)
+                        request_timeout=opts.timeouts)
                     self._out.put(("replace", kind, items))
                 self._stream = WatchStream()
                 if self._stop_event.is_set():
@@ -102,7 +108,7 @@ class _KindWatch(threading.Thread):
                 for event in self._stream.events(
                         self._lister, self.resource_version,
                         timeout_seconds=opts.watch_timeout_seconds,
-                        request_timeout=opts.request_timeout):
+                        request_timeout=opts.timeouts):
                     obj = event.get("object") or {}
                     if event["type"] != "BOOKMARK":
                         self._out.put(("event", kind, event["type"], obj))
@@ -139,7 +145,7 @@ def _initial_list(resource: Resource, lister: Callable[..., Any], stop: threadin
     while not stop.is_set():
         try:
             return list_all(lister, page_size=options.page_size,
-                            request_timeout=options.request_timeout)
+                            request_timeout=options.timeouts)
         except ApiException as exc:
             if (fatal := _fatal(resource, exc)) is not None:
                 raise fatal from exc

@@ -3,6 +3,7 @@ server speaking list/watch (tests/collectors/kubernetes/apiserver.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -238,6 +239,22 @@ def test_resumes_from_last_resource_version_after_dropped_watch(
     requests = state.requests_for("Pod")
     assert all(r.query.get("allowWatchBookmarks") == "true" for r in requests if r.watch)
     assert len([r for r in requests if not r.watch and "continue" not in r.query]) == 1
+
+
+def test_watch_ended_by_server_timeout_resumes_without_listing(
+    api: tuple[str, ApiState],
+) -> None:
+    url, state = api
+    objs = _shop(state)
+    short = dataclasses.replace(FAST, watch_timeout_seconds=1)
+    with Watching(url, FakeClock(), short) as w:
+        w.sink.wait_for("initial leases", lambda s: s.open_by_ip() == EXPECTED_OWNERS)
+        rv = state.put(k.pod(NS, "postgres-t", owner=objs["sts"], ip="10.1.1.31"))
+        w.sink.wait_for("pod", lambda s: "10.1.1.31" in s.open_by_ip())
+        assert state.wait_for(lambda: str(rv) in pod_watches(state)[1:], DEADLINE)
+    assert all(r.query["timeoutSeconds"] == "1" for r in state.requests_for("Pod") if r.watch)
+    assert len([r for r in state.requests_for("Pod")
+                if not r.watch and "continue" not in r.query]) == 1
 
 
 @pytest.mark.parametrize("cut", [False, True], ids=["410-mid-stream", "410-on-resume"])
