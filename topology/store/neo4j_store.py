@@ -34,7 +34,9 @@ from topology.store.base import (
 )
 from topology.store.statement import Dialect, Statement
 
-CONNECT_TIMEOUT = 5.0  # seconds to open one Bolt connection before calling it unreachable
+# Seconds to open a Bolt connection and finish its handshake before calling the
+# server unreachable (a port that accepts but never answers Bolt waits this long).
+CONNECT_TIMEOUT = 5.0
 AWAIT_INDEXES_SECONDS = 300
 
 T = TypeVar("T")
@@ -43,7 +45,7 @@ T = TypeVar("T")
 class Neo4jStore(GraphStore):
     dialect = Dialect.NEO4J
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         """Connect and check the server answers; StoreUnavailable names the URI if not."""
         if not settings.neo4j_uri:
             raise StoreUnavailable("TOPOLOGY_NEO4J_URI is not set: the Neo4j store needs it")
@@ -54,7 +56,9 @@ class Neo4jStore(GraphStore):
                 self.uri,
                 auth=(settings.neo4j_user, settings.neo4j_password),
                 max_transaction_retry_time=settings.neo4j_write_retry,
-                connection_timeout=CONNECT_TIMEOUT,
+                connection_timeout=connect_timeout,
+                # Also bounds the handshake, and waiting for a pooled connection.
+                connection_acquisition_timeout=2 * connect_timeout,
             )
         except (nx.ConfigurationError, ValueError) as exc:
             raise StoreUnavailable(f"Neo4j URI {self.uri!r} is not usable: {exc}") from None

@@ -42,3 +42,12 @@ def test_unusable_settings_say_why(case: str) -> None:
     overrides, message = BAD_SETTINGS[case]
     with pytest.raises(StoreUnavailable, match=message.replace(".", r"\.")):
         Neo4jStore(Settings.load({}, **overrides))
+
+
+def test_a_server_that_does_not_speak_bolt_is_reported(redis_server: str) -> None:
+    # A real server (Redis) on the port: the Bolt handshake never completes.
+    port = redis_server.rsplit(":", 1)[1].split("/")[0]
+    uri = f"bolt://127.0.0.1:{port}"
+    with pytest.raises(StoreUnavailable, match="handshake") as caught:
+        Neo4jStore(Settings.load({}, store="neo4j", neo4j_uri=uri), connect_timeout=0.5)
+    assert uri in str(caught.value)
