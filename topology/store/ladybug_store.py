@@ -55,6 +55,7 @@ class LadybugStore(GraphStore):
         self._write_lock = threading.Lock()
         self._writer = ladybug.Connection(self._db)
         self._local = threading.local()
+        self._readers: list[ladybug.Connection] = []
         self._closed = False
 
     # -- connections -------------------------------------------------------
@@ -65,6 +66,7 @@ class LadybugStore(GraphStore):
             conn = ladybug.Connection(self._db)
             conn.set_query_timeout(int(self.settings.query_timeout * 1000))
             self._local.conn = conn
+            self._readers.append(conn)
         return conn
 
     @staticmethod
@@ -146,7 +148,8 @@ class LadybugStore(GraphStore):
         if not self._closed:
             self._closed = True
             with self._write_lock:
-                self._writer.close()
+                for conn in [*self._readers, self._writer]:
+                    conn.close()
                 self._db.close()
 
     # -- writing -----------------------------------------------------------
@@ -158,18 +161,14 @@ class LadybugStore(GraphStore):
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer)
 
-    def _upsert_services(self, conn: ladybug.Connection, incoming: Mapping[str, Any]) -> None:
+    def _upsert_services(self, conn: ladybug.Connection, incoming: Mapping[str, dict]) -> None:
         if not incoming:
             return
         existing = self._existing(conn, q.SERVICES_EXISTING, incoming.keys(), key="id")
         created, updated = [], []
-        for service_id, service in incoming.items():
-            row = rows.service_row(service)
+        for service_id, row in incoming.items():
             if service_id in existing:
-                old = existing[service_id]
-                row["first_seen"] = min(old["first_seen"], row["first_seen"])
-                row["last_seen"] = max(old["last_seen"], row["last_seen"])
-                updated.append(row)
+                updated.append(rows.add_service_rows(existing[service_id], row))
             else:
                 created.append(row)
         self._write(conn, q.SERVICES_CREATE, created, q.SERVICE_COLUMNS)

@@ -18,17 +18,13 @@ from topology.model import MAX_EXEMPLARS, CallBucket, Service
 Row = dict[str, Any]
 
 
-def merge_services(services: Iterable[Service]) -> dict[str, Service]:
-    merged: dict[str, Service] = {}
-    for service in services:
+def merge_services(services: Iterable[Service]) -> dict[str, Row]:
+    """One row per service id, sorted by id; the latest mention describes it."""
+    merged: dict[str, Row] = {}
+    for service in sorted(services, key=lambda s: s.seen):
+        row = service_row(service)
         known = merged.get(service.id)
-        if known is None:
-            merged[service.id] = Service(
-                service.id, service.name, service.kind, service.namespace,
-                service.cluster, dict(service.labels), service.seen,
-            )
-        else:
-            known.merge(service)
+        merged[service.id] = row if known is None else add_service_rows(known, row)
     return dict(sorted(merged.items()))
 
 

@@ -1,0 +1,106 @@
+"""Faults of the embedded store: a second owner, a killed writer, a slow query."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from topology.settings import Settings
+from topology.store.base import GraphStore, QueryTimeout, StoreLocked
+from topology.store.ladybug_store import LadybugStore
+from topology.store.statement import Statement
+
+WRITER = textwrap.dedent("""
+    import sys
+    from topology.model import Batch, CallBucket, Service
+    from topology.settings import Settings
+    from topology.store.ladybug_store import LadybugStore
+
+    store = LadybugStore(Settings.load({}, data_dir=sys.argv[1]))
+    store.init_schema()
+    rows = int(sys.argv[2])
+    services = [Service(f"process:h/s{i}", f"s{i}", "Process", seen=1) for i in range(200)]
+    calls = []
+    for i in range(rows):
+        row = CallBucket(f"process:h/s{i % 200}", f"process:h/s{(i * 7 + 1) % 200}",
+                         60 * (i // 1000), 60, "http", "GET", f"/p{i % 1000}")
+        row.record(1.0, error=False, status=200)
+        calls.append(row)
+    print("applying", flush=True)
+    store.apply(Batch(sys.argv[3], services, calls), now=1)
+    print("applied", flush=True)
+    store.close()
+""")
+
+
+def run_writer(data_dir: Path, rows: int, batch_id: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(data_dir), str(rows), batch_id],
+        stdout=subprocess.PIPE, text=True,
+    )
+
+
+def test_second_owner_gets_an_error_naming_the_file(settings: Settings) -> None:
+    holder = run_writer(Path(settings.data_dir or ""), 10, "held")
+    # The writer holds the lock from open to close; take it while it is open.
+    assert holder.stdout is not None and holder.stdout.readline() == "applying\n"
+    holder.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(StoreLocked, match=str(settings.embedded_path)):
+            LadybugStore(settings)
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        holder.wait(timeout=60)
+
+
+def test_writer_killed_mid_batch_leaves_no_partial_batch(settings: Settings) -> None:
+    data_dir = Path(settings.data_dir or "")
+    wal = Path(str(settings.embedded_path) + ".wal")
+    writer = run_writer(data_dir, 30_000, "big")
+    assert writer.stdout is not None and writer.stdout.readline() == "applying\n"
+    deadline = time.monotonic() + 60
+    while not (wal.exists() and wal.stat().st_size > 0):  # the transaction is writing
+        assert writer.poll() is None, "the writer finished before it could be killed"
+        assert time.monotonic() < deadline, "the write-ahead log never grew"
+        time.sleep(0.005)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+
+    store = LadybugStore(settings)
+    store.init_schema()
+    stats = store.stats()
+    assert stats["batches"] == 0
+    assert (stats["minute_buckets"], stats["pairs"], stats["services"]) == (0, 0, 0)
+    store.close()
+
+    # Redelivery after the crash applies the whole batch exactly once.
+    rerun = run_writer(data_dir, 30_000, "big")
+    assert rerun.wait(timeout=300) == 0
+    store = LadybugStore(settings)
+    total = store.read(Statement.same("t", "MATCH (e:CallBucket) RETURN sum(e.requests) AS n"))
+    assert total == [{"n": 30_000}]
+    assert store.stats()["batches"] == 1
+    store.close()
+
+
+def test_slow_query_is_stopped_by_the_query_timeout(tmp_path: Path) -> None:
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), query_timeout="0.2s"))
+    slow = Statement.same(
+        "slow", "UNWIND range(1, 100000) AS a UNWIND range(1, 100000) AS b RETURN sum(a * b) AS n"
+    )
+    with pytest.raises(QueryTimeout, match="slow"):
+        store.read(slow)
+    store.close()
+
+
+def test_closed_store_refuses_work(embedded_store: GraphStore) -> None:
+    embedded_store.close()
+    with pytest.raises(Exception, match="closed"):
+        embedded_store.ping()
