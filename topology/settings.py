@@ -94,6 +94,12 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("ingest_queue_size", _positive_int, 256, "batches the embedded ingest queue holds"),
     Spec("max_body_bytes", _positive_int, 16 * 1024 * 1024, "largest ingest request body"),
     Spec("log_level", str, "info", "log level"),
+    Spec("tokens", _optional, None,
+         'API bearer tokens as JSON: {"<token>": {"name": ..., "scopes": ["read", "ingest",'
+         ' "admin"], "namespaces": [...]}}; none configured means no authentication'),
+    Spec("tokens_file", _optional, None, "file holding the API bearer tokens (same JSON)"),
+    Spec("drain_timeout", parse_duration, 30.0,
+         "how long shutdown waits to write the ingest batches already accepted"),
 )
 _SPECS = {spec.name: spec for spec in SETTINGS}
 
@@ -120,6 +126,9 @@ class Settings:
     ingest_queue_size: int = 256
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
+    tokens: str | None = None
+    tokens_file: str | None = None
+    drain_timeout: float = 30.0
 
     @classmethod
     def load(
