@@ -94,6 +94,15 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("ingest_queue_size", _positive_int, 256, "batches the embedded ingest queue holds"),
     Spec("max_body_bytes", _positive_int, 16 * 1024 * 1024, "largest ingest request body"),
     Spec("log_level", str, "info", "log level"),
+    Spec("graphiql", _bool, True, "serve GraphiQL on GET /graphql"),
+    Spec("graphql_introspection", _bool, True, "allow GraphQL introspection queries"),
+    Spec("graphql_max_depth", _positive_int, 12, "deepest GraphQL selection (fragments expanded)"),
+    Spec("graphql_max_aliases", _positive_int, 30, "most aliases in one GraphQL document"),
+    Spec("graphql_max_tokens", _positive_int, 3000, "most tokens in one GraphQL document"),
+    Spec("graphql_max_complexity", _positive_int, 20000, "highest estimated GraphQL query cost"),
+    Spec("graphql_max_items", _positive_int, 50000,
+         "longest list a GraphQL answer holds (longer lists are cut and flagged truncated)"),
+    Spec("graphql_timeout", parse_duration, 30.0, "time limit of one GraphQL request"),
     Spec("tokens", _optional, None,
          'API bearer tokens as JSON: {"<token>": {"name": ..., "scopes": ["read", "ingest",'
          ' "admin"], "namespaces": [...]}}; none configured means no authentication'),
@@ -126,6 +135,14 @@ class Settings:
     ingest_queue_size: int = 256
     max_body_bytes: int = 16 * 1024 * 1024
     log_level: str = "info"
+    graphiql: bool = True
+    graphql_introspection: bool = True
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 3000
+    graphql_max_complexity: int = 20000
+    graphql_max_items: int = 50000
+    graphql_timeout: float = 30.0
     tokens: str | None = None
     tokens_file: str | None = None
     drain_timeout: float = 30.0
