@@ -7,6 +7,7 @@ the destination of local calls this agent sees from the client side.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import os
@@ -97,6 +98,7 @@ def scan(proc: Path = Path("/proc")) -> list[Listener]:
             if inode in owners]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip).is_loopback

@@ -45,6 +45,7 @@ class Conn:
     remote_port: int
     workload: dict[str, Any]
     protocol: str = UNKNOWN
+    peer_workload: dict[str, Any] | None = None  # the local listener we call, once known
     pending: deque[tuple[int, http1.Request]] = field(default_factory=deque)
     partial: dict[int, bytes] = field(default_factory=dict)
 
@@ -190,7 +191,10 @@ class Tracker:
         local = {"ip": conn.local_ip, "workload": conn.workload}
         if conn.role == ev.ROLE_CLIENT:
             remote: dict[str, Any] = {"ip": conn.remote_ip, "port": conn.remote_port}
-            owner = self.listeners.lookup(conn.remote_ip, conn.remote_port)
+            owner = conn.peer_workload
+            if owner is None:
+                owner = conn.peer_workload = self.listeners.lookup(conn.remote_ip,
+                                                                   conn.remote_port)
             if owner is not None:
                 remote["workload"] = owner
             source, destination, side = local, remote, "client"

@@ -10,6 +10,7 @@ request split across writes), INVALID when they cannot (binary data on port
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,8 +40,11 @@ class Response:
     status: int
 
 
+_VISIBLE = re.compile(rb"[\x21-\x7e]+")
+
+
 def _visible(token: bytes) -> bool:
-    return bool(token) and all(0x21 <= byte <= 0x7E for byte in token)
+    return _VISIBLE.fullmatch(token) is not None
 
 
 def could_start_request(data: bytes) -> bool:

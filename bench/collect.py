@@ -1,0 +1,205 @@
+"""Cost of the eBPF agent on a loopback HTTP server under load (needs root and BCC).
+
+Runs wrk against a small asyncio keep-alive HTTP server, alternating rounds
+without and with `topology collect` (as a separate process, batches to
+/dev/null), and prints per round and as medians: throughput, p50/p99 latency
+(wrk), the agent's CPU time per 1,000 requests and per request, and the
+events the kernel could not queue (agent /metrics).
+
+    sudo .venv/bin/python bench/collect.py [--seconds 8] [--rounds 3] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n"
+
+
+class Server(asyncio.Protocol):
+    """Answers every request head (up to the blank line) with a tiny 200."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            _, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            self.transport.write(RESPONSE)  # type: ignore[attr-defined]
+
+
+def serve(port: int) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Server, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url_or_port: int | str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if isinstance(url_or_port, int):
+                socket.create_connection(("127.0.0.1", url_or_port), timeout=0.5).close()
+            else:
+                urllib.request.urlopen(url_or_port, timeout=0.5).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url_or_port} not up after {timeout}s")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"wrk latency {text!r} not understood")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(port: int, seconds: int, connections: int, delay_ms: int = 0) -> dict[str, float]:
+    """wrk at full speed, or paced: each connection waits delay_ms between requests."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if delay_ms:
+            script.write(f"function delay()\n  return {delay_ms}\nend\n")
+            script.flush()
+            command += ["-s", script.name]
+        out = subprocess.run([*command, f"http://127.0.0.1:{port}/bench/item"],
+                             check=True, capture_output=True, text=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    return {"requests": requests, "rps": rps, "p50_ms": p50, "p99_ms": p99}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def metric(metrics_url: str, name: str) -> float:
+    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+PACE_MS = 2
+
+
+def measured(pid: int, metrics_url: str, load: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Runs load and adds the agent's CPU time, lost events and calls reported meanwhile."""
+    cpu_before = cpu_seconds(pid)
+    lost_before = metric(metrics_url, "topology_agent_lost_events_total")
+    calls_before = metric(metrics_url, "topology_agent_calls_total")
+    result = load()
+    time.sleep(2.0)  # the agent drains the ring buffer and refreshes its loss counters each second
+    result["agent_cpu_s"] = cpu_seconds(pid) - cpu_before
+    result["lost"] = metric(metrics_url, "topology_agent_lost_events_total") - lost_before
+    result["calls"] = metric(metrics_url, "topology_agent_calls_total") - calls_before
+    # CPU microseconds per request == CPU milliseconds per 1,000 requests.
+    result["us_per_request"] = result["agent_cpu_s"] / result["requests"] * 1e6
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rate", type=int, default=5000,
+                        help="target requests/s of the paced run (wrk with a per-request delay)")
+    args = parser.parse_args()
+    if os.geteuid() != 0 or shutil.which("wrk") is None:
+        print("bench/collect.py needs root and wrk (scripts/setup-ebpf.sh)", file=sys.stderr)
+        return 2
+    port = free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+    metrics_port = free_port()
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    agent = None
+    rows: list[tuple[str, dict[str, float]]] = []
+    try:
+        wait_for(port)
+        wrk(port, 2, args.connections)  # warm-up
+        paced_connections = max(1, round(args.rate * (PACE_MS + 0.3) / 1000))
+        for index in range(args.rounds):
+            rows.append(("without", wrk(port, args.seconds, args.connections)))
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "collectors.cli_collect", "--output", os.devnull,
+                 "--metrics-port", str(metrics_port), "--log-level", "warning"], cwd=ROOT)
+            wait_for(metrics_url, timeout=120)
+            rows.append(("with", measured(agent.pid, metrics_url, lambda: wrk(
+                port, args.seconds, args.connections))))
+            rows.append(("paced", measured(agent.pid, metrics_url, lambda: wrk(
+                port, args.seconds, paced_connections, delay_ms=PACE_MS))))
+            agent.terminate()
+            agent.wait(timeout=30)
+            agent = None
+            print(f"round {index + 1}/{args.rounds} done", file=sys.stderr)
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(timeout=30)
+        server.terminate()
+        server.wait(timeout=10)
+    report(rows, args)
+    return 0
+
+
+def report(rows: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -> None:
+    print(f"loopback HTTP (asyncio server), wrk -t2 -d{args.seconds}s; full speed with "
+          f"-c{args.connections}; paced: {PACE_MS} ms between requests per connection "
+          f"(target {args.rate} req/s); {args.rounds} rounds; agent = topology collect")
+    for label, row in rows:
+        print(f"  {label:7s} {_line(row)}")
+    for label in ("without", "with", "paced"):
+        chosen = [row for name, row in rows if name == label]
+        median = {key: statistics.median(r[key] for r in chosen) for key in chosen[0]}
+        median["lost"] = sum(r["lost"] for r in chosen) if "lost" in median else 0
+        print(f"median {label:7s} {_line(median)}"
+              + ("  (lost: total over rounds)" if "lost" in chosen[0] else ""))
+
+
+def _line(row: dict[str, float]) -> str:
+    text = (f"{row['rps']:9.0f} req/s  p50 {row['p50_ms']:.3f} ms  "
+            f"p99 {row['p99_ms']:.3f} ms")
+    if "us_per_request" in row:
+        text += (f"  agent CPU {row['us_per_request']:.1f} us/req "
+                 f"(= ms per 1,000 req)  lost {row['lost']:.0f}  calls {row['calls']:.0f}")
+    return text
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+        sys.exit(0)
+    sys.exit(main())
