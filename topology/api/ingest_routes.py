@@ -1,0 +1,105 @@
+"""POST /v1/events (the collectors' batches) and POST /v1/traces (OTLP/HTTP).
+
+Each request is read under the body limit, checked against the batch schema
+(400 naming the JSON path and the reason) and handed to the app's ingest sink:
+202 once accepted, 429 with Retry-After while the queue is full, 503 when the
+broker is down. Nothing is written before the answer; accepted batches are
+written in the background and survive a graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from topology.api.body import BodyError, media_type, parse_json, read_body
+from topology.api.metrics import ApiMetrics
+from topology.api.sinks import Backpressure, IngestSink
+from topology.ingest.schema import InvalidBatch, validate
+
+log = logging.getLogger(__name__)
+
+JSON_TYPES = ("", "application/json")
+
+
+def error(status: int, code: str, message: str,
+          headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status,
+                        headers=dict(headers or {}))
+
+
+def _calls(payload: Any) -> int:
+    calls = payload.get("calls") if isinstance(payload, Mapping) else None
+    return len(calls) if isinstance(calls, list) else 0
+
+
+def _submit(sink: IngestSink, metrics: ApiMetrics, endpoint: str,
+            batches: list[Mapping[str, Any]]) -> Response | None:
+    """Hand every batch to the sink; the error response, or None when all were accepted."""
+    for index, payload in enumerate(batches):
+        try:
+            sink.submit(payload)
+        except Backpressure as exc:
+            left = batches[index:]
+            reason = "backpressure" if exc.status == 429 else "unavailable"
+            metrics.rejected(endpoint, reason, sum(map(_calls, left)))
+            log.warning("ingest %s refused: %s", endpoint, exc)
+            code = "BACKPRESSURE" if exc.status == 429 else "UNAVAILABLE"
+            return error(exc.status, code, str(exc), {"Retry-After": exc.retry_after})
+        metrics.events_accepted.labels(endpoint).inc(_calls(payload))
+    return None
+
+
+async def post_events(request: Request) -> Response:
+    state = request.app.state
+    metrics: ApiMetrics = state.metrics
+    try:
+        if media_type(request) not in JSON_TYPES:
+            raise BodyError(415, "unsupported", "send the batch as application/json")
+        body = await read_body(request, state.settings.max_body_bytes)
+        payload = parse_json(body)
+    except BodyError as exc:
+        metrics.rejected("events", exc.reason)
+        return error(exc.status, "BAD_REQUEST" if exc.status == 400 else exc.reason.upper(),
+                     exc.message)
+    try:
+        validate(payload)
+    except InvalidBatch as exc:
+        metrics.rejected("events", "invalid", _calls(payload))
+        return error(400, "INVALID_BATCH", f"invalid batch: {exc}")
+    refused = _submit(state.ingest, metrics, "events", [payload])
+    if refused is not None:
+        return refused
+    return JSONResponse({"accepted": True, "batch_id": payload["batch_id"],
+                         "calls": _calls(payload)}, 202)
+
+
+async def post_traces(request: Request) -> Response:
+    """OTLP/HTTP traces, protobuf or JSON, converted to batches by the OTLP receiver."""
+    from topology.ingest.otlp import OtlpReceiver
+
+    state = request.app.state
+    metrics: ApiMetrics = state.metrics
+    receiver: OtlpReceiver = state.otlp
+    content_type = media_type(request)
+    try:
+        body = await read_body(request, state.settings.max_body_bytes)
+    except BodyError as exc:
+        metrics.rejected("traces", exc.reason)
+        return error(exc.status, exc.reason.upper(), exc.message)
+    try:
+        batches = [*receiver.accept(body, content_type), *receiver.flush(time.time())]
+    except InvalidBatch as exc:
+        metrics.rejected("traces", "invalid")
+        return error(400, "INVALID_TRACES", f"invalid OTLP request: {exc}")
+    refused = _submit(state.ingest, metrics, "traces", batches)
+    if refused is not None:
+        return refused
+    if content_type == "application/x-protobuf":
+        return Response(b"", 200, media_type="application/x-protobuf")
+    return JSONResponse({}, 200)
