@@ -1,8 +1,8 @@
 """Turns kernel events into calls and DNS observations (collector format dicts).
 
 Per tracked socket (process, fd) it keeps the peer addresses, the protocol
-found in the first payload and, for HTTP/1.x, the FIFO of requests waiting for
-their responses (keep-alive and pipelining answer in order). Everything is
+found in the first payload and, for HTTP/1.x and Redis, the FIFO of requests
+waiting for their responses (keep-alive and pipelining answer in order). Everything is
 bounded: the connection table (oldest evicted), the pending requests (a
 connection that overflows stops being parsed as HTTP), the partial heads kept
 while a message is split across reads. Whatever cannot be parsed is counted
@@ -16,17 +16,18 @@ import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from collectors.ebpf import events as ev
 from collectors.ebpf.identity import Identities
 from collectors.ebpf.listeners_table import ListenerTable
-from collectors.ebpf.protocols import dns, http1
+from collectors.ebpf.protocols import dns, http1, resp
 from collectors.ebpf.protocols.http1 import Parse
 from collectors.ebpf.stats import Stats
 
-UNKNOWN, HTTP, TCP = "unknown", "http", "tcp"
-DONE = "http-done"  # was HTTP, no longer parsed (upgraded, or a head we could not read)
+UNKNOWN, TCP = "unknown", "tcp"
+DONE = "done"  # was parsed (HTTP, Redis), no longer is: upgraded, or a head we could not read
 AF_INET, AF_INET6 = 2, 10
 Emit = Callable[[dict[str, Any]], None]
 
@@ -46,6 +47,7 @@ class Conn:
     workload: dict[str, Any]
     protocol: str = UNKNOWN
     peer_workload: dict[str, Any] | None = None  # the local listener we call, once known
+    parser: ModuleType | None = None  # protocols.http1 or protocols.resp once recognised
     pending: deque[tuple[int, http1.Request]] = field(default_factory=deque)
     partial: dict[int, bytes] = field(default_factory=dict)
 
@@ -176,7 +178,7 @@ class Tracker:
         """A connection ended: expire its unanswered requests, report plain TCP."""
         if conn.pending:
             self.stats.expired_requests += len(conn.pending)
-        if conn.transport != ev.TRANSPORT_TCP or conn.protocol in (HTTP, DONE):
+        if conn.transport != ev.TRANSPORT_TCP or conn.protocol not in (UNKNOWN, TCP):
             return
         call = self._call(conn, conn.opened_ns, "tcp")
         call["duration_ms"] = max(0.0, (ts_ns - conn.opened_ns) / 1e6)
@@ -230,7 +232,16 @@ class Tracker:
 
     def _on_request(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
                     direction: int, continued: bool) -> None:
-        state, request = http1.parse_request(data)
+        parser = conn.parser
+        if parser is None:  # first message: HTTP/1.x, else Redis, else plain TCP
+            chosen: ModuleType = http1
+            state, request = http1.parse_request(data)
+            if state is Parse.INVALID:
+                chosen = resp
+                state, request = resp.parse_request(data)
+        else:
+            chosen = parser
+            state, request = parser.parse_request(data)
         if state is Parse.COMPLETE and request is not None:
             limits = self.limits
             if (len(conn.pending) >= limits.max_pending_per_conn
@@ -238,64 +249,70 @@ class Tracker:
                 self.stats.evicted_requests += len(conn.pending) + 1
                 self._give_up(conn)
                 return
-            conn.protocol = HTTP
+            conn.parser = chosen
+            conn.protocol = chosen.NAME
             conn.pending.append((ts_ns, request))
             self.pending_total += 1
             self.stats.pending_requests = self.pending_total
         elif state is Parse.PARTIAL and whole and len(data) < 2 * self.limits.max_head:
             conn.partial[direction] = data
-        elif conn.protocol == UNKNOWN:
+        elif parser is None:
             if state is not Parse.INVALID:
-                self.stats.unparsable["http"] += 1
+                self.stats.unparsable[chosen.NAME] += 1
             self._give_up(conn)
         elif state is not Parse.INVALID or continued:
             # Looked like a request head but could not be completed: the response
             # that follows has no request to pair with; stop parsing this socket.
-            self.stats.unparsable["http"] += 1
-            self._give_up(conn, keep_http=True)
+            self.stats.unparsable[conn.protocol] += 1
+            self._give_up(conn, keep_parsed=True)
 
     def _on_response(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
                      direction: int, continued: bool) -> None:
-        if conn.protocol == UNKNOWN:
-            self._give_up(conn)  # the peer that should answer spoke first: not HTTP
+        parser = conn.parser
+        if parser is None:
+            self._give_up(conn)  # the peer that should answer spoke first: not parsed
             return
-        state, response = http1.parse_response(data)
+        state, response = parser.parse_response(data)
         if state is Parse.PARTIAL and whole and len(data) < 2 * self.limits.max_head:
             conn.partial[direction] = data
             return
         if state is not Parse.COMPLETE or response is None:
             if continued:  # a split status line that never completed
-                self.stats.unparsable["http"] += 1
-                self._give_up(conn, keep_http=True)
+                self.stats.unparsable[conn.protocol] += 1
+                self._give_up(conn, keep_parsed=True)
             return  # else: body bytes of a response
-        if response.status < 200 and response.status != 101:
-            return  # interim (100 Continue): the final response follows
+        if response.interim:
+            return  # 100 Continue and the like: the final response follows
         if not conn.pending:
             self.stats.unmatched_responses += 1
             return
         start_ns, request = conn.pending.popleft()
         self.pending_total -= 1
         self.stats.pending_requests = self.pending_total
-        call = self._call(conn, start_ns, "http")
+        call = self._call(conn, start_ns, conn.protocol)
         call["method"] = request.method
-        call["path"] = request.path
+        if request.path:
+            call["path"] = request.path
         if request.host:
             call["host"] = request.host
-        call["status"] = response.status
-        call["error"] = response.status >= 500
+        if response.status is not None:
+            call["status"] = response.status
+        call["error"] = response.error
         call["duration_ms"] = max(0.0, (ts_ns - start_ns) / 1e6)
-        self.stats.calls["http"] += 1
+        self.stats.calls[conn.protocol] += 1
         self.emit_call(call)
-        if response.status == 101:
-            self._give_up(conn, keep_http=True)  # switched protocols (WebSocket, h2c)
+        if response.upgrade:
+            self._give_up(conn, keep_parsed=True)  # switched protocols (WebSocket, h2c)
 
-    def _give_up(self, conn: Conn, keep_http: bool = False) -> None:
-        """Stop parsing a socket: plain TCP from now on (or a finished HTTP one)."""
+    def _give_up(self, conn: Conn, keep_parsed: bool = False) -> None:
+        """Stop parsing a socket: plain TCP from now on, or (keep_parsed) a socket whose
+        earlier messages were reported and which must not be reported again as TCP."""
         self.pending_total -= len(conn.pending)
         self.stats.pending_requests = self.pending_total
         conn.pending.clear()
         conn.partial.clear()
-        conn.protocol = DONE if keep_http and conn.protocol == HTTP else TCP
+        conn.protocol = DONE if keep_parsed and conn.parser is not None else TCP
+        conn.parser = None
         if self.stop_capture is not None:
             self.stop_capture(conn.tgid, conn.fd)
 

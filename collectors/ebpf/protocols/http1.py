@@ -1,4 +1,4 @@
-"""HTTP/1.x message heads, parsed from the first bytes of a read or write.
+"""HTTP/1.x message heads (NAME "http"), parsed from the first bytes of a read or write.
 
 Only what a service map needs: the request line and Host of a request, the
 status of a response. A head is COMPLETE when its first line ends in the
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+NAME = "http"
 METHODS = frozenset(
     b"GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH".split()
 )
@@ -37,7 +38,18 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    status: int
+    status: int | None
+    error: bool = False
+
+    @property
+    def interim(self) -> bool:
+        """1xx other than 101: the final response is still to come."""
+        return self.status is not None and self.status < 200 and self.status != 101
+
+    @property
+    def upgrade(self) -> bool:
+        """101 Switching Protocols: what follows is not this protocol."""
+        return self.status == 101
 
 
 _VISIBLE = re.compile(rb"[\x21-\x7e]+")
@@ -124,4 +136,4 @@ def parse_response(data: bytes) -> tuple[Parse, Response | None]:
     status = int(code)
     if not 100 <= status <= 599:
         return Parse.INVALID, None
-    return Parse.COMPLETE, Response(status)
+    return Parse.COMPLETE, Response(status, error=status >= 500)

@@ -53,7 +53,8 @@ def test_parse_request(case: str, data: bytes, state: Parse, request_: Request |
 RESPONSES = [
     ("ok", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Parse.COMPLETE, Response(200)),
     ("1.0 not found", b"HTTP/1.0 404 File not found\r\n", Parse.COMPLETE, Response(404)),
-    ("no reason phrase", b"HTTP/1.1 503\r\n\r\n", Parse.COMPLETE, Response(503)),
+    ("no reason phrase, an error", b"HTTP/1.1 503\r\n\r\n", Parse.COMPLETE,
+     Response(503, error=True)),
     ("interim", b"HTTP/1.1 100 Continue\r\n\r\n", Parse.COMPLETE, Response(100)),
     ("status out of range", b"HTTP/1.1 600 Odd\r\n", Parse.INVALID, None),
     ("two-digit status", b"HTTP/1.1 20 OK\r\n\r\n", Parse.INVALID, None),

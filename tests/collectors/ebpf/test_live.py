@@ -62,20 +62,36 @@ def test_urllib_client(agent: live.RunningAgent, http_server: int) -> None:
     assert call["duration_ms"] > 0
 
 
-def test_redis_client_is_a_tcp_edge(agent: live.RunningAgent, valkey_port: int) -> None:
+def test_redis_py_commands(agent: live.RunningAgent, valkey_port: int) -> None:
     live.python(
         "import redis\n"
         f"client = redis.Redis(host='127.0.0.1', port={valkey_port})\n"
         "client.set('edge', 'x' * 100)\n"
         "assert client.get('edge') == b'x' * 100\n"
+        "try:\n"
+        "    client.incr('edge')\n"
+        "except redis.ResponseError:\n"
+        "    pass\n"
         "client.close()\n")
-    calls = agent.wait_for("calls", lambda c: c["protocol"] == "tcp" and c["side"] == "client"
-                           and c["destination"].get("port") == valkey_port)
-    assert calls, "no tcp call from the redis client"
-    call = calls[0]
-    assert _workload(call["source"]).startswith("python3")
-    assert _workload(call["destination"]) == "valkey-server"
-    assert call["bytes_sent"] > 100 and call["bytes_received"] > 100
+
+    def mine(call: dict[str, Any]) -> bool:
+        return (call["protocol"] == "redis" and call["side"] == "client"
+                and call["destination"].get("port") == valkey_port)
+
+    agent.wait_for("calls", lambda c: mine(c) and c["method"] == "INCRBY")
+    calls = [c for c in agent.items("calls") if mine(c)]
+    by_method = {c["method"]: c for c in calls}
+    assert {"SET", "GET", "INCRBY"} <= set(by_method)
+    assert by_method["INCRBY"]["error"] is True
+    assert by_method["GET"]["error"] is False
+    for call in by_method.values():
+        assert _workload(call["source"]).startswith("python3")
+        assert _workload(call["destination"]) == "valkey-server"
+        assert call["duration_ms"] > 0
+    served = agent.wait_for("calls", lambda c: c["side"] == "server"
+                            and c["protocol"] == "redis" and c.get("method") == "SET"
+                            and c["destination"].get("port") == valkey_port)
+    assert served and _workload(served[0]["destination"]) == "valkey-server"
 
 
 @pytest.mark.parametrize("client", ["dig", "raw-udp"])

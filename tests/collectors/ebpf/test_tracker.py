@@ -101,6 +101,15 @@ CONVERSATIONS = [
     ("head cut by the capture is not guessed", [(OUT, b"GET /" + b"a" * 400, 2000), (IN, OK)],
      [("tcp", None, None, None)], {"unparsable_http": 1}),
     ("response before any request", [(IN, OK)], [("tcp", None, None, None)], {}),
+    ("redis commands", [(OUT, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"),
+                        (IN, b"+OK\r\n"), (OUT, b"*2\r\n$3\r\nget\r\n$1\r\nk\r\n"),
+                        (IN, b"$1\r\nv\r\n"), (OUT, b"*1\r\n$4\r\nINCR\r\n"),
+                        (IN, b"-ERR wrong number of arguments\r\n")],
+     [("redis", "SET", None, None), ("redis", "GET", None, None),
+      ("redis", "INCR", None, None)], {}),
+    ("redis command split across writes", [(OUT, b"*2\r\n$3\r\nGE"),
+                                           (OUT, b"T\r\n$1\r\nk\r\n"), (IN, b"$-1\r\n")],
+     [("redis", "GET", None, None)], {}),
     ("unanswered requests expire at close", [(OUT, GET)], [], {"expired_requests": 1}),
     ("garbage after a keep-alive exchange", [(OUT, GET), (IN, OK), (OUT, b"GET /half"),
                                              (OUT, b"\x00\x01binary"), (IN, OK)],
@@ -156,8 +165,8 @@ def test_server_side_call(tmp_path: Path) -> None:
 
 def test_plain_tcp_reports_bytes_and_stops_capture(tmp_path: Path) -> None:
     h = Harness(tmp_path)
-    h.client_conn(port=6379)
-    h.feed([(OUT, b"*1\r\n$4\r\nPING\r\n"), (IN, b"+PONG\r\n")])
+    h.client_conn(port=5432)
+    h.feed([(OUT, b"\x00\x00\x00\x08\x04\xd2\x16/"), (IN, b"N")])  # PostgreSQL SSLRequest
     h.tracker.handle(s.close(CLIENT, 5, ts=10 * MS, sent=14, received=7))
     (call,) = h.calls
     assert (call["protocol"], call["bytes_sent"], call["bytes_received"]) == ("tcp", 14, 7)
@@ -261,3 +270,12 @@ def test_listener_leases_open_and_close(tmp_path: Path) -> None:
     closed = table.refresh(30.0)
     assert sorted((e["ip"], e["from"], e["to"]) for e in closed) == [
         ("10.0.0.5", 10.0, 30.0), ("fd00::5", 10.0, 30.0)]
+
+
+def test_redis_errors_are_marked(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.client_conn(port=6379)
+    h.feed([(OUT, b"*1\r\n$4\r\nPING\r\n"), (IN, b"+PONG\r\n"),
+            (OUT, b"*1\r\n$4\r\nBOOM\r\n"), (IN, b"-ERR unknown command\r\n")])
+    assert [(c["method"], c["error"], "status" in c, "path" in c) for c in h.calls] == [
+        ("PING", False, False, False), ("BOOM", True, False, False)]
