@@ -5,7 +5,8 @@ one gets StoreLocked naming the file. Writes are serialised by a lock and run
 in one explicit transaction each. Upserts are read-modify-write: the rows that
 already exist are read back by key, merged in Python with the incoming ones,
 and written with absolute values; new rows are created. That keeps the list
-arithmetic (histograms, exemplars) in one place and avoids relationship MERGE,
+arithmetic (histograms, exemplars) in one place, skips rows that would not
+change, and avoids relationship MERGE,
 which LadybugDB runs slowly (docs/storage.md has the figures).
 """
 
@@ -167,10 +168,11 @@ class LadybugStore(GraphStore):
         existing = self._existing(conn, q.SERVICES_EXISTING, incoming.keys(), key="id")
         created, updated = [], []
         for service_id, row in incoming.items():
-            if service_id in existing:
-                updated.append(rows.add_service_rows(existing[service_id], row))
-            else:
+            old = existing.get(service_id)
+            if old is None:
                 created.append(row)
+            elif (merged := rows.add_service_rows(old, row)) != old:
+                updated.append(merged)
         self._write(conn, q.SERVICES_CREATE, created, q.SERVICE_COLUMNS)
         self._write(conn, q.SERVICES_UPDATE, updated, q.SERVICE_COLUMNS)
 
@@ -201,8 +203,8 @@ class LadybugStore(GraphStore):
             old = existing.get((row["client"], row["server"]))
             if old is None:
                 created.append(row)
-            else:
-                updated.append(rows.add_pair_rows(old, row))
+            elif (merged := rows.add_pair_rows(old, row)) != old:
+                updated.append(merged)
         self._write(conn, q.PAIRS_CREATE, created, q.PAIR_COLUMNS)
         self._write(conn, q.PAIRS_UPDATE, updated, q.PAIR_COLUMNS)
 
