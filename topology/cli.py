@@ -92,3 +92,15 @@ def _describe(settings: Settings) -> str:
     if settings.store == "neo4j":
         return f"Neo4j at {settings.neo4j_uri}"
     return f"embedded store {settings.embedded_path}"
+
+
+def _register() -> None:
+    """Subcommands that live in their own modules (one concern each)."""
+    from collectors.cli_collect import command as collect
+    from topology.cli_worker import deadletter, worker
+
+    for command in (worker, deadletter, collect):
+        main.add_command(command)
+
+
+_register()
