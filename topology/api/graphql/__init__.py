@@ -1,0 +1,82 @@
+"""The GraphQL API: a Strawberry ASGI app over the named graph queries.
+
+`build_graphql_app(settings, store)` is mounted at /graphql by the Starlette
+app; the auth middleware puts the caller's Principal on `request.state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from strawberry.asgi import GraphQL
+from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from topology.api.graphql.errors import limit_error, mask
+from topology.api.graphql.executor import LeanExecutionContext
+from topology.api.graphql.limits import Limits, rule
+from topology.api.graphql.schema import Query
+from topology.settings import Settings
+from topology.store.base import GraphStore
+
+__all__ = ["build_graphql_app", "build_schema"]
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[Any] = [
+        MaxTokensLimiter(settings.graphql_max_tokens),
+        AddValidationRules([rule(Limits(settings.graphql_max_depth,
+                                        settings.graphql_max_aliases,
+                                        settings.graphql_max_complexity))]),
+    ]
+    if not settings.graphql_introspection:
+        extensions.append(DisableIntrospection())
+    return strawberry.Schema(query=Query, extensions=extensions,
+                             execution_context_class=LeanExecutionContext)
+
+
+class TopologyGraphQL(GraphQL):
+    """Strawberry's ASGI app with our context, a request timeout and masked errors."""
+
+    def __init__(self, settings: Settings, store: GraphStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(
+            build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=True, subscription_protocols=(),
+            multipart_uploads_enabled=False,
+        )
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
+        state = getattr(request, "state", None)
+        return {
+            "request": request, "response": response,
+            "principal": getattr(state, "principal", None) if state is not None else None,
+            "store": self.store, "settings": self.settings, "clock": self.clock,
+        }
+
+    async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
+        timeout = self.settings.graphql_timeout
+        try:
+            return await asyncio.wait_for(super().execute_operation(*args, **kwargs), timeout)
+        except TimeoutError:
+            return ExecutionResult(data=None, errors=[
+                limit_error(f"the request ran longer than {timeout:g}s")])
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response: GraphQLHTTPResponse = {"data": result.data}
+        if result.errors:
+            response["errors"] = [mask(error).formatted for error in result.errors]
+        return response
+
+
+def build_graphql_app(settings: Settings, store: GraphStore,
+                      clock: Callable[[], float] = time.time) -> TopologyGraphQL:
+    return TopologyGraphQL(settings, store, clock)

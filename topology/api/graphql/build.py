@@ -1,0 +1,103 @@
+"""Answer objects (the GraphQL types) from query results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from queries.services import ServiceNode
+from queries.window import EMPTY, Traffic, Window
+from topology.api.graphql import health as rules
+from topology.api.graphql import types as t
+from topology.api.graphql.data import PairAgg, ServiceRecord
+
+_EPOCH_CACHE: dict[int, datetime] = {}
+
+
+def moment(seconds: int | None) -> datetime | None:
+    if seconds is None:
+        return None
+    found = _EPOCH_CACHE.get(seconds)
+    if found is None:
+        if len(_EPOCH_CACHE) > 100_000:
+            _EPOCH_CACHE.clear()
+        found = _EPOCH_CACHE[seconds] = datetime.fromtimestamp(seconds, UTC)
+    return found
+
+
+def stats(traffic: Traffic, window: Window) -> t.TrafficStats:
+    return t.TrafficStats(
+        requests=traffic.requests, request_rate=traffic.requests / window.seconds,
+        errors=traffic.errors, error_rate=traffic.error_rate,
+        p50_ms=traffic.quantile(0.5), p95_ms=traffic.quantile(0.95),
+        p99_ms=traffic.quantile(0.99),
+    )
+
+
+def labels(node: ServiceNode) -> list[t.Label]:
+    result = []
+    for label in node.labels:
+        key, _, value = label.partition("=")
+        result.append(t.Label(key=key, value=value))
+    return result
+
+
+def slo(node: ServiceNode) -> rules.Slo:
+    return rules.slo_from_labels(node.labels) if node.labels else rules.DEFAULT
+
+
+def service(
+    node: ServiceNode, window: Window, traffic: Traffic | None = None,
+    record: ServiceRecord | None = None,
+) -> t.Service:
+    traffic = traffic or EMPTY
+    summary = stats(traffic, window)
+    return t.Service(
+        id=node.id, name=node.name, namespace=node.namespace, cluster=node.cluster,
+        kind=node.kind, external=node.external, labels=labels(node),
+        first_seen=moment(record.first_seen) if record else None,
+        last_seen=moment(record.last_seen) if record else None,
+        stats=summary,
+        health=rules.judge(summary.requests, summary.error_rate, summary.p99_ms, slo(node)),
+    )
+
+
+def services(
+    records: Mapping[str, ServiceRecord], traffic: Mapping[str, Traffic], window: Window,
+    ids: Iterable[str] | None = None,
+) -> list[t.Service]:
+    wanted = sorted(records) if ids is None else [i for i in ids if i in records]
+    return [service(records[i].node, window, traffic.get(i), records[i]) for i in wanted]
+
+
+def edges(
+    pairs: list[PairAgg], window: Window, records: Mapping[str, ServiceRecord],
+    series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None = None, step: int = 60,
+    exemplars: Mapping[tuple[str, str], list[str]] | None = None,
+) -> list[t.Edge]:
+    busiest = max((p.requests for p in pairs), default=0) or 1
+    result = []
+    for pair in pairs:
+        traffic = pair.traffic()
+        summary = stats(traffic, window)
+        server = records.get(pair.server)
+        limits = slo(server.node) if server is not None else rules.DEFAULT
+        key = (pair.client, pair.server)
+        result.append(t.Edge(
+            client=pair.client, server=pair.server, protocols=sorted(pair.protocols),
+            stats=summary,
+            health=rules.judge(summary.requests, summary.error_rate, summary.p99_ms, limits),
+            weight=pair.requests / busiest,
+            top_paths=[t.PathCount(path=p, requests=n) for p, n in pair.top_paths()],
+            time_series=_points(series.get(key, {}), window, step) if series is not None else [],
+            exemplar_trace_ids=list(exemplars.get(key, ())) if exemplars is not None else [],
+        ))
+    return result
+
+
+def _points(points: Mapping[int, list[int]], window: Window, step: int) -> list[t.SeriesPoint]:
+    result = []
+    for start in range(window.since, window.until, step):
+        requests, errors = points.get(start, (0, 0))
+        result.append(t.SeriesPoint(start=moment(start), requests=requests, errors=errors))
+    return result

@@ -1,0 +1,178 @@
+"""Map data: bucket aggregates folded per (client, server), keeping histograms.
+
+Built on the named map statement (`queries.service_map.map_statement`); it
+keeps each pair's summed histogram (the named `fold_edges` keeps quantiles
+only) so service stats and health can be derived from the same rows. Time
+series and exemplars have their own statements, run only when a query asks
+for those fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from queries.compiler import CompiledFilter
+from queries.service_map import TOP_PATHS, map_statement
+from queries.services import SERVICE_COLUMNS, ServiceNode
+from queries.window import IN_WINDOW, Traffic, Window
+from topology import histogram
+from topology.store.base import GraphStore
+from topology.store.statement import Dialect, Statement
+
+BINS = histogram.BIN_COUNT
+_HIST_KEYS = tuple(f"h{i}" for i in range(BINS))
+SERVICES_FULL = Statement.same(
+    "api_services_by_id",
+    f"MATCH (s:Service) WHERE s.id IN $ids RETURN {SERVICE_COLUMNS}, "
+    "s.first_seen AS first_seen, s.last_seen AS last_seen",
+)
+MAX_POINTS = 60
+
+
+@dataclass
+class PairAgg:
+    client: str
+    server: str
+    requests: int = 0
+    errors: int = 0
+    latency: float = 0.0
+    hist: list[int] = field(default_factory=lambda: [0] * BINS)
+    protocols: set[str] = field(default_factory=set)
+    paths: dict[str, int] = field(default_factory=dict)
+
+    def traffic(self) -> Traffic:
+        return Traffic(self.requests, self.errors, self.latency, tuple(self.hist))
+
+    def top_paths(self, count: int = TOP_PATHS) -> list[tuple[str, int]]:
+        return sorted(self.paths.items(), key=lambda item: (-item[1], item[0]))[:count]
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    node: ServiceNode
+    first_seen: int | None
+    last_seen: int | None
+
+
+def fetch_pairs(
+    store: GraphStore, compiled: CompiledFilter, window: Window, focus: str | None = None
+) -> dict[tuple[str, str], PairAgg]:
+    """Per (client, server): summed traffic, protocols and per-path requests."""
+    params = {**compiled.params, **window.params()}
+    if focus is not None:
+        params["service"] = focus
+    rows = store.read(map_statement(compiled, focus=focus is not None), params)
+    pairs: dict[tuple[str, str], PairAgg] = {}
+    for row in rows:
+        key = (row["client"], row["server"])
+        agg = pairs.get(key)
+        if agg is None:
+            agg = pairs[key] = PairAgg(key[0], key[1])
+        requests = int(row["requests"] or 0)
+        agg.requests += requests
+        agg.errors += int(row["errors"] or 0)
+        agg.latency += float(row["latency"] or 0.0)
+        hist = agg.hist
+        for i, name in enumerate(_HIST_KEYS):
+            value = row[name]
+            if value:
+                hist[i] += int(value)
+        agg.protocols.add(row["protocol"])
+        path = row["path"]
+        agg.paths[path] = agg.paths.get(path, 0) + requests
+    return pairs
+
+
+def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRecord]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {
+        row["id"]: ServiceRecord(ServiceNode.of(row), row["first_seen"], row["last_seen"])
+        for row in store.read(SERVICES_FULL, {"ids": wanted})
+    }
+
+
+def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
+    """Per service: what it served among the pairs, else what it made."""
+    served: dict[str, PairAgg] = {}
+    made: dict[str, PairAgg] = {}
+    for pair in pairs:
+        for sid, into in ((pair.server, served), (pair.client, made)):
+            total = into.get(sid)
+            if total is None:
+                total = into[sid] = PairAgg(sid, sid)
+            total.requests += pair.requests
+            total.errors += pair.errors
+            total.latency += pair.latency
+            total.hist = [a + b for a, b in zip(total.hist, pair.hist, strict=True)]
+    result = {sid: agg.traffic() for sid, agg in made.items()}
+    result.update((sid, agg.traffic()) for sid, agg in served.items())
+    return result
+
+
+def _filtered(compiled: CompiledFilter, dialect: Dialect, returns: str) -> str:
+    """Buckets in the window matching the filter (the map statement's shape), `returns`."""
+    text = compiled.prelude(dialect) + f"MATCH (k:CallBucket) WHERE {IN_WINDOW}"
+    joined = False
+    for var, end in (("c", "client"), ("s", "server")):
+        if var in compiled.variables:
+            text += f" MATCH ({var}:Service {{id: k.{end}}})"
+            joined = True
+    predicate = compiled.predicate(dialect)
+    if predicate != "true":
+        text += f" WHERE {predicate}" if joined else f" AND {predicate}"
+    return f"{text} RETURN {returns}"
+
+
+def filtered_statement(
+    name: str, compiled: CompiledFilter, returns: str, ladybug_returns: str | None = None
+) -> Statement:
+    return Statement(name, _filtered(compiled, Dialect.NEO4J, returns),
+                     _filtered(compiled, Dialect.LADYBUG, ladybug_returns or returns))
+
+
+_SERIES_RETURNS = ("k.client AS client, k.server AS server, k.bucket AS bucket, "
+                   "sum(k.requests) AS requests, sum(k.errors) AS errors")
+_EXEMPLAR_RETURNS = "k.client AS client, k.server AS server, k.exemplars AS exemplars"
+
+
+def step_seconds(window: Window, bucket_width: int) -> int:
+    """Series step: a multiple of the bucket width giving at most MAX_POINTS steps."""
+    steps = -(-window.seconds // bucket_width)
+    return bucket_width * max(1, -(-steps // MAX_POINTS))
+
+
+def fetch_series(
+    store: GraphStore, compiled: CompiledFilter, window: Window, step: int
+) -> dict[tuple[str, str], dict[int, list[int]]]:
+    """Per pair: step start -> [requests, errors]."""
+    rows = store.read(filtered_statement("api_series", compiled, _SERIES_RETURNS),
+                      {**compiled.params, **window.params()})
+    series: dict[tuple[str, str], dict[int, list[int]]] = {}
+    for row in rows:
+        start = window.since + (int(row["bucket"]) - window.since) // step * step
+        point = series.setdefault((row["client"], row["server"]), {}).setdefault(start, [0, 0])
+        point[0] += int(row["requests"] or 0)
+        point[1] += int(row["errors"] or 0)
+    return series
+
+
+def fetch_exemplars(
+    store: GraphStore, compiled: CompiledFilter, window: Window, per_pair: int = 5
+) -> dict[tuple[str, str], list[str]]:
+    rows = store.read(filtered_statement("api_exemplars", compiled, _EXEMPLAR_RETURNS),
+                      {**compiled.params, **window.params()})
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in sorted(rows, key=_by_pair):
+        known = found.setdefault((row["client"], row["server"]), [])
+        for trace_id in row["exemplars"] or ():
+            if len(known) < per_pair and trace_id not in known:
+                known.append(trace_id)
+    return found
+
+
+def _by_pair(row: Mapping[str, Any]) -> tuple[str, str]:
+    return (row["client"], row["server"])

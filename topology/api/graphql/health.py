@@ -1,0 +1,81 @@
+"""Health of a service or an edge from its traffic and its SLO.
+
+HEALTHY: errors under the warning rate (1%) and p99 under 80% of the SLO's p99.
+WARNING: approaching the SLO (either of those crossed, the SLO still met).
+CRITICAL: the SLO is breached (error rate above the SLO's, or p99 above its p99).
+UNKNOWN: no traffic in the window.
+
+The SLO has defaults; a service overrides them with the labels the Kubernetes
+watcher reports (`topology.io/slo-p99-ms`, `topology.io/slo-error-rate`, see
+docs/kubernetes-watcher.md). An edge is judged by the SLO of its server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+from queries.window import Thresholds, Traffic
+
+SLO_P99_LABEL = "topology.io/slo-p99-ms"
+SLO_ERROR_RATE_LABEL = "topology.io/slo-error-rate"
+WARNING_ERROR_RATE = 0.01
+WARNING_LATENCY_SHARE = 0.8
+DEFAULT_SLO = Thresholds()  # 5% errors, p99 1000 ms: the degraded rule of blast radius
+
+
+class Health(Enum):
+    HEALTHY = "healthy"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Slo:
+    error_rate: float
+    p99_ms: float
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.error_rate, self.p99_ms)
+
+
+DEFAULT = Slo(DEFAULT_SLO.error_rate, DEFAULT_SLO.p99_ms)
+
+
+def slo_from_labels(labels: Iterable[str], default: Slo = DEFAULT) -> Slo:
+    """The default SLO with the service's label overrides; invalid values are ignored."""
+    error_rate, p99 = default.error_rate, default.p99_ms
+    for label in labels:
+        key, _, raw = label.partition("=")
+        if key not in (SLO_P99_LABEL, SLO_ERROR_RATE_LABEL):
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if not math.isfinite(value):
+            continue
+        if key == SLO_P99_LABEL and value > 0:
+            p99 = value
+        elif key == SLO_ERROR_RATE_LABEL and 0 <= value <= 1:
+            error_rate = value
+    return Slo(error_rate, p99)
+
+
+def judge(requests: int, error_rate: float, p99_ms: float | None, slo: Slo) -> Health:
+    if requests == 0:
+        return Health.UNKNOWN
+    if error_rate > slo.error_rate or (p99_ms is not None and p99_ms > slo.p99_ms):
+        return Health.CRITICAL
+    if (error_rate > 0 and error_rate >= min(WARNING_ERROR_RATE, slo.error_rate)) or (
+            p99_ms is not None and p99_ms > WARNING_LATENCY_SHARE * slo.p99_ms):
+        return Health.WARNING
+    return Health.HEALTHY
+
+
+def of_traffic(traffic: Traffic, slo: Slo) -> Health:
+    return judge(traffic.requests, traffic.error_rate, traffic.quantile(0.99), slo)
