@@ -85,15 +85,6 @@ class Service:
         if self.kind not in SERVICE_KINDS:
             raise ValueError(f"service {self.id!r}: unknown kind {self.kind!r}")
 
-    def merge(self, other: Service) -> None:
-        """Fold a later mention of the same service into this one."""
-        if other.seen >= self.seen:
-            self.name, self.namespace, self.cluster = other.name, other.namespace, other.cluster
-            self.labels = {**self.labels, **other.labels}
-        else:
-            self.labels = {**other.labels, **self.labels}
-        self.seen = max(self.seen, other.seen)
-
 
 @dataclass(slots=True)
 class CallBucket:
