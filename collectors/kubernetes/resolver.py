@@ -94,10 +94,14 @@ class Resolver:
         self._clock = clock
         self._pods: dict[str, PodView] = {}
         self._pods_by_ns: dict[str, dict[str, PodView]] = {}
+        # namespace -> (label, value) -> pod keys: selector matching without a scan
+        self._label_index: dict[str, dict[tuple[str, str], set[str]]] = {}
         self._pod_state: dict[str, tuple[tuple[tuple[str, str], ...], dict[str, Any] | None]] = {}
         self._controllers: dict[tuple[str, str, str], ControllerView] = {}
         self._services: dict[str, ServiceView] = {}
         self._services_by_ns: dict[str, dict[str, ServiceView]] = {}
+        # namespace -> (label, value) in a selector -> service keys
+        self._selector_index: dict[str, dict[tuple[str, str], set[str]]] = {}
         self._leases: dict[Addr, _Held] = {}
         self._held: dict[str, set[Addr]] = {}
         self._last_end: dict[Addr, float] = {}
@@ -171,16 +175,31 @@ class Resolver:
 
     def _set_pod(self, pod: PodView, deleted: bool) -> list[Lease]:
         key, ns = _key(pod.meta), pod.meta.namespace
+        old = self._pods.get(key)
+        index = self._label_index.setdefault(ns, {})
+        if old is not None and (deleted or old.meta.labels != pod.meta.labels):
+            for item in old.meta.labels.items():
+                index.get(item, set()).discard(key)
         if deleted:
             self._pods.pop(key, None)
             self._pods_by_ns.get(ns, {}).pop(key, None)
         else:
             self._pods[key] = pod
             self._pods_by_ns.setdefault(ns, {})[key] = pod
+            for item in pod.meta.labels.items():
+                index.setdefault(item, set()).add(key)
         return self._refresh_pod(key, pod)
 
     def _set_service(self, svc: ServiceView, deleted: bool) -> list[Lease]:
         key = _key(svc.meta)
+        index = self._selector_index.setdefault(svc.meta.namespace, {})
+        old = self._services.get(key)
+        if old is not None:
+            for item in old.selector.items():
+                index.get(item, set()).discard(key)
+        if not deleted:
+            for item in svc.selector.items():
+                index.setdefault(item, set()).add(key)
         if deleted:
             self._services.pop(key, None)
             self._services_by_ns.get(svc.meta.namespace, {}).pop(key, None)
@@ -269,8 +288,13 @@ class Resolver:
             self._deferred_ns.add(ns)
             return []
         old_labels = dict(before[0]) if before else {}
+        index = self._selector_index.get(ns, {})
+        candidates: set[str] = set()
+        for item in (*pod.meta.labels.items(), *old_labels.items()):
+            candidates.update(index.get(item, ()))
         out: list[Lease] = []
-        for key, svc in list(self._services_by_ns.get(ns, {}).items()):
+        for key in sorted(candidates):
+            svc = self._services[key]
             if selects(svc.selector, pod.meta.labels) or selects(svc.selector, old_labels):
                 out += self._refresh_service(key)
         return out
@@ -285,20 +309,25 @@ class Resolver:
         return self._reconcile(f"svc/{key}", desired, svc.meta.created if svc else None)
 
     def _service_workload(self, svc: ServiceView) -> dict[str, Any] | None:
+        if not svc.selector:
+            return None
+        index = self._label_index.get(svc.meta.namespace, {})
+        matches = sorted((index.get(item, set()) for item in svc.selector.items()), key=len)
         counts: dict[tuple[str, str], int] = {}
-        first: dict[tuple[str, str], dict[str, Any]] = {}
-        pods = self._pods_by_ns.get(svc.meta.namespace, {})
-        for key, pod in sorted(pods.items(), key=lambda item: item[1].meta.name):
+        first: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for key in matches[0].intersection(*matches[1:]):
             state = self._pod_state.get(key)
-            if state is None or state[1] is None or not selects(svc.selector, pod.meta.labels):
+            if state is None or state[1] is None:
                 continue
             ident = (state[1]["kind"], state[1]["name"])
             counts[ident] = counts.get(ident, 0) + 1
-            first.setdefault(ident, state[1])
+            name = self._pods[key].meta.name
+            if ident not in first or name < first[ident][0]:
+                first[ident] = (name, state[1])  # the same pod whatever the set's order
         if not counts:
             return None
         best = min(counts, key=lambda ident: (-counts[ident], ident))
-        return first[best]
+        return first[best][1]
 
     # -- leases ------------------------------------------------------------
 
