@@ -19,22 +19,19 @@ Rules:
   with the most selected pods (ties: kind, then name), so a canary beside the
   main Deployment does not steal the Service. Headless, ExternalName and
   selector-less Services get no lease.
-* The first lease of a pod starts at its ``status.startTime`` (of a Service at
-  its creation), so restarting the watcher re-emits identical leases; later
-  changes start at the clock. When an address is claimed while another holder
-  still has it (the IP was reused before we saw the old pod go), the old lease
-  is closed where the new one starts; leases on one address never overlap.
+* Lease times (first lease at the pod's startTime or the Service's creation,
+  later ones at the clock, never overlapping on one address): see
+  :mod:`collectors.kubernetes.leases`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from collectors.kubernetes import ownership
+from collectors.kubernetes.leases import Addr, Lease, LeaseBook
 from collectors.kubernetes.objects import (
     CONTROLLER_KINDS,
     JSON,
@@ -55,35 +52,11 @@ from collectors.kubernetes.objects import (
     selects,
 )
 
-Addr = tuple[str, int | None]
-Lease = dict[str, Any]
 WATCHED_KINDS = (*CONTROLLER_KINDS, KIND_POD, KIND_SERVICE)
-
-
-@dataclass(slots=True)
-class _Held:
-    holder: str
-    workload: dict[str, Any]
-    start: float
 
 
 def _key(meta: Meta) -> str:
     return meta.uid or f"{meta.namespace}/{meta.name}"
-
-
-def _identity(workload: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (workload["cluster"], workload["namespace"], workload["kind"], workload["name"])
-
-
-def _entry(addr: Addr, workload: dict[str, Any], start: float, end: float | None) -> Lease:
-    lease: Lease = {"ip": addr[0]}
-    if addr[1] is not None:
-        lease["port"] = addr[1]
-    lease["workload"] = {**workload, "labels": dict(workload["labels"])}
-    lease["from"] = start
-    if end is not None:
-        lease["to"] = end
-    return lease
 
 
 class Resolver:
@@ -91,7 +64,6 @@ class Resolver:
 
     def __init__(self, cluster: str, clock: Callable[[], float] = time.time) -> None:
         self.cluster = cluster
-        self._clock = clock
         self._pods: dict[str, PodView] = {}
         self._pods_by_ns: dict[str, dict[str, PodView]] = {}
         # namespace -> (label, value) -> pod keys: selector matching without a scan
@@ -102,10 +74,7 @@ class Resolver:
         self._services_by_ns: dict[str, dict[str, ServiceView]] = {}
         # namespace -> (label, value) in a selector -> service keys
         self._selector_index: dict[str, dict[tuple[str, str], set[str]]] = {}
-        self._leases: dict[Addr, _Held] = {}
-        self._held: dict[str, set[Addr]] = {}
-        self._last_end: dict[Addr, float] = {}
-        self._started: set[str] = set()
+        self._book = LeaseBook(clock)
         self._deferred_ns: set[str] | None = None  # batch mode: services refreshed at the end
 
     # -- feeding -----------------------------------------------------------
@@ -168,8 +137,7 @@ class Resolver:
 
     def open_leases(self) -> list[Lease]:
         """Every lease currently open (for a resync or a test)."""
-        return [_entry(a, h.workload, h.start, None) for a, h in sorted(
-            self._leases.items(), key=lambda item: (item[0][0], item[0][1] or 0))]
+        return self._book.open_leases()
 
     # -- objects -----------------------------------------------------------
 
@@ -271,7 +239,11 @@ class Resolver:
                 desired = {(ip, port): workload for ip in pod.ips for port in pod.ports}
             else:
                 desired = {(ip, None): workload for ip in pod.ips}
-        out = self._reconcile(f"pod/{key}", desired, pod.started or pod.meta.created)
+        holder = f"pod/{key}"
+        if present:
+            out = self._book.reconcile(holder, desired, pod.started or pod.meta.created)
+        else:
+            out = self._book.forget(holder)
         state = (tuple(sorted(pod.meta.labels.items())), workload) if present else None
         before = self._pod_state.get(key)
         if state is None:
@@ -306,7 +278,9 @@ class Resolver:
             workload = self._service_workload(svc)
             if workload is not None:
                 desired = {(ip, None): workload for ip in svc.cluster_ips}
-        return self._reconcile(f"svc/{key}", desired, svc.meta.created if svc else None)
+        if svc is None:
+            return self._book.forget(f"svc/{key}")
+        return self._book.reconcile(f"svc/{key}", desired, svc.meta.created)
 
     def _service_workload(self, svc: ServiceView) -> dict[str, Any] | None:
         if not svc.selector:
@@ -328,54 +302,3 @@ class Resolver:
             return None
         best = min(counts, key=lambda ident: (-counts[ident], ident))
         return first[best][1]
-
-    # -- leases ------------------------------------------------------------
-
-    def _reconcile(
-        self, holder: str, desired: dict[Addr, dict[str, Any]], first_start: float | None
-    ) -> list[Lease]:
-        now = self._clock()
-        out: list[Lease] = []
-        for addr in sorted(self._held.get(holder, set()) - desired.keys(), key=_addr_order):
-            out.append(self._close(addr, now))
-        start = now
-        if holder not in self._started and first_start is not None:
-            start = min(first_start, now)
-        for addr in sorted(desired, key=_addr_order):
-            workload = desired[addr]
-            held = self._leases.get(addr)
-            begin = max(start, self._last_end.get(addr, -math.inf))
-            if held is not None and held.holder == holder:
-                if _identity(held.workload) == _identity(workload):
-                    if held.workload != workload:
-                        held.workload = workload
-                        out.append(_entry(addr, workload, held.start, None))
-                    continue
-                out.append(self._close(addr, now))
-                begin = now
-            elif held is not None:  # reused while another holder still has it
-                begin = min(max(begin, held.start), now)
-                out.append(self._close(addr, begin))
-            self._leases[addr] = _Held(holder, workload, begin)
-            self._held.setdefault(holder, set()).add(addr)
-            self._started.add(holder)
-            out.append(_entry(addr, workload, begin, None))
-        if not desired and holder.startswith(("pod/", "svc/")) and not self._exists(holder):
-            self._held.pop(holder, None)
-            self._started.discard(holder)
-        return out
-
-    def _exists(self, holder: str) -> bool:
-        kind, _, key = holder.partition("/")
-        return key in (self._pods if kind == "pod" else self._services)
-
-    def _close(self, addr: Addr, end: float) -> Lease:
-        held = self._leases.pop(addr)
-        self._held.get(held.holder, set()).discard(addr)
-        end = max(end, held.start)
-        self._last_end[addr] = end
-        return _entry(addr, held.workload, held.start, end)
-
-
-def _addr_order(addr: Addr) -> tuple[str, int]:
-    return (addr[0], -1 if addr[1] is None else addr[1])
