@@ -1,58 +1,102 @@
 """Aggregation: resolved calls into one CallBucket row per key per batch.
 
 The hot path of ingestion. Rows are keyed by a plain tuple (client, server,
-bucket start, protocol, method, path template) so the per-event cost is one
-dict lookup and `CallBucket.record`. The per-edge template cap runs after the
+bucket start, protocol, method, path template) and accumulated in plain lists
+inside one loop with everything bound to locals; `CallBucket` objects are made
+once per row at the end. The result is exactly what `CallBucket.record` would
+give for the same events (a test holds the two together); calling `record`
+per event costs about twice as much. The per-edge template cap runs after the
 batch is folded, on distinct rows rather than on events.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
+from topology.histogram import BIN_COUNT, BOUNDS_MS
 from topology.ingest.paths import OVERFLOW_TEMPLATE
 from topology.ingest.templates import TemplateCap
-from topology.model import CallBucket
+from topology.model import MAX_EXEMPLARS, STATUS_CLASSES, CallBucket, status_class
 
 RowKey = tuple[str, str, int, str, str, str]
+# client, server, naming, timestamp, protocol, method, path template, duration ms,
+# error, status, trace id
+Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
+
+# Accumulator slots.
+_REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
+# Status code (0..999, the schema's range) -> status class index.
+_STATUS_INDEX = tuple(status_class(code) for code in range(1000))
 
 
 class Aggregator:
     def __init__(self, width: float) -> None:
         self.width = int(width)
-        self.rows: dict[RowKey, CallBucket] = {}
+        self._acc: dict[RowKey, list] = {}
 
-    def add(
-        self, client: str, server: str, naming: str, ts: float, protocol: str, method: str,
-        path: str, duration_ms: float, error: bool, status: int | None, trace_id: str,
-    ) -> None:
+    def add(self, *event: object) -> None:
+        self.add_all((event,))  # type: ignore[arg-type]
+
+    def add_all(self, events: Iterable[Event]) -> int:
+        """Fold events into the rows; returns how many were added."""
+        acc = self._acc
+        get = acc.get
         width = self.width
-        bucket = int(ts // width) * width
-        key = (client, server, bucket, protocol, method, path)
-        row = self.rows.get(key)
-        if row is None:
-            row = self.rows[key] = CallBucket(
-                client=client, server=server, bucket=bucket, width=width,
-                protocol=protocol, method=method, path=path, naming=naming,
+        bounds = BOUNDS_MS
+        bins, classes, max_exemplars = BIN_COUNT, STATUS_CLASSES, MAX_EXEMPLARS
+        status_index = _STATUS_INDEX
+        n = 0
+        for client, server, naming, ts, protocol, method, path, ms, error, status, trace in events:
+            n += 1
+            start = int(ts) // width * width  # timestamps are >= 0 (schema)
+            key = (client, server, start, protocol, method, path)
+            row = get(key)
+            if row is None:
+                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], naming]
+            else:
+                row[_NAMING] = naming
+            row[_REQUESTS] += 1
+            if error:
+                row[_ERRORS] += 1
+            row[_LATENCY] += ms
+            row[_HIST][bisect_left(bounds, ms)] += 1
+            row[_STATUS][0 if status is None else status_index[status]] += 1
+            if trace:
+                exemplars = row[_EXEMPLARS]
+                if len(exemplars) < max_exemplars and trace not in exemplars:
+                    exemplars.append(trace)
+        return n
+
+    def __len__(self) -> int:
+        return len(self._acc)
+
+    def buckets(self) -> list[CallBucket]:
+        width = self.width
+        return [
+            CallBucket(
+                client=client, server=server, bucket=start, width=width, protocol=protocol,
+                method=method, path=path, requests=row[_REQUESTS], errors=row[_ERRORS],
+                latency_sum_ms=row[_LATENCY], histogram=row[_HIST], status_classes=row[_STATUS],
+                exemplars=row[_EXEMPLARS], naming=row[_NAMING],
             )
-        else:
-            row.naming = naming
-        row.record(duration_ms, error=error, status=status, trace_id=trace_id)
+            for (client, server, start, protocol, method, path), row in self._acc.items()
+        ]
 
     def capped(self, cap: TemplateCap) -> list[CallBucket]:
         """The rows, with templates an edge may not keep folded into `{overflow}`."""
         wanted: dict[str, set[str]] = {}
-        for client, server, _, _, _, path in self.rows:
+        for client, server, _, _, _, path in self._acc:
             if path:
                 wanted.setdefault(f"{client}|{server}", set()).add(path)
-        admitted = cap.admit(wanted)
-        out: dict[RowKey, CallBucket] = {}
-        for key, row in self.rows.items():
-            client, server, bucket, protocol, method, path = key
-            if path and path not in admitted.get(f"{client}|{server}", ()):
-                key = (client, server, bucket, protocol, method, OVERFLOW_TEMPLATE)
+        admitted = cap.admit(wanted) if wanted else {}
+        out: dict[str, CallBucket] = {}
+        for row in self.buckets():
+            if row.path and row.path not in admitted.get(f"{row.client}|{row.server}", ()):
                 row.path = OVERFLOW_TEMPLATE
-            existing = out.get(key)
+            existing = out.get(row.key)
             if existing is None:
-                out[key] = row
+                out[row.key] = row
             else:
                 existing.merge(row)
         return list(out.values())

@@ -69,26 +69,34 @@ class LeaseTable:
     """Leases by IP, answering `lookup(ip, port, ts)` without I/O."""
 
     def __init__(self) -> None:
-        self._by_ip: dict[str, dict[str, Lease]] = {}
+        self._by_ip: dict[str, list[Lease]] = {}
 
     def put(self, lease: Lease) -> None:
-        leases = self._by_ip.setdefault(lease.ip, {})
-        old = leases.get(lease.key)
-        if old is not None:
-            end = _merge_end(old.end, lease.end)
-            if end != lease.end:
-                lease = Lease(lease.ip, lease.workload, lease.start, end, lease.port,
-                              lease.watched, lease.service_id)
-        leases[lease.key] = lease
+        leases = self._by_ip.setdefault(lease.ip, [])
+        for i, old in enumerate(leases):
+            if old.key == lease.key:
+                end = _merge_end(old.end, lease.end)
+                if end != lease.end:
+                    lease = Lease(lease.ip, lease.workload, lease.start, end, lease.port,
+                                  lease.watched, lease.service_id)
+                leases[i] = lease
+                return
+        leases.append(lease)
 
     def lookup(self, ip: str, port: int | None, ts: float) -> Lease | None:
         """The lease covering `ip` (and `port`) at `ts`; portless leases when port is None."""
         leases = self._by_ip.get(ip)
         if not leases:
             return None
+        if len(leases) == 1:  # the common case: one pod has had this IP
+            lease = leases[0]
+            if (lease.port is None or lease.port == port) and lease.start <= ts and (
+                    lease.end is None or ts < lease.end):
+                return lease
+            return None
         best: Lease | None = None
         best_rank = (-1, -_INF)
-        for lease in leases.values():
+        for lease in leases:
             if lease.port is not None and lease.port != port:
                 continue
             if not lease.covers(ts):
@@ -101,10 +109,10 @@ class LeaseTable:
     def prune(self, before: float) -> None:
         """Forget leases that ended before `before`."""
         for ip in list(self._by_ip):
-            leases = self._by_ip[ip]
-            for key in [k for k, v in leases.items() if v.end is not None and v.end < before]:
-                del leases[key]
-            if not leases:
+            kept = [v for v in self._by_ip[ip] if v.end is None or v.end >= before]
+            if kept:
+                self._by_ip[ip] = kept
+            else:
                 del self._by_ip[ip]
 
     def __len__(self) -> int:

@@ -42,12 +42,23 @@ DEFAULT_RULES: tuple[FoldRule, ...] = (
 
 
 class PathFolder:
-    """Turns raw request paths into templates with the given rules."""
+    """Turns raw request paths into templates with the given rules.
+
+    All rules are compiled into one alternation of named groups, so an unknown
+    segment costs one regex match; segments and whole paths are memoised
+    (bounded) because most of them repeat.
+    """
 
     def __init__(self, rules: Sequence[FoldRule] = DEFAULT_RULES) -> None:
         self.rules = tuple(rules)
-        self._compiled = [(rule.compiled(), rule.placeholder) for rule in self.rules]
+        for rule in self.rules:
+            rule.compiled()  # a bad pattern fails here, naming itself
+        self._any = re.compile("|".join(
+            f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(self.rules)
+        ))
+        self._placeholders = {f"r{i}": rule.placeholder for i, rule in enumerate(self.rules)}
         self._memo: dict[str, str] = {}
+        self._segments: dict[str, str] = {}
 
     def fold(self, path: str) -> str:
         folded = self._memo.get(path)
@@ -58,6 +69,14 @@ class PathFolder:
             self._memo[path] = folded
         return folded
 
+    def _segment(self, segment: str) -> str:
+        match = self._any.fullmatch(segment)
+        folded = segment if match is None else self._placeholders[match.lastgroup or ""]
+        if len(self._segments) >= _MEMO_LIMIT:
+            self._segments.clear()
+        self._segments[segment] = folded
+        return folded
+
     def _fold(self, path: str) -> str:
         if not path:
             return ""
@@ -65,14 +84,8 @@ class PathFolder:
             cut = path.find(stop)
             if cut >= 0:
                 path = path[:cut]
-        segments = path.split("/")
-        for i, segment in enumerate(segments):
-            if not segment:
-                continue
-            for pattern, placeholder in self._compiled:
-                if pattern.fullmatch(segment):
-                    segments[i] = placeholder
-                    break
+        known = self._segments.get
+        segments = [known(s) or self._segment(s) if s else s for s in path.split("/")]
         template = "/".join(segments)
         if len(template) > MAX_PATH_LENGTH:
             template = template[:MAX_PATH_LENGTH] + "{cut}"

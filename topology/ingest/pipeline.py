@@ -12,11 +12,11 @@ its id in one store transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from topology.ingest.aggregate import Aggregator
+from topology.ingest.aggregate import Aggregator, Event
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
 from topology.ingest.paths import PathFolder
@@ -110,19 +110,7 @@ class Ingestor:
                     ips.add(ip)
         resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
         aggregator = Aggregator(self.settings.bucket_width)
-        resolve, add, fold = resolver.resolve, aggregator.add, self.folder.fold
-        for call in calls:
-            ends = resolve(call)
-            if ends is None:
-                continue
-            status = call.get("status")
-            add(
-                ends[0], ends[1], ends[2], call["timestamp"], call["protocol"],
-                call.get("method", ""), fold(call.get("path", "")),
-                call.get("duration_ms", 0.0),
-                bool(call.get("error")) or (status is not None and status >= 500),
-                status, call.get("trace_id", ""),
-            )
+        aggregator.add_all(self._events(calls, resolver))
         rows = aggregator.capped(self.templates)
         stats = self.stats
         stats.calls += len(calls)
@@ -133,3 +121,19 @@ class Ingestor:
             stats.dropped[reason] = stats.dropped.get(reason, 0) + count
         return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
                      calls=rows)
+
+    def _events(self, calls: Iterable[Mapping[str, Any]], resolver: Resolver) -> Iterator[Event]:
+        """The calls that count, resolved and folded, as aggregation events."""
+        resolve, fold = resolver.resolve, self.folder.fold
+        for call in calls:
+            ends = resolve(call)
+            if ends is None:
+                continue
+            status = call.get("status")
+            yield (
+                ends[0], ends[1], ends[2], call["timestamp"], call["protocol"],
+                call.get("method", ""), fold(call.get("path", "")),
+                call.get("duration_ms", 0.0),
+                call.get("error", False) or (status is not None and status >= 500),
+                status, call.get("trace_id", ""),
+            )

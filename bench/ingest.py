@@ -1,0 +1,134 @@
+"""Ingestion throughput on one core, without the store.
+
+Synthetic traffic with 10,000 distinct edges per minute (client workload,
+server workload, method, path template), as the issue sets. Every run gets a
+fresh payload decoded from JSON (new objects, new ids in the paths), as a
+worker would. Rates use the process's CPU time (the machine is shared; the
+load average is printed too). Prints the median of the runs, in events per
+second, for:
+
+* aggregate: `Aggregator.add_all` on already resolved events (the issue's
+  "aggregation alone"; target >= 250,000 events/s per core);
+* resolve+aggregate: `Ingestor.build` minus schema validation (lease lookups,
+  naming, de-duplication, path folding, aggregation, template cap);
+* validate: the JSON Schema check alone;
+* build: the whole of `Ingestor.build` (what a worker spends before the write).
+
+Run: .venv/bin/python bench/ingest.py [--events N] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import topology.ingest.pipeline as pipeline
+from topology.ingest import schema
+from topology.ingest.aggregate import Aggregator
+from topology.ingest.resolve import Resolver
+from topology.settings import Settings
+
+EDGES = 10_000
+SERVICES = 400
+T0 = 1_763_700_000.0
+
+
+def _workload(i: int) -> dict[str, Any]:
+    return {"cluster": "prod", "namespace": f"ns{i % 20}", "name": f"svc{i}", "kind": "Deployment"}
+
+
+def _ip(i: int) -> str:
+    return f"10.{i // 250}.{i % 250}.1"
+
+
+def make_batch(events: int, seed: int) -> dict[str, Any]:
+    """One minute of traffic: `events` calls over EDGES distinct edges, as decoded JSON."""
+    edges_rng, rng = random.Random(0), random.Random(seed)
+    endpoints = [{"ip": _ip(i), "workload": _workload(i), "from": T0 - 600}
+                 for i in range(SERVICES)]
+    edges = [(edges_rng.randrange(SERVICES), edges_rng.randrange(SERVICES),
+              edges_rng.choice(("GET", "POST")), f"/api/v1/items{e % 7}/") for e in range(EDGES)]
+    calls = []
+    for n in range(events):
+        client, server, method, prefix = edges[n % EDGES]
+        calls.append({
+            "timestamp": T0 + rng.random() * 59, "side": "client",
+            "source": {"ip": _ip(client), "port": 40000 + n % 20000,
+                       "workload": _workload(client)},
+            "destination": {"ip": _ip(server), "port": 8080},
+            "protocol": "http", "method": method, "path": f"{prefix}{rng.randrange(10**9)}",
+            "status": 200 if n % 50 else 503, "duration_ms": rng.random() * 80,
+            "trace_id": f"{n:032x}" if n % 100 == 0 else "",
+        })
+    payload = {"batch_id": f"bench-{seed}", "agent": "bench", "endpoints": endpoints,
+               "calls": calls}
+    return json.loads(json.dumps(payload))
+
+
+def _median(payloads: list[dict[str, Any]], fn: Callable[[dict[str, Any]], int]) -> float:
+    rates = []
+    for payload in payloads:
+        start = time.process_time()
+        count = fn(payload)
+        rates.append(count / (time.process_time() - start))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    settings = Settings()
+    ingestor = pipeline.Ingestor(store=None, settings=settings,  # type: ignore[arg-type]
+                                 clock=lambda: T0 + 60)
+    ingestor.build(make_batch(1000, seed=0))  # leases remembered
+
+    def fresh() -> list[dict[str, Any]]:
+        return [make_batch(args.events, seed=run + 1) for run in range(args.runs)]
+
+    def resolved(payload: dict[str, Any]) -> list[Any]:
+        resolver = Resolver(ingestor.leases.table(()), ingestor.dns.table(()))
+        return list(ingestor._events(payload["calls"], resolver))
+
+    events = [resolved(p) for p in fresh()]
+
+    def aggregate(index: int) -> int:
+        return Aggregator(settings.bucket_width).add_all(events[index])
+
+    def resolve_aggregate(payload: dict[str, Any]) -> int:
+        saved = pipeline.validate
+        pipeline.validate = lambda payload: None
+        try:
+            ingestor.build(payload)
+        finally:
+            pipeline.validate = saved
+        return len(payload["calls"])
+
+    def validate(payload: dict[str, Any]) -> int:
+        schema.validate(payload)
+        return len(payload["calls"])
+
+    def build(payload: dict[str, Any]) -> int:
+        ingestor.build(payload)
+        return len(payload["calls"])
+
+    rows = len(ingestor.build(make_batch(args.events, seed=99)).calls)
+    print(f"events per batch: {args.events}, distinct edges: {EDGES}, "
+          f"rows per batch: {rows}, runs: {args.runs}, "
+          f"load average: {os.getloadavg()[0]:.1f}, CPU time rates")
+    rate = _median(list(range(args.runs)), aggregate)  # type: ignore[arg-type]
+    print(f"{'aggregate':>18}: {rate:>12,.0f} events/s (median)")
+    for name, fn in (("resolve+aggregate", resolve_aggregate), ("validate", validate),
+                     ("build", build)):
+        print(f"{name:>18}: {_median(fresh(), fn):>12,.0f} events/s (median)")
+
+
+if __name__ == "__main__":
+    main()
