@@ -1,0 +1,59 @@
+"""The app as a whole: GraphQL mounted behind the middleware, structured logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from tests.topology.api.helpers import READ, TOKENS, bearer, serving
+from topology.api.logs import JsonFormatter
+from topology.settings import Settings
+from topology.store.base import GraphStore
+
+
+def test_graphql_is_mounted_with_graphiql_on_get(
+    settings: Settings, embedded_store: GraphStore
+) -> None:
+    with serving(settings.with_(tokens=TOKENS), embedded_store) as client:
+        answer = client.post("/graphql", json={"query": "{ __typename }"}, headers=bearer(READ))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"data": {"__typename": "Query"}}
+        page = client.get("/graphql", headers={**bearer(READ), "Accept": "text/html"})
+        assert page.status_code == 200
+        assert "graphiql" in page.text.lower()
+
+
+def test_graphiql_can_be_turned_off(settings: Settings, embedded_store: GraphStore) -> None:
+    with serving(settings.with_(graphiql=False), embedded_store) as client:
+        page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+
+
+def test_access_log_is_one_json_object_per_request(
+    settings: Settings, embedded_store: GraphStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, "topology.api.access"), \
+            serving(settings, embedded_store) as client:
+        client.get("/healthz")
+    [record] = [r for r in caplog.records if r.name == "topology.api.access"]
+    entry = json.loads(JsonFormatter().format(record))
+    assert {k: entry[k] for k in ("level", "logger", "message", "method", "path", "status",
+                                  "principal")} == {
+        "level": "info", "logger": "topology.api.access", "message": "GET /healthz 200",
+        "method": "GET", "path": "/healthz", "status": 200, "principal": "anonymous"}
+    assert entry["duration_ms"] >= 0
+    assert entry["time"].endswith("+00:00")
+
+
+def test_exceptions_are_logged_with_their_traceback() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("here",),
+                                   exc_info=sys.exc_info())
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "failed here"
+    assert "RuntimeError: boom" in entry["exc"]
