@@ -66,6 +66,7 @@ class ApiState:
     compacted: dict[str, int] = field(default_factory=lambda: {p: 0 for p in COLLECTIONS})
     requests: list[Request] = field(default_factory=list)
     forbidden: set[str] = field(default_factory=set)
+    failures: dict[str, int] = field(default_factory=dict)  # path -> 500s still to answer
     drops: int = 0
     expiries: dict[str, int] = field(default_factory=lambda: {p: 0 for p in COLLECTIONS})
     closing: bool = False
@@ -133,6 +134,11 @@ class ApiState:
                 self.drops += 1
             self.cond.notify_all()
 
+    def fail(self, kind: str, times: int) -> None:
+        """Answer the kind's next ``times`` requests with 500 (an API server in trouble)."""
+        with self.cond:
+            self.failures[PATH_OF_KIND[kind]] = times
+
     def forbid(self, kind: str) -> None:
         with self.cond:
             self.forbidden.add(PATH_OF_KIND[kind])
@@ -164,10 +170,15 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(request)
             state.cond.notify_all()
             forbidden = url.path in state.forbidden
+            failing = state.failures.get(url.path, 0) > 0
+            if failing:
+                state.failures[url.path] -= 1
             # A drop or expiry after the request arrived applies to it.
             drops, expiries = state.drops, state.expiries.get(url.path, 0)
         if url.path not in COLLECTIONS:
             self._status(404, "NotFound", f"the server could not find {url.path}")
+        elif failing:
+            self._status(500, "InternalError", "etcdserver: request timed out")
         elif forbidden:
             kind = COLLECTIONS[url.path][0]
             self._status(403, "Forbidden", f"{kind.lower()}s is forbidden: cannot list")

@@ -287,3 +287,32 @@ def test_forbidden_list_stops_with_rbac_hint(api: tuple[str, ApiState]) -> None:
     with k8s.ApiClient(k8s.Configuration(host=url)) as client, \
             pytest.raises(WatcherError, match=r"403.*ReplicaSet.*rbac.yaml"):
         run_watcher(client, "prod", Sink(), threading.Event(), options=FAST)
+
+
+def test_server_errors_are_retried_on_list_and_watch(api: tuple[str, ApiState]) -> None:
+    url, state = api
+    objs = _shop(state)
+    state.fail("Pod", 3)  # the first pod list fails three times
+    with Watching(url, FakeClock()) as w:
+        w.sink.wait_for("initial leases", lambda s: s.open_by_ip() == EXPECTED_OWNERS)
+        assert state.wait_for(lambda: len(pod_watches(state)) == 1, DEADLINE)
+        rv = state.put(k.pod(NS, "postgres-e", owner=objs["sts"], ip="10.1.1.41"))
+        w.sink.wait_for("pod", lambda s: "10.1.1.41" in s.open_by_ip())
+        state.fail("Pod", 2)
+        state.drop()  # the resumed watch meets two 500s first
+        assert state.wait_for(lambda: len(pod_watches(state)) == 4, DEADLINE)
+        state.put(k.pod(NS, "postgres-f", owner=objs["sts"], ip="10.1.1.42"))
+        w.sink.wait_for("pod after the errors", lambda s: "10.1.1.42" in s.open_by_ip())
+    assert pod_watches(state)[1:4] == [str(rv)] * 3  # resumed each time, never relisted
+    lists = [r for r in state.requests_for("Pod") if not r.watch and "continue" not in r.query]
+    assert len(lists) == 4  # three failed initial lists, then one that worked
+
+
+def test_run_in_cluster_needs_a_pod_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes.config import ConfigException
+
+    from collectors.kubernetes import run_in_cluster
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(ConfigException):
+        run_in_cluster("prod", Sink(), threading.Event())
