@@ -8,7 +8,9 @@ Rules (issue 4), applied per call at the call's own timestamp:
   `service` name (OpenTelemetry peers; provenance `trace`), the HTTP Host / SNI
   (`host`), a DNS answer for the IP (`dns`), else Unknown External Service
   (`unknown`). A Host that is an IP literal names nothing.
-* A source no lease covers is outside the cluster.
+* A source no lease covers is outside the cluster, unless the observer named it
+  (`service`: a queue between an OpenTelemetry producer and consumer), which
+  makes it that named node.
 * Counting, so one request is never counted twice: a client-side observation
   counts when the client is inside (resolved). A server-side observation counts
   when the caller is outside (the edge starts at External Clients) or when the
@@ -88,6 +90,9 @@ class Resolver:
             if lease is not None:
                 client_id = self._workload(lease.workload, seen, lease.service_id)
                 watched = lease.watched
+            elif source.get("service"):
+                client_id = self._external(source["service"].lower(), seen)
+                watched = False
         if call["side"] == "client":
             if client_id is None:
                 self.dropped[DROP_CLIENT_OUTSIDE] += 1

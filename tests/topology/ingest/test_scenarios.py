@@ -1,0 +1,179 @@
+"""Golden scenarios: collector batches in, the graph in the real embedded store out.
+
+Each scenario is data: the batches sent (the Kubernetes watcher's leases first,
+then the agents' calls and DNS answers), the expected requests per (client,
+server, method, path template, naming) and the expected services. Runs with
+leases/DNS in real Redis and in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from tests.topology.ingest.conftest import Clock, T, edges, errors, services
+from topology.ingest.pipeline import Ingestor
+from topology.model import EXTERNAL_CLIENTS_ID, UNKNOWN_EXTERNAL_ID
+from topology.settings import Settings
+from topology.store.base import GraphStore
+
+
+def wl(name: str, ns: str = "shop") -> dict[str, Any]:
+    return {"cluster": "prod", "namespace": ns, "name": name, "kind": "Deployment"}
+
+
+def sid(name: str, ns: str = "shop") -> str:
+    return f"k8s:prod/{ns}/Deployment/{name}"
+
+
+def lease(ip: str, name: str, start: float = T - 3600, end: float | None = None,
+          **extra: Any) -> dict[str, Any]:
+    out = {"ip": ip, "workload": wl(name), "from": start, **extra}
+    if end is not None:
+        out["to"] = end
+    return out
+
+
+def call(src: str, dst: str, *, side: str = "client", ts: float = T + 1, port: int = 80,
+         protocol: str = "http", method: str = "GET", path: str = "/", status: int = 200,
+         src_workload: str | None = None, **extra: Any) -> dict[str, Any]:
+    source: dict[str, Any] = {"ip": src, "port": 40000}
+    if src_workload:
+        source["workload"] = wl(src_workload)
+    return {"timestamp": ts, "side": side, "source": source,
+            "destination": {"ip": dst, "port": port}, "protocol": protocol,
+            "method": method, "path": path, "status": status, "duration_ms": 3.5, **extra}
+
+
+WATCHER = {"batch_id": "watcher-1", "agent": "k8s-watcher", "endpoints": [
+    lease("10.0.0.1", "web"), lease("10.0.0.2", "api"), lease("10.0.0.3", "db", port=5432),
+    lease("10.0.0.9", "cart", T - 3600, T - 300), lease("10.0.0.9", "checkout", T - 300),
+    lease("10.0.0.20", "legacy", watched=False),
+]}
+
+SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[tuple, int], dict[str, str]]] = [
+    ("shop internal calls, ids folded", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("10.0.0.1", "10.0.0.2", path="/orders/123", src_workload="web"),
+            call("10.0.0.1", "10.0.0.2", path="/orders/456?x=1", status=503),
+            call("10.0.0.1", "10.0.0.2", path="/orders/9f1c2b3a4d5e6f70/items"),
+            call("10.0.0.2", "10.0.0.3", port=5432, protocol="postgres", method="",
+                 path=""),
+        ]}],
+     {(sid("web"), sid("api"), "GET", "/orders/{id}", "workload"): 2,
+      (sid("web"), sid("api"), "GET", "/orders/{hex}/items", "workload"): 1,
+      (sid("api"), sid("db"), "", "", "workload"): 1},
+     {sid("web"): "Deployment", sid("api"): "Deployment", sid("db"): "Deployment"}),
+    ("external HTTPS API named by Host", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("10.0.0.2", "52.1.1.1", port=443, protocol="https", method="POST",
+                 path="/v1/charges", host="API.Stripe.com:443"),
+        ]}],
+     {(sid("api"), "external:api.stripe.com", "POST", "/v1/charges", "host"): 1},
+     {sid("api"): "Deployment", "external:api.stripe.com": "External service"}),
+    ("Redis-protocol external named by DNS, from an earlier batch", [
+        {"batch_id": "d1", "agent": "node-1", "dns": [
+            {"name": "cache.redislabs.com.", "ips": ["34.2.2.2"], "ttl": 30,
+             "timestamp": T - 30}]},
+        {"batch_id": "a1", "agent": "node-2", "calls": [
+            call("10.0.0.2", "34.2.2.2", port=6379, protocol="redis", method="GET",
+                 path=""),
+        ]}],
+     {(sid("api"), "external:cache.redislabs.com", "GET", "", "dns"): 1},
+     {sid("api"): "Deployment", "external:cache.redislabs.com": "External service"}),
+    ("direct-IP call stays unknown; Host that is an IP names nothing", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("10.0.0.2", "8.8.4.4", port=9000, protocol="tcp", method="", path=""),
+            call("10.0.0.2", "8.8.4.4", port=9000, protocol="http", host="8.8.4.4:9000"),
+        ]}],
+     {(sid("api"), UNKNOWN_EXTERNAL_ID, "", "", "unknown"): 1,
+      (sid("api"), UNKNOWN_EXTERNAL_ID, "GET", "/", "unknown"): 1},
+     {sid("api"): "Deployment", UNKNOWN_EXTERNAL_ID: "Unknown external"}),
+    ("DNS answer older than the retention names nothing", [
+        {"batch_id": "a1", "agent": "node-1",
+         "dns": [{"name": "old.example.com", "ips": ["35.3.3.3"], "timestamp": T - 7200}],
+         "calls": [call("10.0.0.2", "35.3.3.3", port=443, protocol="tcp", method="",
+                        path="")]}],
+     {(sid("api"), UNKNOWN_EXTERNAL_ID, "", "", "unknown"): 1},
+     {sid("api"): "Deployment", UNKNOWN_EXTERNAL_ID: "Unknown external"}),
+    ("external client seen server side", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("203.0.113.9", "10.0.0.1", side="server", path="/checkout/77"),
+        ]}],
+     {(EXTERNAL_CLIENTS_ID, sid("web"), "GET", "/checkout/{id}", "workload"): 1},
+     {EXTERNAL_CLIENTS_ID: "External client", sid("web"): "Deployment"}),
+    ("pod IP reused by another workload", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("10.0.0.1", "10.0.0.9", ts=T - 400, path="/cart"),
+            call("10.0.0.1", "10.0.0.9", ts=T - 100, path="/pay"),
+        ]}],
+     {(sid("web"), sid("cart"), "GET", "/cart", "workload"): 1,
+      (sid("web"), sid("checkout"), "GET", "/pay", "workload"): 1},
+     {sid("web"): "Deployment", sid("cart"): "Deployment", sid("checkout"): "Deployment"}),
+    ("both sides of one call observed: counted once", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("10.0.0.1", "10.0.0.2", path="/orders", trace_id="t1")]},
+        {"batch_id": "a2", "agent": "node-2", "calls": [
+            call("10.0.0.1", "10.0.0.2", side="server", path="/orders", trace_id="t1")]},
+    ],
+     {(sid("web"), sid("api"), "GET", "/orders", "workload"): 1},
+     {sid("web"): "Deployment", sid("api"): "Deployment"}),
+    ("caller without an agent counted from the server side", [
+        {"batch_id": "a1", "agent": "node-1", "calls": [
+            call("10.0.0.20", "10.0.0.2", side="server", path="/orders")]}],
+     {(sid("legacy"), sid("api"), "GET", "/orders", "workload"): 1},
+     {sid("legacy"): "Deployment", sid("api"): "Deployment"}),
+]
+
+
+@pytest.mark.parametrize(("batches", "expected_edges", "expected_services"),
+                         [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS])
+def test_scenario(
+    make_ingestor: Callable[..., Ingestor], embedded_store: GraphStore,
+    batches: list[dict[str, Any]], expected_edges: dict[tuple, int],
+    expected_services: dict[str, str],
+) -> None:
+    ingestor = make_ingestor()
+    assert ingestor.ingest(WATCHER)
+    for batch in batches:
+        assert ingestor.ingest(batch)
+    assert dict(edges(embedded_store)) == expected_edges
+    assert services(embedded_store) == expected_services
+
+
+def test_errors_are_5xx_or_flagged(
+    make_ingestor: Callable[..., Ingestor], embedded_store: GraphStore
+) -> None:
+    make_ingestor().ingest({"batch_id": "a1", "agent": "n", "endpoints": WATCHER["endpoints"],
+                            "calls": [
+        call("10.0.0.1", "10.0.0.2", status=503), call("10.0.0.1", "10.0.0.2", status=404),
+        call("10.0.0.1", "10.0.0.2", status=200, error=True),
+        call("10.0.0.2", "10.0.0.3", port=5432, protocol="postgres", method="", path="",
+             status=0, error=False),
+    ]})
+    assert errors(embedded_store) == {(sid("web"), sid("api")): 2}
+
+
+def test_redelivered_batch_changes_nothing(
+    make_ingestor: Callable[..., Ingestor], embedded_store: GraphStore
+) -> None:
+    ingestor = make_ingestor()
+    batch = {"batch_id": "a1", "agent": "n", "endpoints": WATCHER["endpoints"],
+             "calls": [call("10.0.0.1", "10.0.0.2")] * 3}
+    assert ingestor.ingest(batch)
+    assert not ingestor.ingest(batch)
+    assert dict(edges(embedded_store)) == {(sid("web"), sid("api"), "GET", "/", "workload"): 3}
+
+
+def test_leases_reach_another_ingestor_through_redis(
+    embedded_store: GraphStore, settings: Settings, redis_url: str, clock: Clock
+) -> None:
+    """Two workers: one sees the watcher's leases, the other the agent's calls."""
+    with redis.Redis.from_url(redis_url) as one, redis.Redis.from_url(redis_url) as two:
+        Ingestor(embedded_store, settings, one, clock).ingest(WATCHER)
+        Ingestor(embedded_store, settings, two, clock).ingest(
+            {"batch_id": "a1", "agent": "n", "calls": [call("10.0.0.1", "10.0.0.2")]})
+    assert dict(edges(embedded_store)) == {(sid("web"), sid("api"), "GET", "/", "workload"): 1}
