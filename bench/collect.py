@@ -112,22 +112,32 @@ def metric(metrics_url: str, name: str) -> float:
                if line.startswith(name) and not line.startswith("#"))
 
 
-PACE_MS = 2
+PACE_MS = 1
 
 
 def measured(pid: int, metrics_url: str, load: Callable[[], dict[str, float]]) -> dict[str, float]:
     """Runs load and adds the agent's CPU time, lost events and calls reported meanwhile."""
     cpu_before = cpu_seconds(pid)
-    lost_before = metric(metrics_url, "topology_agent_lost_events_total")
-    calls_before = metric(metrics_url, "topology_agent_calls_total")
+    started = time.monotonic()
+    counters = ("lost_events", "calls", "events")
+    before = {name: metric(metrics_url, f"topology_agent_{name}_total") for name in counters}
     result = load()
     time.sleep(2.0)  # the agent drains the ring buffer and refreshes its loss counters each second
     result["agent_cpu_s"] = cpu_seconds(pid) - cpu_before
-    result["lost"] = metric(metrics_url, "topology_agent_lost_events_total") - lost_before
-    result["calls"] = metric(metrics_url, "topology_agent_calls_total") - calls_before
-    # CPU microseconds per request == CPU milliseconds per 1,000 requests.
-    result["us_per_request"] = result["agent_cpu_s"] / result["requests"] * 1e6
+    result["elapsed_s"] = time.monotonic() - started
+    for name in counters:
+        result[name] = metric(metrics_url, f"topology_agent_{name}_total") - before[name]
+    result["lost"] = result.pop("lost_events")
+    if result["requests"]:
+        # CPU microseconds per request == CPU milliseconds per 1,000 requests.
+        result["us_per_request"] = result["agent_cpu_s"] / result["requests"] * 1e6
     return result
+
+
+def idle(seconds: int) -> dict[str, float]:
+    """No load from us: what the agent spends on the rest of the machine's traffic."""
+    time.sleep(seconds)
+    return {"requests": 0, "rps": 0.0, "p50_ms": 0.0, "p99_ms": 0.0}
 
 
 def main() -> int:
@@ -150,13 +160,16 @@ def main() -> int:
     try:
         wait_for(port)
         wrk(port, 2, args.connections)  # warm-up
-        paced_connections = max(1, round(args.rate * (PACE_MS + 0.3) / 1000))
+        # wrk's delay() has millisecond timers: calibrate the rate one paced connection gets.
+        per_connection = wrk(port, 2, 4, delay_ms=PACE_MS)["rps"] / 4
+        paced_connections = max(1, round(args.rate / per_connection))
         for index in range(args.rounds):
             rows.append(("without", wrk(port, args.seconds, args.connections)))
             agent = subprocess.Popen(
                 [sys.executable, "-m", "collectors.cli_collect", "--output", os.devnull,
                  "--metrics-port", str(metrics_port), "--log-level", "warning"], cwd=ROOT)
             wait_for(metrics_url, timeout=120)
+            rows.append(("idle", measured(agent.pid, metrics_url, lambda: idle(args.seconds))))
             rows.append(("with", measured(agent.pid, metrics_url, lambda: wrk(
                 port, args.seconds, args.connections))))
             rows.append(("paced", measured(agent.pid, metrics_url, lambda: wrk(
@@ -178,23 +191,37 @@ def main() -> int:
 def report(rows: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -> None:
     print(f"loopback HTTP (asyncio server), wrk -t2 -d{args.seconds}s; full speed with "
           f"-c{args.connections}; paced: {PACE_MS} ms between requests per connection "
-          f"(target {args.rate} req/s); {args.rounds} rounds; agent = topology collect")
+          f"(target {args.rate} req/s, calibrated without the agent); {args.rounds} rounds; "
+          "agent = topology collect; "
+          f"load average before: {os.getloadavg()[0]:.1f}")
     for label, row in rows:
         print(f"  {label:7s} {_line(row)}")
+    idle_rate = statistics.median(r["agent_cpu_s"] / r["elapsed_s"]
+                                  for name, r in rows if name == "idle")
+    print(f"agent CPU with no load of ours (other processes' traffic): "
+          f"{idle_rate * 1000:.1f} ms per second")
     for label in ("without", "with", "paced"):
         chosen = [row for name, row in rows if name == label]
         median = {key: statistics.median(r[key] for r in chosen) for key in chosen[0]}
-        median["lost"] = sum(r["lost"] for r in chosen) if "lost" in median else 0
-        print(f"median {label:7s} {_line(median)}"
-              + ("  (lost: total over rounds)" if "lost" in chosen[0] else ""))
+        line = f"median {label:7s} {_line(median)}"
+        if label != "without":
+            net = statistics.median(
+                (r["agent_cpu_s"] - idle_rate * r["elapsed_s"]) / r["requests"] * 1e6
+                for r in chosen)
+            line += (f"  net of idle {net:.1f} us/req;"
+                     f" lost over all rounds {sum(r['lost'] for r in chosen):.0f}")
+        print(line)
 
 
 def _line(row: dict[str, float]) -> str:
     text = (f"{row['rps']:9.0f} req/s  p50 {row['p50_ms']:.3f} ms  "
             f"p99 {row['p99_ms']:.3f} ms")
+    if "agent_cpu_s" in row:
+        text += f"  agent CPU {row['agent_cpu_s']:.2f} s"
     if "us_per_request" in row:
-        text += (f"  agent CPU {row['us_per_request']:.1f} us/req "
-                 f"(= ms per 1,000 req)  lost {row['lost']:.0f}  calls {row['calls']:.0f}")
+        text += f" = {row['us_per_request']:.1f} us/req (ms per 1,000 req)"
+    if "lost" in row:
+        text += f"  lost {row['lost']:.0f}  events {row['events']:.0f}  calls {row['calls']:.0f}"
     return text
 
 

@@ -35,15 +35,20 @@ from collectors.ebpf.tracker import Limits
               help="payload bytes captured per read or write")
 @click.option("--ringbuf-pages", type=int, default=1024, show_default=True,
               help="kernel ring buffer size in pages (a power of two)")
+@click.option("--trace-loopback-servers", is_flag=True,
+              help="also report the server side of loopback connections (their clients, "
+                   "on this host, already report the same calls)")
 @click.option("--log-level", default="info", show_default=True)
 def command(api: str | None, broker: str | None, output: str | None, print_bpf: bool,
             metrics_port: int, metrics_host: str, agent_name: str | None, batch_size: int,
             flush_interval: float, max_backlog: int, max_conns: int, max_pending: int,
-            max_head: int, ringbuf_pages: int, log_level: str) -> None:
+            max_head: int, ringbuf_pages: int, trace_loopback_servers: bool,
+            log_level: str) -> None:
     """Watch this node's sockets with eBPF and ship what calls what."""
     try:
         options = ProgramOptions(max_head=max_head, max_conns=max_conns,
-                                 ringbuf_pages=ringbuf_pages)
+                                 ringbuf_pages=ringbuf_pages,
+                                 skip_loopback_server=not trace_loopback_servers)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if print_bpf:

@@ -6,6 +6,8 @@
  *   MAX_CONNS      entries of the tracked-socket table (LRU)
  *   RINGBUF_PAGES  size of the event ring buffer, in pages (a power of two)
  *   DNS_PORT       UDP peer port whose datagrams are captured without connect()
+ *   SKIP_LOOPBACK_SERVER  1: do not trace the server side of loopback connections
+ *                  (the client is on this host and reports the same calls)
  *
  * Connections: connect() (client) and accept()/accept4() (server) on TCP sockets.
  * The 4-tuple comes from sock:inet_sock_set_state, which the kernel fires in
@@ -109,11 +111,25 @@ static __always_inline struct event *reserve(u8 kind, int slot) {
     ev->role = 0;
     ev->direction = 0;
     ev->transport = 0;
+    ev->flags = 0;
     __builtin_memset(ev->pad, 0, sizeof(ev->pad));
     __builtin_memset(ev->laddr, 0, sizeof(ev->laddr));
     __builtin_memset(ev->raddr, 0, sizeof(ev->raddr));
     bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
     return ev;
+}
+
+static __always_inline int is_loopback6(u8 *a) {
+    u64 high = 0, low = 0;
+    __builtin_memcpy(&high, a, 8);
+    __builtin_memcpy(&low, a + 8, 8);
+    return high == 0 && low == ((u64)1 << 56);  /* ::1, big-endian in memory */
+}
+
+static __always_inline int is_v4mapped(u8 *a) {
+    u64 high = 0;
+    __builtin_memcpy(&high, a, 8);
+    return high == 0 && a[8] == 0 && a[9] == 0 && a[10] == 0xff && a[11] == 0xff;
 }
 
 /* Reads a user sockaddr into family/port/address; returns 0 unless AF_INET(6). */
@@ -236,13 +252,18 @@ static __always_inline int accept_exit(long ret) {
     u8 addr[16] = {};
     if (!read_sockaddr(saved.addr, &family, &port, addr))
         return 0;
-    struct conn_key key = {.tgid = id >> 32, .fd = ret};
-    struct conn_val val = {.role = ROLE_SERVER, .transport = TRANSPORT_TCP, .capture = 1};
-    track(&key, &val);
+    int loopback = family == AF_INET ? addr[0] == 127
+        : (is_loopback6(addr) || (is_v4mapped(addr) && addr[12] == 127));
+    if (!(SKIP_LOOPBACK_SERVER && loopback)) {
+        struct conn_key key = {.tgid = id >> 32, .fd = ret};
+        struct conn_val val = {.role = ROLE_SERVER, .transport = TRANSPORT_TCP, .capture = 1};
+        track(&key, &val);
+    }
     struct event *ev = reserve(EV_CONN, LOST_CONN);
     if (!ev)
         return 0;
     ev->fd = ret;
+    ev->flags = (SKIP_LOOPBACK_SERVER && loopback) ? FLAG_LOOPBACK_PEER : 0;
     ev->role = ROLE_SERVER;
     ev->transport = TRANSPORT_TCP;
     ev->family = family;

@@ -26,6 +26,11 @@
 #define TRANSPORT_TCP 1
 #define TRANSPORT_UDP 2
 
+/* event.flags of EV_CONN: the server side of a connection from this host's own
+ * loopback; not tracked (the client side reports the calls), only announced so
+ * user space learns who listens where. */
+#define FLAG_LOOPBACK_PEER 1
+
 /* Indexes of the loss counters (BPF array `lost`). */
 #define LOST_CONN 0
 #define LOST_DATA 1
@@ -50,7 +55,8 @@ struct event {
     u8 role;
     u8 direction;
     u8 transport;
-    u8 pad[2];
+    u8 flags;
+    u8 pad[1];
     u8 laddr[16];
     u8 raddr[16];
     char comm[16];

@@ -80,6 +80,7 @@ DIR_EGRESS = constants()["DIR_EGRESS"]
 DIR_INGRESS = constants()["DIR_INGRESS"]
 TRANSPORT_TCP = constants()["TRANSPORT_TCP"]
 TRANSPORT_UDP = constants()["TRANSPORT_UDP"]
+FLAG_LOOPBACK_PEER = constants()["FLAG_LOOPBACK_PEER"]
 LOST_SLOTS = constants()["LOST_SLOTS"]
 LOST_NAMES = {constants()[key]: key[5:].lower() for key in constants() if key.startswith("LOST_")
               and key != "LOST_SLOTS"}

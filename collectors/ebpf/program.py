@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import mmap
 import os
 import tempfile
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 from collectors.ebpf import events
 from collectors.ebpf.bcc_import import import_bcc
+from collectors.ebpf.ringbuf import RingReader
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class ProgramOptions:
     ringbuf_pages: int = 1024
     dns_port: int = 53
     agent_tgid: int = 0
+    skip_loopback_server: bool = True
 
     def __post_init__(self) -> None:
         pages = self.ringbuf_pages
@@ -44,6 +47,7 @@ class ProgramOptions:
             "MAX_CONNS": self.max_conns,
             "RINGBUF_PAGES": self.ringbuf_pages,
             "DNS_PORT": self.dns_port,
+            "SKIP_LOOPBACK_SERVER": int(self.skip_loopback_server),
         }
 
 
@@ -68,21 +72,18 @@ class Program:
         self._lost = self._bpf[b"lost"]
         self._tracked = self._bpf[b"tracked"]
         self._handler: Callable[[Any], None] | None = None
+        self._reader: RingReader | None = None
 
     def open(self, handler: Callable[[Any], None]) -> None:
-        """Route every event record (a ctypes Event) to handler."""
+        """Route every event record (a ctypes Event, a copy) to handler."""
         self._handler = handler
-        struct = self._struct
+        size = self.options.ringbuf_pages * mmap.PAGESIZE
+        self._reader = RingReader(self._bpf[b"events"].map_fd, size,
+                                  self._struct.from_buffer_copy, handler)
 
-        def _callback(_ctx: Any, data: Any, _size: int) -> None:
-            handler(ctypes.cast(data, ctypes.POINTER(struct)).contents)
-
-        self._callback = _callback
-        self._bpf[b"events"].open_ring_buffer(_callback)
-
-    def consume(self) -> None:
-        """Drain what the ring buffer holds now (never blocks)."""
-        self._bpf.ring_buffer_consume()
+    def consume(self) -> int:
+        """Drain what the ring buffer holds now (never blocks); returns the count."""
+        return self._reader.consume() if self._reader is not None else 0
 
     def lost(self) -> dict[str, int]:
         """Events the kernel could not queue (ring buffer full), by kind, since load."""
@@ -116,4 +117,7 @@ class Program:
         self._tracked[key] = value
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self._bpf.cleanup()

@@ -125,6 +125,13 @@ class Tracker:
         if old is not None:  # fd reused without a close we saw
             self._finish(old, event.ts_ns, None, None)
         comm = event.comm.decode("utf-8", "replace")
+        if event.flags & ev.FLAG_LOOPBACK_PEER:
+            # Server side of a loopback connection: its client reports the calls;
+            # only learn who listens on this port.
+            if event.lport:
+                self.listeners.learn(address(event.family, bytes(event.laddr)), event.lport,
+                                     self.identities.workload(event.tgid, comm))
+            return
         local_ip = address(event.family, bytes(event.laddr))
         if event.role == ev.ROLE_CLIENT and local_ip == "0.0.0.0":
             local_ip = address(event.family, bytes(16))

@@ -33,7 +33,7 @@ def http_server() -> Iterator[int]:
     live.require_ebpf()
     port = live.free_port()
     yield from (port for _ in live.serve(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], port))
+        [sys.executable, "-m", "http.server", str(port), "--bind", "0.0.0.0"], port))
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,16 @@ def require_ebpf() -> None:
     pytest.skip(problem)
 
 
+def host_address() -> str:
+    """A non-loopback IPv4 address of this host (its connections are traced on both ends)."""
+    from collectors.ebpf.listeners import is_loopback, local_addresses
+
+    candidates = sorted(ip for ip in local_addresses() if ":" not in ip and not is_loopback(ip))
+    if not candidates:
+        pytest.skip("this host has no non-loopback IPv4 address")
+    return candidates[0]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))

@@ -29,9 +29,10 @@ def test_unsupported_field_is_reported() -> None:
 def test_render_prepends_the_options() -> None:
     text = render(ProgramOptions(max_head=128, max_conns=1024, ringbuf_pages=8,
                                  dns_port=5353, agent_tgid=4242))
-    head = text.splitlines()[:5]
+    head = text.splitlines()[:6]
     assert head == ["#define AGENT_TGID 4242", "#define MAX_HEAD 128", "#define MAX_CONNS 1024",
-                    "#define RINGBUF_PAGES 8", "#define DNS_PORT 5353"]
+                    "#define RINGBUF_PAGES 8", "#define DNS_PORT 5353",
+                    "#define SKIP_LOOPBACK_SERVER 1"]
     assert '#include "events.h"' in text
     assert "kprobe" not in text.replace("kprobes", "")
 
