@@ -16,7 +16,7 @@ so label predicates there read a variable bound by `prelude()`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -123,7 +123,7 @@ class _ToCypher(Transformer):
             raise self._error("missing_term", token)
         value = Value.of(token, self.text)
         self.variables.add(catalogue.CALL)
-        return self._regex(Pred.same("k.path"), value, negate=False)
+        return self._regex("k.path", value)
 
     def membership(self, name: Token, op: Token, values: list[Value]) -> Pred:
         return self._compare(name, op, "in", values)
@@ -166,13 +166,12 @@ class _ToCypher(Transformer):
         if target.prop == "method" and op in ("=", "in"):
             values = [value.upper() for value in values]
         if op == "=~":
-            return self._ends(target, lambda v: self._regex(
-                Pred.same(f"{v}.{target.prop}"), values[0], negate=False))
+            return self._ends(target, lambda v: self._regex(f"{v}.{target.prop}", values[0]))
         param = self._param([v.text for v in values] if op == "in" else values[0].text)
         return self._ends(target, lambda v: Pred.same(
             f"{v}.{target.prop} {_CYPHER_OP[op]} ${param}"))
 
-    def _ends(self, target: Target, build: Any) -> Pred:
+    def _ends(self, target: Target, build: Callable[[str], Pred]) -> Pred:
         return _join([build(variable) for variable in target.variables], " OR ")
 
     def _label(self, var: str, key: str, op: str, values: list[Value]) -> Pred:
@@ -198,10 +197,8 @@ class _ToCypher(Transformer):
             f"AND {rest_lb} {cypher_op} {operand})",
         )
 
-    def _regex(self, subject: Pred, value: Value, *, negate: bool) -> Pred:
-        name = self._param(self._pattern(value))
-        text = f"{subject.neo4j} =~ ${name}"
-        return Pred.same(f"NOT ({text})" if negate else text)
+    def _regex(self, subject: str, value: Value) -> Pred:
+        return Pred.same(f"{subject} =~ ${self._param(self._pattern(value))}")
 
     def _pattern(self, value: Value) -> str:
         try:

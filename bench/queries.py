@@ -1,0 +1,201 @@
+"""Query speed: filter compile time, service map, blast radius, and a DuckDB baseline.
+
+On the embedded store (LadybugDB): 1,000 services, 10,000 active pairs (a
+layered call graph, callers always in a higher layer) and 60 one-minute
+buckets per pair (600,000 CallBucket nodes, one call per second per pair).
+
+* compile: `compile_filter` over the filter corpus, cache cleared each time;
+* service map: `service_map` for the last hour, no filter and with a filter
+  (p50 and p95; every edge carries p50/p95/p99 latency from merged histograms);
+* blast radius: `blast_radius` at depth 5 from bottom-layer services;
+* baseline: DuckDB (2 threads) computing the same map (calls, error rate, p99
+  per pair) by GROUP BY over the 36 million raw call events behind the buckets.
+
+Prints medians and ratios; targets from the issue are printed next to them.
+Run: .venv/bin/python bench/queries.py [--runs R] [--data-dir DIR]
+(--data-dir keeps the loaded store between runs; it is reused when complete).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+# Run as `python bench/queries.py`, this file's directory leads sys.path and its
+# name would shadow the `queries` package: drop that entry before importing it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+
+from queries.compiler import compile_filter  # noqa: E402
+from queries.service_map import service_map  # noqa: E402
+from queries.traversal import blast_radius  # noqa: E402
+from queries.window import Window  # noqa: E402
+from topology import histogram  # noqa: E402
+from topology.model import (  # noqa: E402
+    KIND_DEPLOYMENT,
+    MINUTE,
+    Batch,
+    CallBucket,
+    Service,
+    workload_id,
+)
+from topology.settings import Settings  # noqa: E402
+from topology.store.ladybug_store import LadybugStore  # noqa: E402
+
+SERVICES, PAIRS, MINUTES, LAYERS = 1_000, 10_000, 60, 10
+T0 = 1_763_712_000
+WINDOW = Window(T0, T0 + MINUTES * MINUTE)
+FILTER = "server.namespace = ns3 or client.label.team = team1 and not error = true"
+COMPILED = (
+    "server.namespace = metoro", "client.service.name = metoro-apiserver", "v1.traces",
+    "server.service.name = api.stripe.com", "status >= 500 and not server.external = true",
+    "client.label.team contains pay or (path =~ \"^/api/v[0-9]+/\" method in [GET, POST])",
+    "service.namespace != kube-system error = true", FILTER,
+)
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) > 1 else values[0]
+
+
+def graph() -> tuple[list[Service], list[tuple[int, int, float, float]]]:
+    """Services in layers; pairs (client, server, error share, typical latency ms)."""
+    rng = random.Random(7)
+    services = [
+        Service(workload_id("prod", f"ns{i % 10}", KIND_DEPLOYMENT, f"svc{i}"), f"svc{i}",
+                KIND_DEPLOYMENT, f"ns{i % 10}", "prod", {"team": f"team{i % 7}"}, T0)
+        for i in range(SERVICES)
+    ]
+    per_layer = SERVICES // LAYERS
+    pairs: set[tuple[int, int]] = set()
+    while len(pairs) < PAIRS:
+        layer = rng.randrange(LAYERS - 1)
+        client = layer * per_layer + rng.randrange(per_layer)
+        server = rng.randrange((layer + 1) * per_layer, SERVICES)
+        pairs.add((client, server))
+    return services, [(c, s, rng.choice((0.0, 0.0, 0.01, 0.1)), rng.uniform(2, 400))
+                      for c, s in sorted(pairs)]
+
+
+def load(store: LadybugStore, services: list[Service], pairs: list) -> None:
+    """One call per second per pair: 60 calls per bucket, latency ms * U(0.5, 2)."""
+    rng = random.Random(11)
+    profiles = []
+    for _, _, _, ms in pairs:
+        durations = [ms * rng.uniform(0.5, 2.0) for _ in range(60)]
+        hist = histogram.empty()
+        for duration in durations:
+            hist[histogram.bin_index(duration)] += 1
+        profiles.append((hist, sum(durations)))
+    for minute in range(MINUTES):
+        start = T0 + minute * MINUTE
+        buckets = []
+        for (c, s, error_share, _), (hist, latency_sum) in zip(pairs, profiles, strict=True):
+            errors = sum(rng.random() < error_share for _ in range(60)) if error_share else 0
+            buckets.append(CallBucket(
+                services[c].id, services[s].id, start, MINUTE, "http", "GET", "/api/v1/items",
+                60, errors, latency_sum, list(hist), [0, 0, 60 - errors, 0, 0, errors],
+            ))
+        store.apply(Batch(f"bench-{minute}", services if minute == 0 else [], buckets),
+                    now=start + MINUTE)
+        print(f"\rloading minute {minute + 1}/{MINUTES}", end="", flush=True)
+    print()
+
+
+def duckdb_baseline(pairs: list, runs: int) -> tuple[list[float], list[float]]:
+    """Exact (quantile_cont) and approximate p99 over 36M raw rows, 2 threads."""
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute("CREATE TABLE pairs(id INTEGER, client INTEGER, server INTEGER, "
+                "err DOUBLE, ms DOUBLE)")
+    con.executemany("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
+                    [(i, c, s, e, ms) for i, (c, s, e, ms) in enumerate(pairs)])
+    con.execute(
+        "CREATE TABLE calls AS SELECT p.client, p.server, "
+        f"({T0} + t.range)::INTEGER AS ts, "
+        "(p.ms * (0.5 + 1.5 * random()))::FLOAT AS duration_ms, "
+        "random() < p.err AS error FROM pairs p, range(3600) t"
+    )
+    rows = con.execute("SELECT count(*) FROM calls").fetchone()[0]
+    print(f"duckdb: {rows:,} raw call rows")
+    sql = (
+        "SELECT client, server, count(*) AS calls, avg(error::INTEGER) AS error_rate, "
+        "{p99} AS p99 FROM calls WHERE ts >= ? AND ts < ? GROUP BY client, server"
+    )
+    exact = sql.format(p99="quantile_cont(duration_ms, 0.99)")
+    approx = sql.format(p99="approx_quantile(duration_ms, 0.99)")
+    params = [WINDOW.since, WINDOW.until]
+    return (timed(lambda: con.execute(exact, params).fetchall(), runs),
+            timed(lambda: con.execute(approx, params).fetchall(), runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+
+    texts = list(COMPILED)
+
+    def compile_all() -> None:
+        compile_filter.cache_clear()
+        for text in texts:
+            compile_filter(text)
+
+    compile_times = timed(compile_all, args.runs)
+    print(f"compile: median {statistics.median(compile_times) / len(texts) * 1e6:.0f} us "
+          f"per filter ({len(texts)} filters, cache cleared)")
+
+    services, pairs = graph()
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="bench-queries-")
+    store = LadybugStore(Settings.load({}, data_dir=data_dir))
+    store.init_schema()
+    if store.stats()["minute_buckets"] != PAIRS * MINUTES:
+        if store.stats()["services"]:
+            raise SystemExit(f"{Path(data_dir)} holds another data set; use an empty dir")
+        load(store, services, pairs)
+    print("store:", store.stats())
+
+    plain = timed(lambda: service_map(store, WINDOW), args.runs)
+    edges = len(service_map(store, WINDOW).edges)
+    filtered = timed(lambda: service_map(store, WINDOW, FILTER), args.runs)
+    bottom = [s.id for s in services[-100:]]
+    targets = iter(bottom * (args.runs * 4 // len(bottom) + 1))
+    blast = timed(lambda: blast_radius(store, next(targets), WINDOW, depth=5), args.runs * 4)
+    reach = blast_radius(store, bottom[0], WINDOW, depth=5).total
+    store.close()
+
+    exact, approx = duckdb_baseline(pairs, max(3, args.runs // 3))
+    ms = 1000.0
+    print(f"service map, last hour ({edges} edges): p50 {statistics.median(plain) * ms:.0f} ms, "
+          f"p95 {p95(plain) * ms:.0f} ms (target p50 <= 200 ms)")
+    print(f"service map with filter {FILTER!r}: p50 {statistics.median(filtered) * ms:.0f} ms, "
+          f"p95 {p95(filtered) * ms:.0f} ms")
+    print(f"blast radius depth 5 (e.g. {reach} dependents): p50 "
+          f"{statistics.median(blast) * ms:.1f} ms, p95 {p95(blast) * ms:.1f} ms "
+          "(target p95 <= 50 ms)")
+    for name, times in (("exact quantile_cont", exact), ("approx_quantile", approx)):
+        median = statistics.median(times)
+        print(f"duckdb baseline ({name}, 2 threads): median {median * ms:.0f} ms; "
+              f"service map is {median / statistics.median(plain):.2f}x faster (target >= 2.5x)")
+
+
+if __name__ == "__main__":
+    main()
