@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # How often the consuming loop looks at the stop event when nothing happens.
 _IDLE_POLL = 0.2
+# Events handled in a row before the loop looks at stop and the batch clock again.
+_DRAIN_MAX = 1000
 
 
 class WatcherError(RuntimeError):
@@ -206,8 +208,12 @@ def run_watcher(
                 item = events.get(timeout=_IDLE_POLL if wait is None else min(wait, _IDLE_POLL))
             except queue.Empty:
                 item = None
+            handled = 0
             while item is not None and failure is None:
                 failure = _consume(item, resolver, batcher)
+                handled += 1
+                if handled >= _DRAIN_MAX:  # under a flood, still look at stop and the clock
+                    break
                 try:
                     item = events.get_nowait()
                 except queue.Empty:
@@ -231,13 +237,21 @@ def run_watcher(
 
 
 def _consume(item: tuple[Any, ...], resolver: Resolver, batcher: Batcher) -> WatcherError | None:
-    match item:
-        case ("event", kind, event_type, obj):
-            batcher.add(resolver.apply(kind, event_type, obj))
-        case ("replace", kind, items):
-            batcher.add(resolver.replace(kind, items))
-        case ("fatal", error):
-            return error
+    """Apply one queued item; an object the resolver rejects is logged and skipped."""
+    try:
+        match item:
+            case ("event", kind, event_type, obj):
+                batcher.add(resolver.apply(kind, event_type, obj))
+            case ("replace", kind, items):
+                batcher.add(resolver.replace(kind, items))
+            case ("fatal", error):
+                return error
+    except Exception as exc:  # one malformed object must not stop the cluster's watch
+        obj = item[3] if item[0] == "event" else None
+        md = obj.get("metadata") if isinstance(obj, dict) else None
+        md = md if isinstance(md, dict) else {}
+        log.error("kubernetes watcher: skipped %s %s %s/%s: %s: %s", item[0], item[1],
+                  md.get("namespace", ""), md.get("name", ""), type(exc).__name__, exc)
     return None
 
 

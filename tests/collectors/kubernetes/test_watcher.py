@@ -308,6 +308,22 @@ def test_server_errors_are_retried_on_list_and_watch(api: tuple[str, ApiState]) 
     assert len(lists) == 4  # three failed initial lists, then one that worked
 
 
+def test_malformed_object_is_skipped_and_the_watch_goes_on(
+    api: tuple[str, ApiState], caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, state = api
+    objs = _shop(state)
+    with Watching(url, FakeClock()) as w:
+        w.sink.wait_for("initial leases", lambda s: s.open_by_ip() == EXPECTED_OWNERS)
+        bad = k.pod(NS, "postgres-bad", owner=objs["sts"], ip="10.1.1.51")
+        bad["spec"]["containers"] = ["not-a-container"]
+        state.put(bad)
+        state.put(k.pod(NS, "postgres-good", owner=objs["sts"], ip="10.1.1.52"))
+        w.sink.wait_for("the next pod", lambda s: "10.1.1.52" in s.open_by_ip())
+        assert "10.1.1.51" not in w.sink.open_by_ip()
+    assert any("skipped event Pod shop/postgres-bad" in r.getMessage() for r in caplog.records)
+
+
 def test_run_in_cluster_needs_a_pod_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from kubernetes.config import ConfigException
 
