@@ -97,7 +97,21 @@ def _target_path(method: bytes, target: bytes) -> str | None:
     return None
 
 
+_FAST_REQUEST = re.compile(
+    rb"(GET|POST|PUT|DELETE|HEAD|PATCH|OPTIONS) (/[\x21-\x7e]*) HTTP/1\.[01]\r\n")
+_FAST_HOST = re.compile(rb"\r\nhost:[ \t]*([\x21-\x7e]+)[ \t]*\r\n", re.IGNORECASE)
+_FAST_RESPONSE = re.compile(rb"HTTP/1\.[01] ([1-5]\d\d)[ \r]")
+
+
 def parse_request(data: bytes) -> tuple[Parse, Request | None]:
+    fast = _FAST_REQUEST.match(data)
+    if fast is not None and len(fast.group(2)) <= MAX_TARGET:
+        # The common shape (origin-form target), in one regex; the rest below.
+        end = data.find(b"\r\n\r\n")
+        host = _FAST_HOST.search(data, fast.end() - 2, None if end < 0 else end + 2)
+        path = fast.group(2).split(b"?", 1)[0].split(b"#", 1)[0]
+        return Parse.COMPLETE, Request(fast.group(1).decode(), path.decode(),
+                                       host.group(1).decode() if host else None)
     line, crlf, rest = data.partition(b"\r\n")
     if not crlf:
         return (Parse.PARTIAL if could_start_request(data) else Parse.INVALID), None
@@ -126,6 +140,10 @@ def _host(headers: bytes) -> str | None:
 
 def parse_response(data: bytes) -> tuple[Parse, Response | None]:
     """Needs only the status line's first 13 bytes: `HTTP/1.x NNN` and a space or CR."""
+    fast = _FAST_RESPONSE.match(data)
+    if fast is not None:
+        status = int(fast.group(1))
+        return Parse.COMPLETE, Response(status, error=status >= 500)
     if len(data) < 13:
         return (Parse.PARTIAL if could_start_response(data) else Parse.INVALID), None
     if data[:8] not in _VERSIONS or data[8:9] != b" ":

@@ -13,6 +13,8 @@ REQUESTS = [
      Parse.COMPLETE, Request("POST", "/submit", None)),
     ("host header any case", b"PUT /x HTTP/1.1\r\nhOsT:  example.org \r\n\r\n",
      Parse.COMPLETE, Request("PUT", "/x", "example.org")),
+    ("host cut by the capture is not guessed", b"GET / HTTP/1.1\r\nHost: api.exa",
+     Parse.COMPLETE, Request("GET", "/", None)),
     ("host after the head is ignored", b"GET / HTTP/1.1\r\n\r\nHost: body\r\n",
      Parse.COMPLETE, Request("GET", "/", None)),
     ("fragment dropped", b"GET /p#frag HTTP/1.1\r\n\r\n",
