@@ -9,7 +9,9 @@ sent, since that supersedes the others anyway.
 A sink that raises keeps the leases pending: they are offered again after a
 growing delay, and newer changes of the same lease replace them meanwhile, so
 an outage costs memory bounded by the number of distinct leases, never a lost
-``to``.
+``to``. Only an exception with a true ``permanent`` attribute (the agents'
+``SinkError`` for a rejected batch) drops the batch, since resending the same
+content cannot succeed.
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ class Batcher:
             try:
                 self._sink(batch)
             except Exception as exc:  # any sink: the leases stay pending
+                if getattr(exc, "permanent", False):  # e.g. a 4xx: resending cannot help
+                    log.error("kubernetes watcher: sink rejected batch %s for good, dropping "
+                              "%d leases: %s", batch["batch_id"], len(keys), exc)
+                    for key in keys:
+                        del self._pending[key]
+                    continue
                 self._retry = (self._retry_initial if self._retry is None
                                else min(self._retry * 2, self._retry_max))
                 self._due_at = self._clock() + self._retry

@@ -90,6 +90,25 @@ def test_failing_sink_keeps_leases_and_retries_with_growing_delay() -> None:
     assert len(batcher) == 0 and not batcher.due()
 
 
+class Rejected(Exception):
+    permanent = True
+
+
+def test_permanently_rejected_batch_is_dropped_and_the_rest_goes_on() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def sink(batch: dict[str, Any]) -> None:
+        if any(e["ip"] == "10.1.0.1" for e in batch["endpoints"]):
+            raise Rejected("HTTP 400")
+        sent.append(batch)
+
+    batcher = Batcher(sink, "k", Monotonic(), max_endpoints=2)
+    batcher.add([lease(f"10.1.0.{i}") for i in range(5)])
+    assert [[e["ip"] for e in b["endpoints"]] for b in sent] == [["10.1.0.2", "10.1.0.3"],
+                                                                 ["10.1.0.4"]]
+    assert len(batcher) == 0 and not batcher.due()
+
+
 def test_max_endpoints_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_endpoints must be >= 1"):
         Batcher(FlakySink(), "k", Monotonic(), max_endpoints=0)
