@@ -108,7 +108,7 @@ def parse_request(data: bytes) -> tuple[Parse, Request | None]:
     if fast is not None and len(fast.group(2)) <= MAX_TARGET:
         # The common shape (origin-form target), in one regex; the rest below.
         end = data.find(b"\r\n\r\n")
-        host = _FAST_HOST.search(data, fast.end() - 2, None if end < 0 else end + 2)
+        host = _FAST_HOST.search(data, fast.end() - 2, len(data) if end < 0 else end + 2)
         path = fast.group(2).split(b"?", 1)[0].split(b"#", 1)[0]
         return Parse.COMPLETE, Request(fast.group(1).decode(), path.decode(),
                                        host.group(1).decode() if host else None)
