@@ -1,0 +1,64 @@
+"""Path folding and the per-edge template cap (memory and real Redis)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from topology.ingest.paths import OVERFLOW_TEMPLATE, FoldRule, PathFolder
+from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, TemplateCap
+
+
+@pytest.mark.parametrize(("raw", "template"), [
+    ("/orders/42", "/orders/{id}"),
+    ("/orders/42/items/7?expand=1#top", "/orders/{id}/items/{id}"),
+    ("/u/123e4567-e89b-12d3-a456-426614174000/x", "/u/{uuid}/x"),
+    ("/blobs/9f1c2b3a4d5e6f70", "/blobs/{hex}"),
+    ("/blobs/deadbeefdeadbeef", "/blobs/deadbeefdeadbeef"),  # no digit: a word, not an id
+    ("/t/AbCdEfGhIjKlMnOpQrSt12345", "/t/{token}"),
+    ("/users/user1234/profile", "/users/{id}/profile"),
+    ("/api/v1/health", "/api/v1/health"),
+    ("/", "/"),
+    ("", ""),
+])
+def test_default_rules(raw: str, template: str) -> None:
+    assert PathFolder().fold(raw) == template
+
+
+def test_rules_are_configurable_and_ordered() -> None:
+    folder = PathFolder([FoldRule(r"[a-z]{2}-[A-Z]{2}", "{locale}"), FoldRule(r"\d+", "{n}")])
+    assert folder.fold("/en-GB/items/12") == "/{locale}/items/{n}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_cap(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        yield MemoryTemplateCap
+        return
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield lambda cap: RedisTemplateCap(client, cap)
+    client.close()
+
+
+def test_cap_admits_first_templates_and_keeps_them(make_cap) -> None:  # type: ignore[no-untyped-def]
+    cap: TemplateCap = make_cap(2)
+    first = cap.admit({"a|b": {"/x", "/y", "/z"}, "a|c": {"/x"}})
+    assert first == {"a|b": {"/x", "/y"}, "a|c": {"/x"}}
+    again = cap.admit({"a|b": {"/y", "/w"}})
+    assert again == {"a|b": {"/y"}}
+    assert TemplateCap.apply("/w", again["a|b"]) == OVERFLOW_TEMPLATE
+
+
+def test_capped_batch_folds_the_rest_into_overflow(make_cap, settings) -> None:  # type: ignore[no-untyped-def]
+    from topology.ingest.pipeline import Ingestor
+
+    ingestor = Ingestor(None, settings, None, lambda: 0.0)  # type: ignore[arg-type]
+    ingestor.templates = make_cap(3)
+    web = {"namespace": "shop", "name": "web", "kind": "Deployment"}
+    calls = [{"timestamp": 60.0, "side": "client", "source": {"workload": web},
+              "destination": {"ip": "1.2.3.4"}, "host": "api.example.com",
+              "protocol": "http", "method": "GET", "path": f"/{word}"}
+             for word in ("a", "b", "c", "d", "e", "e")]
+    batch = ingestor.build({"batch_id": "b", "agent": "n", "calls": calls})
+    assert sorted((row.path, row.requests) for row in batch.calls) == [
+        ("/a", 1), ("/b", 1), ("/c", 1), (OVERFLOW_TEMPLATE, 3)]
