@@ -19,8 +19,10 @@ TOTALS = Statement.same(
 )
 
 
-def batch(batch_id: str, calls: int, *, servers: int = 5, start: float = T0) -> dict[str, Any]:
-    """`calls` client-side calls from frontend to `servers` backends, every 10th a 503.
+def batch(batch_id: str, calls: int, *, servers: int = 5, minutes: int = 1,
+          start: float = T0) -> dict[str, Any]:
+    """`calls` client-side calls from frontend to `servers` backends, every 10th a 503,
+    spread over `minutes` minute buckets (more minutes: more rows to write).
 
     The backends are named by an IP lease carried in the batch, so ingesting
     it touches Redis (leases) as well as the store.
@@ -36,7 +38,7 @@ def batch(batch_id: str, calls: int, *, servers: int = 5, start: float = T0) -> 
         "endpoints": endpoints,
         "calls": [
             {
-                "timestamp": start + (i % 50),
+                "timestamp": start + 60 * (i % minutes) + (i % 50),
                 "side": "client",
                 "source": {"ip": "10.0.0.1", "workload": FRONTEND},
                 "destination": {"ip": f"10.1.0.{i % servers}", "port": 8080},

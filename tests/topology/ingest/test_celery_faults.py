@@ -26,10 +26,13 @@ from topology.ingest.tasks import publish
 from topology.settings import Settings
 from topology.store.ladybug_store import LadybugStore
 
-# Large enough that ingesting it takes well over the time between the
-# worker's "attempt" log line and the SIGKILL, so the kill lands mid-batch
-# (the test checks that it did).
-BIG = 5000
+
+def big_batch() -> dict[str, Any]:
+    """Takes seconds to ingest (20,000 calls, 4,000 bucket rows to write), far
+    longer than from the worker's "attempt" log line to the SIGKILL, so the kill
+    lands mid-batch (the tests check that it did)."""
+    return batch("big", 20_000, minutes=4_000)
+
 MAX_RETRIES = 3
 
 
@@ -87,7 +90,7 @@ def test_sigkill_mid_batch_is_redelivered_and_counted_exactly(
     workers: list[WorkerProcess], tmp_path: Path,
 ) -> None:
     first = _start(workers, env, tmp_path)
-    warm, big, after = batch("warm", 20), batch("big", BIG), batch("after", 20)
+    warm, big, after = batch("warm", 20), big_batch(), batch("after", 20)
     publish(app, warm)
     first.wait_log(r"ingest batch warm: applied")
     publish(app, big)
@@ -118,7 +121,7 @@ def test_batch_whose_worker_keeps_dying_is_dead_lettered(
 ) -> None:
     env = env | {"TOPOLOGY_INGEST_MAX_WORKER_LOST": "1"}
     worker = _start(workers, env, tmp_path)
-    big, after = batch("big", BIG), batch("after", 20)
+    big, after = big_batch(), batch("after", 20)
     publish(app, big)
     publish(app, after)
     for delivery in (1, 2):
