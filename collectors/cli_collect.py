@@ -15,6 +15,8 @@ from collectors.ebpf.tracker import Limits
 
 @click.command("collect")
 @click.option("--api", metavar="URL", help="ship batches to POST URL/v1/events")
+@click.option("--token", envvar="TOPOLOGY_AGENT_TOKEN",
+              help="bearer token for --api (a token with the ingest scope)")
 @click.option("--broker", metavar="URL", help="ship batches to the Celery ingest task")
 @click.option("--output", metavar="FILE",
               help="write batches as JSON lines to FILE ('-' for standard output)")
@@ -39,8 +41,9 @@ from collectors.ebpf.tracker import Limits
               help="also report the server side of loopback connections (their clients, "
                    "on this host, already report the same calls)")
 @click.option("--log-level", default="info", show_default=True)
-def command(api: str | None, broker: str | None, output: str | None, print_bpf: bool,
-            metrics_port: int, metrics_host: str, agent_name: str | None, batch_size: int,
+def command(api: str | None, token: str | None, broker: str | None, output: str | None,
+            print_bpf: bool, metrics_port: int, metrics_host: str, agent_name: str | None,
+            batch_size: int,
             flush_interval: float, max_backlog: int, max_conns: int, max_pending: int,
             max_head: int, ringbuf_pages: int, trace_loopback_servers: bool,
             log_level: str) -> None:
@@ -75,7 +78,7 @@ def command(api: str | None, broker: str | None, output: str | None, print_bpf: 
         batch_size=batch_size, flush_interval=flush_interval, max_backlog=max_backlog,
         **config_args,
     )
-    agent = Agent(config, _sink(api, broker, output))
+    agent = Agent(config, _sink(api, token, broker, output))
     agent.start()
     if metrics_port:
         from prometheus_client import start_http_server
@@ -97,11 +100,11 @@ def command(api: str | None, broker: str | None, output: str | None, print_bpf: 
     agent.stop()
 
 
-def _sink(api: str | None, broker: str | None, output: str | None) -> Any:
+def _sink(api: str | None, token: str | None, broker: str | None, output: str | None) -> Any:
     from collectors.ebpf import sinks
 
     if api:
-        return sinks.HttpSink(api)
+        return sinks.HttpSink(api, token=token)
     if broker:
         return sinks.CelerySink(broker)
     assert output is not None

@@ -28,16 +28,17 @@ class Sink(Protocol):
 
 
 class HttpSink:
-    def __init__(self, api: str, timeout: float = 10.0) -> None:
+    def __init__(self, api: str, timeout: float = 10.0, token: str | None = None) -> None:
         self.url = api.rstrip("/") + "/v1/events"
         self.timeout = timeout
+        self.headers = {"Content-Type": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def send(self, batch: dict[str, Any]) -> None:
         body = json.dumps(batch, separators=(",", ":")).encode()
         request = urllib.request.Request(
-            self.url, data=body, method="POST",
-            headers={"Content-Type": "application/json"},
-        )
+            self.url, data=body, method="POST", headers=self.headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
