@@ -13,6 +13,7 @@ from typing import Any
 class Receiver(ThreadingHTTPServer):
     status = 202
     received: list[tuple[str, str, Any]]
+    authorizations: list[str | None]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -21,6 +22,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+        self.server.authorizations.append(self.headers.get("Authorization"))
         self.send_response(self.server.status)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -33,6 +35,7 @@ class Handler(BaseHTTPRequestHandler):
 def running() -> Iterator[Receiver]:
     server = Receiver(("127.0.0.1", 0), Handler)
     server.received = []
+    server.authorizations = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

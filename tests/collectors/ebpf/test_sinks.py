@@ -19,6 +19,12 @@ def test_http_sink_posts_the_batch(receiver: Receiver) -> None:
     sink = HttpSink(f"http://127.0.0.1:{receiver.server_port}/")
     sink.send(BATCH)
     assert receiver.received == [("/v1/events", "application/json", BATCH)]
+    assert receiver.authorizations == [None]
+
+
+def test_http_sink_sends_the_token(receiver: Receiver) -> None:
+    HttpSink(f"http://127.0.0.1:{receiver.server_port}", token="s3cr3t").send(BATCH)
+    assert receiver.authorizations == ["Bearer s3cr3t"]
 
 
 @pytest.mark.parametrize(("status", "permanent"), [(400, True), (413, True), (429, False),
