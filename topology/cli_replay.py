@@ -3,17 +3,17 @@
 A file holds JSON lines (one record per line) or one JSON document (an object
 or a list of them), optionally gzipped (.gz). A record is either a collector
 batch (it has "batch_id") or an OTLP JSON export request (it has
-"resourceSpans"), which the OTLP receiver turns into batches. Every batch goes
-through the same `Ingestor` as live traffic, so replaying a file twice counts
-it once. Invalid records are reported with file and line and skipped; the
-exit status is 1 when any was.
+"resourceSpans"), which the OTLP receiver turns into batches (named by a hash
+of their calls and a count). Every batch goes through the same `Ingestor` as live
+traffic, so replaying a file twice counts it once. Invalid records are
+reported with file and line and skipped; the exit status is 1 when any was.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import click
 from tqdm import tqdm
 
 from topology.cli_options import open_initialised, settings_from, store_flags
+from topology.ingest.otlp import InvalidTraces, OtlpReceiver
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
 
@@ -66,7 +67,8 @@ class Replayer:
         self.settings = settings
         self.applied = self.duplicates = 0
         self.errors: list[str] = []
-        self._otlp: Any = None
+        self._otlp: OtlpReceiver | None = None
+        self._seen: dict[str, int] = {}
 
     def replay(self, record: Record) -> None:
         try:
@@ -75,33 +77,34 @@ class Replayer:
                     self.applied += 1
                 else:
                     self.duplicates += 1
-        except InvalidBatch as exc:
+        except (InvalidBatch, InvalidTraces) as exc:
             self.errors.append(f"{record.where}: {exc}")
 
     def _batches(self, data: Any) -> list[Mapping[str, Any]]:
         if isinstance(data, InvalidBatch):
             raise data
         if isinstance(data, Mapping) and "resourceSpans" in data:
-            receiver = self._receiver()
-            body = json.dumps(data).encode()
-            return [*receiver.accept(body, "application/json"), *receiver.flush(time.time())]
+            if self._otlp is None:
+                # A still clock: lone spans wait for the end of the replay (any file
+                # may hold their peer), and the batches come out the same every time.
+                self._otlp = OtlpReceiver(agent="replay", clock=lambda: 0.0)
+            self._otlp.accept(json.dumps(data).encode(), "application/json")
+            return [self._named(b) for b in self._otlp.flush()]
         return [data]
 
     def finish(self) -> None:
         """Write what the OTLP receiver still holds (spans waiting for their peer)."""
         if self._otlp is not None:
             for payload in self._otlp.flush(float("inf")):
-                self.replay(Record("(pending OTLP spans)", payload))
+                self.replay(Record("(pending OTLP spans)", self._named(payload)))
 
-    def _receiver(self) -> Any:
-        if self._otlp is None:
-            try:
-                from topology.ingest.otlp import OtlpReceiver
-            except ImportError:
-                raise InvalidBatch("OTLP records need topology.ingest.otlp, which is missing"
-                                   ) from None
-            self._otlp = OtlpReceiver(self.settings)
-        return self._otlp
+    def _named(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """An OTLP batch named by its calls and how often such a batch came before,
+        so replaying the same files again counts once and equal batches all count."""
+        calls = json.dumps(payload["calls"], sort_keys=True).encode()
+        digest = hashlib.sha256(calls).hexdigest()[:40]
+        seen = self._seen[digest] = self._seen.get(digest, -1) + 1
+        return {**payload, "batch_id": f"replay-otlp-{digest}-{seen}"}
 
 
 @click.command("replay")

@@ -70,3 +70,18 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     code, output = _run(tmp_path / "data", str(tmp_path / "nope.jsonl"))
     assert code == 2
     assert "does not exist" in output
+
+
+def test_otlp_json_lines_are_paired_and_replayed_once(tmp_path: Path) -> None:
+    from tests.topology.api.test_traces_endpoint import API, EDGES, STRIPE, WEB, export
+
+    path = _lines(tmp_path / "traces.jsonl", [export(n) for n in range(3)])
+    data = tmp_path / "data"
+    code, output = _run(data, str(path))
+    assert code == 0, output
+    assert "6 calls counted" in output
+    code, output = _run(data, str(path))
+    assert (code, output.split(",")[0]) == (0, "replayed 0 batch(es)")
+    with LadybugStore(Settings.load({}, data_dir=str(data))) as store:
+        edges = [(r["client"], r["server"], int(r["requests"])) for r in store.read(EDGES)]
+    assert edges == [(WEB, STRIPE, 3), (WEB, API, 3)]

@@ -26,6 +26,7 @@ from topology.api.health import healthz, metrics, readyz
 from topology.api.ingest_routes import post_events, post_traces
 from topology.api.metrics import ApiMetrics
 from topology.api.middleware import ApiMiddleware
+from topology.api.otlp_intake import OtlpIntake
 from topology.api.sinks import IngestSink, open_sink
 from topology.settings import Settings
 from topology.store import open_store
@@ -44,14 +45,6 @@ def _graphql_route(settings: Settings, store: GraphStore) -> BaseRoute | None:
     return Route("/graphql", build_graphql_app(settings, store), methods=["GET", "POST"])
 
 
-def _otlp_receiver(settings: Settings) -> Any | None:
-    try:
-        from topology.ingest.otlp import OtlpReceiver
-    except ImportError:
-        return None
-    return OtlpReceiver(settings)
-
-
 def create_app(
     settings: Settings, store: GraphStore | None = None, *, ingest: IngestSink | None = None
 ) -> Starlette:
@@ -64,16 +57,15 @@ def create_app(
     api_metrics = ApiMetrics()
     if ingest is None:
         ingest = open_sink(store, settings, api_metrics)
-    otlp = _otlp_receiver(settings)
+    otlp = OtlpIntake(ingest, api_metrics)
 
     routes: list[BaseRoute] = [
         Route("/v1/events", post_events, methods=["POST"]),
+        Route("/v1/traces", post_traces, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    if otlp is not None:
-        routes.append(Route("/v1/traces", post_traces, methods=["POST"]))
     graphql = _graphql_route(settings, store)
     if graphql is not None:
         routes.append(graphql)
@@ -104,9 +96,7 @@ def _shutdown(app: Starlette, owned: list[Any]) -> None:
     """Stop accepting, write what was accepted, close what the app opened."""
     state = app.state
     state.stopping = True
-    if state.otlp is not None:
-        for payload in state.otlp.flush(float("inf")):
-            state.ingest.submit(payload)
+    state.otlp.close(state.settings.drain_timeout)
     left = state.ingest.close(state.settings.drain_timeout)
     if left:
         log.error("shutdown: %d accepted batch(es) could not be written in %gs",

@@ -10,27 +10,35 @@ written in the background and survive a graceful shutdown.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from topology.api.body import BodyError, media_type, parse_json, read_body
 from topology.api.metrics import ApiMetrics
+from topology.api.otlp_intake import OtlpIntake
 from topology.api.sinks import Backpressure, IngestSink
+from topology.ingest.otlp import InvalidTraces
 from topology.ingest.schema import InvalidBatch, validate
 
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("", "application/json")
+OTLP_TYPES = ("application/x-protobuf", "application/protobuf", "application/json")
 
 
 def error(status: int, code: str, message: str,
           headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status,
                         headers=dict(headers or {}))
+
+
+def body_error(exc: BodyError) -> JSONResponse:
+    return error(exc.status, "BAD_REQUEST" if exc.status == 400 else exc.reason.upper(),
+                 exc.message)
 
 
 def _calls(payload: Any) -> int:
@@ -62,17 +70,25 @@ async def post_events(request: Request) -> Response:
         if media_type(request) not in JSON_TYPES:
             raise BodyError(415, "unsupported", "send the batch as application/json")
         body = await read_body(request, state.settings.max_body_bytes)
+    except BodyError as exc:
+        metrics.rejected("events", exc.reason)
+        return body_error(exc)
+    # Parsing, validating and publishing block (CPU, or the broker): off the event loop.
+    return await run_in_threadpool(_accept_events, state.ingest, metrics, body)
+
+
+def _accept_events(sink: IngestSink, metrics: ApiMetrics, body: bytes) -> Response:
+    try:
         payload = parse_json(body)
     except BodyError as exc:
         metrics.rejected("events", exc.reason)
-        return error(exc.status, "BAD_REQUEST" if exc.status == 400 else exc.reason.upper(),
-                     exc.message)
+        return body_error(exc)
     try:
         validate(payload)
     except InvalidBatch as exc:
         metrics.rejected("events", "invalid", _calls(payload))
         return error(400, "INVALID_BATCH", f"invalid batch: {exc}")
-    refused = _submit(state.ingest, metrics, "events", [payload])
+    refused = _submit(sink, metrics, "events", [payload])
     if refused is not None:
         return refused
     return JSONResponse({"accepted": True, "batch_id": payload["batch_id"],
@@ -80,26 +96,32 @@ async def post_events(request: Request) -> Response:
 
 
 async def post_traces(request: Request) -> Response:
-    """OTLP/HTTP traces, protobuf or JSON, converted to batches by the OTLP receiver."""
-    from topology.ingest.otlp import OtlpReceiver
-
+    """OTLP/HTTP traces, protobuf or JSON, turned into batches by the OTLP intake."""
     state = request.app.state
     metrics: ApiMetrics = state.metrics
-    receiver: OtlpReceiver = state.otlp
     content_type = media_type(request)
     try:
+        if content_type not in OTLP_TYPES:
+            raise BodyError(415, "unsupported", f"Content-Type {content_type!r} is not"
+                            f" one of {', '.join(OTLP_TYPES)}")
         body = await read_body(request, state.settings.max_body_bytes)
     except BodyError as exc:
         metrics.rejected("traces", exc.reason)
-        return error(exc.status, exc.reason.upper(), exc.message)
+        return body_error(exc)
+    return await run_in_threadpool(_accept_traces, state.otlp, metrics, body, content_type)
+
+
+def _accept_traces(intake: OtlpIntake, metrics: ApiMetrics, body: bytes,
+                   content_type: str) -> Response:
     try:
-        batches = [*receiver.accept(body, content_type), *receiver.flush(time.time())]
-    except InvalidBatch as exc:
+        intake.accept(body, content_type)
+    except InvalidTraces as exc:
         metrics.rejected("traces", "invalid")
-        return error(400, "INVALID_TRACES", f"invalid OTLP request: {exc}")
-    refused = _submit(state.ingest, metrics, "traces", batches)
-    if refused is not None:
-        return refused
-    if content_type == "application/x-protobuf":
-        return Response(b"", 200, media_type="application/x-protobuf")
-    return JSONResponse({}, 200)
+        return error(400, "INVALID_TRACES", str(exc))
+    except Backpressure as exc:
+        metrics.rejected("traces", "backpressure" if exc.status == 429 else "unavailable")
+        code = "BACKPRESSURE" if exc.status == 429 else "UNAVAILABLE"
+        return error(exc.status, code, str(exc), {"Retry-After": exc.retry_after})
+    if content_type == "application/json":
+        return JSONResponse({}, 200)
+    return Response(b"", 200, media_type=content_type)

@@ -3,7 +3,7 @@
 The embedded store has one writer, so the process that serves it also runs
 its retention. A daemon thread calls `store.retention(now)` every
 settings.retention_interval; a failed run is logged and tried again at the
-next tick. `run_once` is the job itself, callable with an explicit clock.
+next tick (whatever the error). `run_once` is the job itself, callable with an explicit clock.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class RetentionJob:
         except StoreError as exc:
             self.failures += 1
             log.warning("retention run failed: %s", exc)
+            return None
+        except Exception:  # the job must outlive an unforeseen error; the next tick retries
+            self.failures += 1
+            log.exception("retention run failed")
             return None
         self.runs += 1
         log.info("retention run done", extra=vars(report))

@@ -101,3 +101,17 @@ def test_distributed_sink_publishes_to_the_broker(
         assert broker.llen(QUEUE) == 3
     finally:
         broker.close()
+
+
+def test_distributed_sink_with_the_broker_down_answers_503(
+    settings: Settings, embedded_store: GraphStore
+) -> None:
+    down = settings.with_(redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    with serving(down, embedded_store, ingest=CelerySink(down)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["reason"].startswith("ingest: broker (Redis) unreachable")
+        refused = client.post("/v1/events", json=batch("lost", 3))
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert refused.json()["error"]["code"] == "UNAVAILABLE"
