@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for the eBPF agent and its tests (run as root).
-# Idempotent: installs BCC, the kernel headers, dnsmasq, dig and wrk when
+# Idempotent: installs BCC, the kernel headers, dnsmasq (the binary only, no
+# system service that would take port 53), dig, wrk, curl and ip when
 # missing, and links the Debian headers where BCC looks for the running
 # kernel's (the running kernel is not a Debian one, its headers are not shipped).
 set -euo pipefail
@@ -10,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(python3-bpfcc linux-headers-amd64 dnsmasq-base dnsutils wrk curl)
+packages=(python3-bpfcc linux-headers-amd64 dnsmasq-base dnsutils wrk curl iproute2)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
