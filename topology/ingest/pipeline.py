@@ -106,7 +106,7 @@ class Ingestor:
         for call in calls:
             for end in (call["source"], call["destination"]):
                 ip = end.get("ip")
-                if ip and "workload" not in end:
+                if ip:
                     ips.add(ip)
         resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
         aggregator = Aggregator(self.settings.bucket_width)

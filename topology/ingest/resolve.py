@@ -35,7 +35,7 @@ from topology.ingest.identity import (
     workload_service,
     workload_service_id,
 )
-from topology.ingest.leases import LeaseTable
+from topology.ingest.leases import Lease, LeaseTable
 from topology.model import (
     EXTERNAL_CLIENTS_ID,
     NAMING_DNS,
@@ -82,11 +82,11 @@ class Resolver:
         client_id: str | None = None
         watched = True
         workload = source.get("workload")
+        ip = source.get("ip")
+        lease = self.leases.lookup(ip, None, ts) if ip else None
         if workload is not None:
-            client_id = self._workload(workload, seen)
+            client_id = self._workload(workload, seen, lease=lease)
         else:
-            ip = source.get("ip")
-            lease = self.leases.lookup(ip, None, ts) if ip else None
             if lease is not None:
                 client_id = self._workload(lease.workload, seen, lease.service_id)
                 watched = lease.watched
@@ -109,13 +109,12 @@ class Resolver:
     def _server(self, call: Mapping[str, Any], ts: float, seen: int) -> tuple[str, str]:
         destination = call["destination"]
         workload = destination.get("workload")
-        if workload is not None:
-            return self._workload(workload, seen), NAMING_WORKLOAD
         ip = destination.get("ip")
-        if ip:
-            lease = self.leases.lookup(ip, destination.get("port"), ts)
-            if lease is not None:
-                return self._workload(lease.workload, seen, lease.service_id), NAMING_WORKLOAD
+        lease = self.leases.lookup(ip, destination.get("port"), ts) if ip else None
+        if workload is not None:
+            return self._workload(workload, seen, lease=lease), NAMING_WORKLOAD
+        if lease is not None:
+            return self._workload(lease.workload, seen, lease.service_id), NAMING_WORKLOAD
         named = destination.get("service")
         if named:
             return self._external(named.lower(), seen), NAMING_TRACE
@@ -137,14 +136,28 @@ class Resolver:
             self._hosts[host] = None if not name or _is_ip_literal(name) else name
         return self._hosts[host]
 
-    def _workload(self, workload: Mapping[str, Any], seen: int, sid: str = "") -> str:
+    def _workload(
+        self, workload: Mapping[str, Any], seen: int, sid: str = "", lease: Lease | None = None
+    ) -> str:
+        """The service of a workload; labels from the IP's lease complete an agent's.
+
+        The store takes a service's labels from the latest batch that mentions it,
+        so every mention carries the full set the watcher reported.
+        """
         sid = sid or workload_service_id(workload)
+        labels = workload.get("labels")
+        if lease is not None and lease.service_id == sid:
+            leased = lease.workload.get("labels")
+            if leased:
+                labels = {**leased, **labels} if labels else leased
         service = self.services.get(sid)
         if service is None:
-            return self._add(workload_service(workload, seen))
+            service = workload_service(workload, seen)
+            if labels:
+                service.labels = dict(labels)
+            return self._add(service)
         if seen > service.seen:
             service.seen = seen
-        labels = workload.get("labels")
         if labels and labels != service.labels:
             service.labels = {**service.labels, **labels}
         return sid

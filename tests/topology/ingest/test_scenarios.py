@@ -19,6 +19,7 @@ from topology.ingest.pipeline import Ingestor
 from topology.model import EXTERNAL_CLIENTS_ID, UNKNOWN_EXTERNAL_ID
 from topology.settings import Settings
 from topology.store.base import GraphStore
+from topology.store.statement import Statement
 
 
 def wl(name: str, ns: str = "shop") -> dict[str, Any]:
@@ -177,3 +178,19 @@ def test_leases_reach_another_ingestor_through_redis(
         Ingestor(embedded_store, settings, two, clock).ingest(
             {"batch_id": "a1", "agent": "n", "calls": [call("10.0.0.1", "10.0.0.2")]})
     assert dict(edges(embedded_store)) == {(sid("web"), sid("api"), "GET", "/", "workload"): 1}
+
+
+def test_lease_labels_complete_an_agents_workload(
+    make_ingestor: Callable[..., Ingestor], embedded_store: GraphStore
+) -> None:
+    """Owner team and tier from the watcher survive a batch whose agent knows only names."""
+    ingestor = make_ingestor()
+    labelled = {**wl("api"), "labels": {"topology.io/team": "payments", "topology.io/tier": "1"}}
+    ingestor.ingest({"batch_id": "w", "agent": "watcher",
+                     "endpoints": [{"ip": "10.0.0.2", "workload": labelled, "from": 0}]})
+    agent_call = call("10.0.0.1", "10.0.0.2", src_workload="web")
+    agent_call["destination"]["workload"] = wl("api")
+    ingestor.ingest({"batch_id": "a", "agent": "node-1", "calls": [agent_call]})
+    [row] = embedded_store.read(Statement.same(
+        "test_labels", "MATCH (s:Service {id: $id}) RETURN s.labels AS labels"), {"id": sid("api")})
+    assert sorted(row["labels"]) == ["topology.io/team=payments", "topology.io/tier=1"]
