@@ -1,10 +1,11 @@
 """The API's Prometheus metrics, in a registry of its own per app.
 
 Request latency by route, ingest events accepted and rejected (with the
-reason), and the events the ingestor dropped while resolving (read from its
-counters at scrape time). The embedded ingest queue registers its own depth,
-batch counters and write latency (`topology_ingest_queue_*`) in the same
-registry; in distributed mode the depth is the broker queue's length.
+reason), the store's write latency (embedded mode), and the events the
+ingestor dropped while resolving (read from its counters at scrape time).
+The embedded ingest queue registers its own depth, batch counters and
+per-batch latency (`topology_ingest_queue_*`) in the same registry; in
+distributed mode the depth is the broker queue's length.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class ApiMetrics:
             "topology_ingest_events_rejected",
             "call events in refused ingest batches (when the body could be read)",
             ["endpoint", "reason"], registry=self.registry,
+        )
+        self.store_write = Histogram(
+            "topology_store_write_seconds", "time of one batch's store transaction",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         for endpoint in ("events", "traces"):
             self.events_accepted.labels(endpoint)

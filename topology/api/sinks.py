@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import redis
 
 from topology.api.metrics import ApiMetrics
+from topology.api.timed_store import TimedStore
 from topology.ingest.pipeline import Ingestor
 from topology.ingest.queue import IngestQueue, QueueClosed, QueueFull
 from topology.settings import Settings
@@ -59,7 +60,10 @@ class EmbeddedSink:
                  ingestor: Ingestor | None = None) -> None:
         self.redis = (redis.Redis.from_url(settings.redis_url, socket_timeout=5)
                       if settings.redis_url and ingestor is None else None)
-        self.ingestor = ingestor or Ingestor(store, settings, redis=self.redis)
+        if ingestor is None:
+            timed = TimedStore(store, metrics.store_write) if metrics is not None else store
+            ingestor = Ingestor(timed, settings, redis=self.redis)
+        self.ingestor = ingestor
         registry = metrics.registry if metrics else None
         self.queue = queue or IngestQueue(self.ingestor.ingest, settings.ingest_queue_size,
                                           registry=registry)

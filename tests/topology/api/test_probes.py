@@ -79,6 +79,7 @@ def test_metrics_parse_and_count_ingest(settings: Settings, embedded_store: Grap
     assert families["topology_ingest_queue_depth"][("topology_ingest_queue_depth",)] == 0
     assert families["topology_ingest_queue_write_seconds"][
         ("topology_ingest_queue_write_seconds_count",)] == 2
+    assert families["topology_store_write_seconds"][("topology_store_write_seconds_count",)] == 2
     latency = families["topology_http_request_seconds"]
     posts = latency[("topology_http_request_seconds_count", ("method", "POST"),
                      ("route", "/v1/events"), ("status", "202"))]
