@@ -96,12 +96,14 @@ def _shutdown(app: Starlette, owned: list[Any]) -> None:
     """Stop accepting, write what was accepted, close what the app opened."""
     state = app.state
     state.stopping = True
-    state.otlp.close(state.settings.drain_timeout)
-    left = state.ingest.close(state.settings.drain_timeout)
-    if left:
-        log.error("shutdown: %d accepted batch(es) could not be written in %gs",
-                  left, state.settings.drain_timeout)
-    else:
-        log.info("shutdown: every accepted batch written")
-    for resource in owned:
-        resource.close()
+    try:
+        state.otlp.close(state.settings.drain_timeout)
+        left = state.ingest.close(state.settings.drain_timeout)
+        if left:
+            log.error("shutdown: %d accepted batch(es) could not be written in %gs",
+                      left, state.settings.drain_timeout)
+        else:
+            log.info("shutdown: every accepted batch written")
+    finally:
+        for resource in owned:
+            resource.close()

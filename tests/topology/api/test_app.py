@@ -57,3 +57,17 @@ def test_exceptions_are_logged_with_their_traceback() -> None:
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "failed here"
     assert "RuntimeError: boom" in entry["exc"]
+
+
+def test_app_opens_and_closes_its_own_store(settings: Settings) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals
+    from topology.api.app import create_app
+    from topology.store.ladybug_store import LadybugStore
+
+    payload = batch("own", 10)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/events", json=payload).status_code == 202
+    with LadybugStore(settings) as store:  # the app let go of the file
+        assert totals(store) == expected_totals(payload)
