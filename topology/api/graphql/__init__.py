@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import strawberry
 from strawberry.asgi import GraphQL
 from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
@@ -28,14 +29,15 @@ __all__ = ["build_graphql_app", "build_schema"]
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    limits = rule(Limits(settings.graphql_max_depth, settings.graphql_max_aliases,
+                         settings.graphql_max_complexity))
+    # factories: Strawberry builds fresh extension instances for every request
     extensions: list[Any] = [
-        MaxTokensLimiter(settings.graphql_max_tokens),
-        AddValidationRules([rule(Limits(settings.graphql_max_depth,
-                                        settings.graphql_max_aliases,
-                                        settings.graphql_max_complexity))]),
+        lambda: MaxTokensLimiter(settings.graphql_max_tokens),
+        lambda: AddValidationRules([limits]),
     ]
     if not settings.graphql_introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(query=Query, extensions=extensions,
                              execution_context_class=LeanExecutionContext)
 
@@ -69,6 +71,9 @@ class TopologyGraphQL(GraphQL):
         except TimeoutError:
             return ExecutionResult(data=None, errors=[
                 limit_error(f"the request ran longer than {timeout:g}s")])
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         response: GraphQLHTTPResponse = {"data": result.data}

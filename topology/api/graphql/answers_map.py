@@ -22,6 +22,7 @@ from topology.api.graphql.data import (
     fetch_series,
     fetch_services,
     filtered_statement,
+    focused,
     service_traffic,
     step_seconds,
 )
@@ -71,14 +72,8 @@ def service_detail(
     ctx: Ctx, service_id: str, window: Window, *, series: bool = False, exemplars: bool = False,
 ) -> t.ServiceDetail:
     ctx.visible_node(service_id)
-    compiled = ctx.scope.compile("")
-    found = fetch_pairs(ctx.store, compiled, window, focus=service_id)
-    focus_compiled = replace(
-        compiled, neo4j=f"({compiled.neo4j}) AND (k.client = $service OR k.server = $service)",
-        ladybug=f"({compiled.ladybug}) AND (k.client = $service OR k.server = $service)",
-        param_items=(*compiled.param_items, ("service", service_id)),
-    )
-    pairs, _ = _keep(found, ctx.max_items)
+    focus_compiled = focused(ctx.scope.compile(""), service_id)
+    pairs, _ = _keep(fetch_pairs(ctx.store, focus_compiled, window), ctx.max_items)
     ids = {service_id} | {p.client for p in pairs} | {p.server for p in pairs}
     records = fetch_services(ctx.store, ids)
     traffic = service_traffic(pairs)

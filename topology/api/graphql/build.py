@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from queries.services import ServiceNode
@@ -10,6 +10,7 @@ from queries.window import EMPTY, Traffic, Window
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
 from topology.api.graphql.data import PairAgg, ServiceRecord
+from topology.api.graphql.quantiles import p50_p95_p99
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -26,11 +27,14 @@ def moment(seconds: int | None) -> datetime | None:
 
 
 def stats(traffic: Traffic, window: Window) -> t.TrafficStats:
+    return summary(traffic.requests, traffic.errors, traffic.hist, window.seconds)
+
+
+def summary(requests: int, errors: int, hist: Sequence[int], seconds: int) -> t.TrafficStats:
+    p50, p95, p99 = p50_p95_p99(hist)
     return t.TrafficStats(
-        requests=traffic.requests, request_rate=traffic.requests / window.seconds,
-        errors=traffic.errors, error_rate=traffic.error_rate,
-        p50_ms=traffic.quantile(0.5), p95_ms=traffic.quantile(0.95),
-        p99_ms=traffic.quantile(0.99),
+        requests=requests, request_rate=requests / seconds, errors=errors,
+        error_rate=errors / requests if requests else 0.0, p50_ms=p50, p95_ms=p95, p99_ms=p99,
     )
 
 
@@ -51,14 +55,14 @@ def service(
     record: ServiceRecord | None = None,
 ) -> t.Service:
     traffic = traffic or EMPTY
-    summary = stats(traffic, window)
+    numbers = stats(traffic, window)
     return t.Service(
         id=node.id, name=node.name, namespace=node.namespace, cluster=node.cluster,
         kind=node.kind, external=node.external, labels=labels(node),
         first_seen=moment(record.first_seen) if record else None,
         last_seen=moment(record.last_seen) if record else None,
-        stats=summary,
-        health=rules.judge(summary.requests, summary.error_rate, summary.p99_ms, slo(node)),
+        stats=numbers,
+        health=rules.judge(numbers.requests, numbers.error_rate, numbers.p99_ms, slo(node)),
     )
 
 
@@ -77,16 +81,16 @@ def edges(
 ) -> list[t.Edge]:
     busiest = max((p.requests for p in pairs), default=0) or 1
     result = []
+    limits = {sid: slo(record.node) for sid, record in records.items()}
+    seconds = window.seconds
     for pair in pairs:
-        traffic = pair.traffic()
-        summary = stats(traffic, window)
-        server = records.get(pair.server)
-        limits = slo(server.node) if server is not None else rules.DEFAULT
+        numbers = summary(pair.requests, pair.errors, pair.hist, seconds)
         key = (pair.client, pair.server)
         result.append(t.Edge(
             client=pair.client, server=pair.server, protocols=sorted(pair.protocols),
-            stats=summary,
-            health=rules.judge(summary.requests, summary.error_rate, summary.p99_ms, limits),
+            stats=numbers,
+            health=rules.judge(numbers.requests, numbers.error_rate, numbers.p99_ms,
+                               limits.get(pair.server, rules.DEFAULT)),
             weight=pair.requests / busiest,
             top_paths=[t.PathCount(path=p, requests=n) for p, n in pair.top_paths()],
             time_series=_points(series.get(key, {}), window, step) if series is not None else [],

@@ -10,13 +10,14 @@ for those fields.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from operator import add
 from typing import Any
 
 from queries.compiler import CompiledFilter
-from queries.service_map import TOP_PATHS, map_statement
+from queries.service_map import TOP_PATHS
 from queries.services import SERVICE_COLUMNS, ServiceNode
-from queries.window import IN_WINDOW, Traffic, Window
+from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
 from topology.store.base import GraphStore
 from topology.store.statement import Dialect, Statement
@@ -29,6 +30,12 @@ SERVICES_FULL = Statement.same(
     "s.first_seen AS first_seen, s.last_seen AS last_seen",
 )
 MAX_POINTS = 60
+_MAP_COLUMNS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path, "
+_LADYBUG_AGGREGATES = (
+    "CAST(sum(k.requests) AS INT64) AS requests, CAST(sum(k.errors) AS INT64) AS errors, "
+    "sum(k.latency_sum) AS latency, "
+    + ", ".join(f"CAST(sum(k.hist[{i + 1}]) AS INT64) AS h{i}" for i in range(BINS))
+)
 
 
 @dataclass
@@ -56,29 +63,44 @@ class ServiceRecord:
     last_seen: int | None
 
 
+def focused(compiled: CompiledFilter, service_id: str) -> CompiledFilter:
+    """The filter narrowed to calls from or to one service."""
+    clause = "(k.client = $service OR k.server = $service)"
+    return replace(compiled, neo4j=f"({compiled.neo4j}) AND {clause}",
+                   ladybug=f"({compiled.ladybug}) AND {clause}",
+                   param_items=(*compiled.param_items, ("service", service_id)))
+
+
+def map_statement(compiled: CompiledFilter) -> Statement:
+    """The named map statement's rows (per client, server, protocol, path).
+
+    LadybugDB sums INT64 into INT128, which its Python driver hands over as
+    Decimal, about four times slower to fetch than INT64: the sums are cast back.
+    """
+    return filtered_statement("api_map", compiled, _MAP_COLUMNS + AGGREGATES["neo4j"],
+                              _MAP_COLUMNS + _LADYBUG_AGGREGATES)
+
+
 def fetch_pairs(
-    store: GraphStore, compiled: CompiledFilter, window: Window, focus: str | None = None
+    store: GraphStore, compiled: CompiledFilter, window: Window
 ) -> dict[tuple[str, str], PairAgg]:
     """Per (client, server): summed traffic, protocols and per-path requests."""
-    params = {**compiled.params, **window.params()}
-    if focus is not None:
-        params["service"] = focus
-    rows = store.read(map_statement(compiled, focus=focus is not None), params)
+    rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
     pairs: dict[tuple[str, str], PairAgg] = {}
     for row in rows:
         key = (row["client"], row["server"])
         agg = pairs.get(key)
-        if agg is None:
-            agg = pairs[key] = PairAgg(key[0], key[1])
         requests = int(row["requests"] or 0)
+        if agg is None:  # most pairs have one row: take it whole
+            pairs[key] = PairAgg(
+                key[0], key[1], requests, int(row["errors"] or 0), float(row["latency"] or 0.0),
+                [int(row[name] or 0) for name in _HIST_KEYS], {row["protocol"]},
+                {row["path"]: requests})
+            continue
         agg.requests += requests
         agg.errors += int(row["errors"] or 0)
         agg.latency += float(row["latency"] or 0.0)
-        hist = agg.hist
-        for i, name in enumerate(_HIST_KEYS):
-            value = row[name]
-            if value:
-                hist[i] += int(value)
+        agg.hist = list(map(add, agg.hist, [int(row[name] or 0) for name in _HIST_KEYS]))
         agg.protocols.add(row["protocol"])
         path = row["path"]
         agg.paths[path] = agg.paths.get(path, 0) + requests
@@ -107,7 +129,7 @@ def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
             total.requests += pair.requests
             total.errors += pair.errors
             total.latency += pair.latency
-            total.hist = [a + b for a, b in zip(total.hist, pair.hist, strict=True)]
+            total.hist = list(map(add, total.hist, pair.hist))
     result = {sid: agg.traffic() for sid, agg in made.items()}
     result.update((sid, agg.traffic()) for sid, agg in served.items())
     return result

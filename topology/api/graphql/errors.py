@@ -25,6 +25,7 @@ FORBIDDEN = "FORBIDDEN"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL = "INTERNAL"
 MASKED_MESSAGE = "internal error"
+_TOO_MANY_TOKENS = "Document contains more than"  # graphql-core's max_tokens parse error
 
 
 class ApiError(GraphQLError):
@@ -58,8 +59,9 @@ def mask(error: GraphQLError) -> GraphQLError:
         return error
     if original is None:
         # Parse and validation errors carry no original error and only speak of the document.
+        code = LIMIT_EXCEEDED if _TOO_MANY_TOKENS in error.message else GRAPHQL_VALIDATION_FAILED
         return GraphQLError(error.message, error.nodes, error.source, error.positions,
-                            error.path, extensions={"code": GRAPHQL_VALIDATION_FAILED})
+                            error.path, extensions={"code": code})
     log.error("GraphQL resolver failed at %s", error.path, exc_info=original)
     return GraphQLError(MASKED_MESSAGE, error.nodes, error.source, error.positions,
                         error.path, extensions={"code": INTERNAL})

@@ -77,62 +77,56 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return project(result)
 
     def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Project:
+        """A function building the response dict of one value, generated as Python source:
+        one dict display per type and selection, no loop and no call per plain field."""
         if not is_lean(object_type) or object_type.is_type_of is not None:
             raise _NotLean
         grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
-        steps: list[tuple[str, str | None, Any, Project | None]] = []
+        names: dict[str, Any] = {}
+        items: list[str] = []
         for response_key, details in grouped.items():
             name = details[0].node.name.value
             if name == "__typename":
-                steps.append((response_key, None, object_type.name, None))
+                items.append(f"{response_key!r}: {object_type.name!r}")
                 continue
             field = object_type.fields[name]
-            definition = field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF]
-            steps.append((response_key, definition.python_name, None,
-                          self._value_plan(field.type, details)))
-        plan = tuple(steps)
+            attribute = field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
+            if not attribute.isidentifier():
+                raise _NotLean
+            items.append(f"{response_key!r}: "
+                         + self._expression(f"o.{attribute}", field.type, details, names))
+        source = "def project(o):\n    return {" + ", ".join(items) + "}\n"
+        exec(compile(source, f"<lean {object_type.name}>", "exec"), names)
+        return names["project"]
 
-        def project(value: Any) -> dict[str, Any]:
-            out = {}
-            for response_key, attribute, constant, convert in plan:
-                if attribute is None:
-                    out[response_key] = constant
-                    continue
-                item = getattr(value, attribute)
-                out[response_key] = item if convert is None else convert(item)
-            return out
-
-        return project
-
-    def _value_plan(self, output_type: GraphQLOutputType, details: Any) -> Project | None:
-        """How to turn a Python value of this type into its response value (None: as is)."""
+    def _expression(self, value: str, output_type: GraphQLOutputType, details: Any,
+                    names: dict[str, Any]) -> str:
+        """Python expression turning `value` (of this type) into its response value."""
         required = isinstance(output_type, GraphQLNonNull)
         inner = output_type.of_type if required else output_type
         if isinstance(inner, GraphQLList):
-            each = self._value_plan(inner.of_type, details)
-            convert: Project = (list if each is None
-                                else (lambda items: [each(item) for item in items]))
+            item = f"_i{len(names)}"
+            names[item] = None  # reserve the name
+            each = self._expression(item, inner.of_type, details, names)
+            expression = f"[{each} for {item} in {value}]" if each != item else f"list({value})"
         elif is_leaf_type(inner):
             if isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS:
-                # built by our own typed dataclasses: already the response value
-                return None
-            else:
-                leaf = inner
-
-                def convert(value: Any) -> Any:
-                    return self.complete_leaf_value(leaf, value)
+                return value  # built by our own typed dataclasses: already the response value
+            function = f"_f{len(names)}"
+            names[function] = _leaf(self, inner)
+            expression = f"{function}({value})"
         elif isinstance(inner, GraphQLObjectType):
-            convert = self._object_plan(inner, details)
+            function = f"_f{len(names)}"
+            names[function] = self._object_plan(inner, details)
+            expression = f"{function}({value})"
         else:
             raise _NotLean
         if required:
-            return _required(convert)
-        return lambda value: None if value is None else convert(value)
+            return expression
+        return f"(None if {value} is None else {expression})"
 
 
-def _required(convert: Project) -> Project:
-    def check(value: Any) -> Any:
-        if value is None:
-            raise TypeError("Cannot return null for a non-nullable field.")
-        return convert(value)
-    return check
+def _leaf(context: LeanExecutionContext, leaf: Any) -> Project:
+    def convert(value: Any) -> Any:
+        return context.complete_leaf_value(leaf, value)
+    return convert

@@ -1,0 +1,198 @@
+"""API speed: `serviceMap` over HTTP against the store query alone.
+
+Loads an embedded store with S services and E edges (one workload per service
+in 20 namespaces, M one-minute buckets per edge ending now), starts the real
+app (`topology.api.app.create_app`) under uvicorn in a child process on a free
+port, and runs the `ServiceMap` operation of graphql/operations/map.graphql
+(every map field but time series and exemplars) from 8 concurrent clients.
+Then, with the server stopped, it times the store reads the same request makes
+(the map statement and the services lookup), alone and from 8 threads.
+
+Targets (issue 5): p95 <= 300 ms at 2,000 / 20,000; the API adds at most 50%
+over the store query.
+Run: .venv/bin/python bench/api.py [--sizes 1000x10000,2000x20000] [--minutes M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [e for e in sys.path if Path(e or ".").resolve() != Path(__file__).parent]
+sys.path.insert(0, str(_ROOT))
+
+from queries.window import Window  # noqa: E402
+from topology.api.graphql.data import fetch_pairs, fetch_services  # noqa: E402
+from topology.api.graphql.scope import Scope  # noqa: E402
+from topology.model import MINUTE, Batch, CallBucket, Service, workload_id  # noqa: E402
+from topology.settings import Settings  # noqa: E402
+from topology.store.ladybug_store import LadybugStore  # noqa: E402
+
+CLIENTS = 8
+OPERATION = (_ROOT / "graphql" / "operations" / "map.graphql").read_text()
+SERVER = """
+import sys, uvicorn
+from topology.api.app import create_app
+from topology.settings import Settings
+settings = Settings.load({}, data_dir=sys.argv[1])
+uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def load(settings: Settings, services: int, edges: int, minutes: int, since: int) -> None:
+    rng = random.Random(7)
+    nodes = [Service(workload_id("bench", f"ns{i % 20}", "Deployment", f"svc{i}"), f"svc{i}",
+                     "Deployment", f"ns{i % 20}", "bench", {"team": f"team{i % 7}"}, since)
+             for i in range(services)]
+    pairs: set[tuple[int, int]] = set()
+    while len(pairs) < edges:
+        a, b = rng.randrange(services), rng.randrange(services)
+        if a != b:
+            pairs.add((a, b))
+    store = LadybugStore(settings)
+    store.init_schema()
+    batch: list[CallBucket] = []
+    for n, (a, b) in enumerate(sorted(pairs)):
+        for minute in range(minutes):
+            bucket = CallBucket(nodes[a].id, nodes[b].id, since + minute * MINUTE, MINUTE,
+                                "http", "GET", f"/api/{n % 50}")
+            for i in range(3):
+                bucket.record(5.0 + (n + i) % 200, error=(n + i) % 17 == 0, status=200)
+            batch.append(bucket)
+        if len(batch) >= 50_000:
+            store.apply(Batch(f"load-{n}", nodes, batch), now=since + minutes * MINUTE)
+            batch = []
+    store.apply(Batch("load-last", nodes, batch), now=since + minutes * MINUTE)
+    store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def concurrently(call: Callable[[], None], requests: int) -> list[float]:
+    """Each of CLIENTS threads runs `call` requests/CLIENTS times; latencies in seconds."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(requests // CLIENTS):
+            started = time.perf_counter()
+            call()
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def over_http(data_dir: str, window: dict, requests: int) -> tuple[list[float], int, int]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, data_dir, str(port)], cwd=_ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        body = {"query": OPERATION, "operationName": "ServiceMap",
+                "variables": {"window": window}}
+        local = threading.local()
+
+        def call() -> None:
+            client = getattr(local, "client", None)
+            if client is None:
+                client = local.client = httpx.Client(base_url=url, timeout=60)
+            answer = client.post("/graphql", json=body).json()
+            assert "errors" not in answer, answer["errors"]
+            local.answer = answer
+
+        call()
+        answer = local.answer["data"]["serviceMap"]
+        latencies = concurrently(call, requests)
+        return latencies, len(answer["services"]), len(answer["edges"])
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def store_alone(settings: Settings, window: Window, requests: int) -> tuple[list[float], float]:
+    store = LadybugStore(settings)
+    compiled = Scope().compile("")
+
+    def call() -> None:
+        pairs = fetch_pairs(store, compiled, window)
+        fetch_services(store, {end for pair in pairs for end in pair})
+
+    call()
+    single = []
+    for _ in range(5):
+        started = time.perf_counter()
+        call()
+        single.append(time.perf_counter() - started)
+    latencies = concurrently(call, requests)
+    store.close()
+    return latencies, statistics.median(single) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1000x10000,2000x20000")
+    parser.add_argument("--minutes", type=int, default=1)
+    parser.add_argument("--requests", type=int, default=48)
+    args = parser.parse_args()
+    for size in args.sizes.split(","):
+        services, edges = (int(x) for x in size.split("x"))
+        since = int(time.time()) // 60 * 60 - args.minutes * MINUTE
+        window = Window(since, since + args.minutes * MINUTE)
+        with tempfile.TemporaryDirectory() as data_dir:
+            settings = Settings.load({}, data_dir=data_dir)
+            started = time.perf_counter()
+            load(settings, services, edges, args.minutes, since)
+            loaded = time.perf_counter() - started
+            iso = {"from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.since)),
+                   "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.until))}
+            http, got_services, got_edges = over_http(data_dir, iso, args.requests)
+            alone, single = store_alone(settings, window, args.requests)
+        api_p50, store_p50 = pct(http, 0.5), pct(alone, 0.5)
+        print(json.dumps({
+            "services": services, "edges": edges, "minutes": args.minutes,
+            "answer": {"services": got_services, "edges": got_edges},
+            "load_s": round(loaded, 1), "clients": CLIENTS, "requests": len(http),
+            "http_p50_ms": round(api_p50, 1), "http_p95_ms": round(pct(http, 0.95), 1),
+            "store_p50_ms": round(store_p50, 1), "store_p95_ms": round(pct(alone, 0.95), 1),
+            "store_single_ms": round(single, 1),
+            "api_over_store_p50": round(api_p50 / store_p50 - 1, 2),
+            "target": "p95 <= 300 ms at 2000/20000; API adds <= 50% over the store",
+        }))
+
+
+if __name__ == "__main__":
+    main()
