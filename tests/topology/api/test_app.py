@@ -7,11 +7,15 @@ import logging
 import sys
 
 import pytest
+from starlette.testclient import TestClient
 
 from tests.topology.api.helpers import READ, TOKENS, bearer, serving
+from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals
+from topology.api.app import create_app
 from topology.api.logs import JsonFormatter
 from topology.settings import Settings
 from topology.store.base import GraphStore
+from topology.store.ladybug_store import LadybugStore
 
 
 def test_graphql_is_mounted_with_graphiql_on_get(
@@ -60,12 +64,6 @@ def test_exceptions_are_logged_with_their_traceback() -> None:
 
 
 def test_app_opens_and_closes_its_own_store(settings: Settings) -> None:
-    from starlette.testclient import TestClient
-
-    from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals
-    from topology.api.app import create_app
-    from topology.store.ladybug_store import LadybugStore
-
     payload = batch("own", 10)
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/events", json=payload).status_code == 202
