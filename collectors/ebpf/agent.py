@@ -160,10 +160,6 @@ class Agent:
         self._thread = threading.Thread(target=self.run, name="topology-agent", daemon=True)
         self._thread.start()
 
-    def flush(self) -> None:
-        """Seal the open batch now (from the polling thread's point of view: soon)."""
-        self.outbox.flush_interval = 0.0
-
     def stop(self, drain_timeout: float = 10.0) -> None:
         self.stopping.set()
         if self._thread is not None:

@@ -133,8 +133,6 @@ class Tracker:
                                      self.identities.workload(event.tgid, comm))
             return
         local_ip = address(event.family, bytes(event.laddr))
-        if event.role == ev.ROLE_CLIENT and local_ip == "0.0.0.0":
-            local_ip = address(event.family, bytes(16))
         conn = Conn(
             tgid=event.tgid, fd=event.fd, role=event.role, transport=event.transport,
             opened_ns=event.ts_ns, last_ns=event.ts_ns,
