@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 import pytest
 from starlette.testclient import TestClient
 
-from tests.topology.api.helpers import READ, TOKENS, bearer, serving
-from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals
+from tests.topology.api.helpers import ADMIN, READ, TOKENS, bearer, serving
+from tests.topology.ingest.delivery_helpers import T0, batch, expected_totals, totals
 from topology.api.app import create_app
 from topology.api.logs import JsonFormatter
 from topology.settings import Settings
@@ -69,3 +70,34 @@ def test_app_opens_and_closes_its_own_store(settings: Settings) -> None:
         assert client.post("/v1/events", json=payload).status_code == 202
     with LadybugStore(settings) as store:  # the app let go of the file
         assert totals(store) == expected_totals(payload)
+
+
+SERVICES = """query ($from: String!, $to: String!) {
+  services(window: {from: $from, to: $to}) { services { name namespace } }
+}"""
+
+
+def test_ingested_then_queried_with_the_token_namespaces(
+    settings: Settings, embedded_store: GraphStore
+) -> None:
+    billing = batch("billing", 4, servers=1)
+    for call in billing["calls"]:
+        call["source"]["workload"] = {"namespace": "billing", "name": "invoicer",
+                                      "kind": "Deployment"}
+    window = {"from": datetime.fromtimestamp(T0 - 600, UTC).isoformat(),
+              "to": datetime.fromtimestamp(T0 + 600, UTC).isoformat()}
+    app = create_app(settings.with_(tokens=TOKENS), embedded_store)
+    with TestClient(app) as client:
+        for payload in (batch("shop", 10, servers=2), billing):
+            answer = client.post("/v1/events", json=payload, headers=bearer(ADMIN))
+            assert answer.status_code == 202
+        app.state.ingest.queue.close()  # written before querying
+        seen = {}
+        for token in (ADMIN, READ):
+            answer = client.post("/graphql", json={"query": SERVICES, "variables": window},
+                                 headers=bearer(token))
+            assert answer.status_code == 200, answer.text
+            seen[token] = sorted((s["namespace"], s["name"])
+                                 for s in answer.json()["data"]["services"]["services"])
+    assert ("billing", "invoicer") in seen[ADMIN]
+    assert seen[READ] == [("shop", "backend-0"), ("shop", "backend-1"), ("shop", "frontend")]
