@@ -6,8 +6,11 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
-from topology.ingest.schema import InvalidBatch, validate
+from topology.ingest.schema import InvalidBatch, _compiled, schema, validate
 
 GOOD: dict[str, Any] = {
     "batch_id": "b1", "agent": "node-1",
@@ -28,8 +31,8 @@ def test_good_batch_passes() -> None:
     validate(copy.deepcopy(GOOD))
 
 
-def _set(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
-    payload = copy.deepcopy(GOOD)
+def _set(path: tuple[Any, ...], value: Any, base: dict[str, Any] = GOOD) -> dict[str, Any]:
+    payload = copy.deepcopy(base)
     node: Any = payload
     for step in path[:-1]:
         node = node[step]
@@ -74,3 +77,36 @@ def test_bad_batches_name_path_and_reason(
 def test_not_an_object() -> None:
     with pytest.raises(InvalidBatch, match=r"^\$: a batch is a JSON object"):
         validate([1, 2])
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 70_000) | st.floats(-1, 1e10)
+    | st.sampled_from(["", "client", "server", "Deployment", "x" * 300, "10.0.0.1"]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["name", "kind", "ip", "port", "extra"]), children,
+                      max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _paths(value, (*prefix, i))
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_compiled_check_agrees_with_jsonschema(data: st.DataObject) -> None:
+    """Random damage anywhere in a good batch: the fast check and jsonschema agree."""
+    payload = copy.deepcopy(GOOD)
+    for _ in range(data.draw(st.integers(1, 2))):
+        path = data.draw(st.sampled_from(_paths(payload)))
+        payload = _set(path, data.draw(st.just(_DELETE) | _JSON), payload)
+    expected = Draft202012Validator(schema()).is_valid(payload)
+    assert _compiled()(payload) == expected
