@@ -4,7 +4,8 @@ One validation rule measures every operation: depth (nesting of fields),
 aliases and an estimated cost, counting a fragment's fields each time it is
 spread, so fragment and alias bombs are refused before any store read. Cost:
 each field counts 1 plus its selection's cost, and a list field multiplies its
-selection's cost by LIST_FACTOR. Introspection fields (`__schema`, `__type`)
+selection's cost by LIST_FACTOR; a root field that reads the store adds
+STORE_READ_COST, so a document asks for a handful of answers at most. Introspection fields (`__schema`, `__type`)
 are governed by the introspection setting, not measured here.
 """
 
@@ -29,6 +30,8 @@ from graphql import (
 from topology.api.graphql.errors import limit_error
 
 LIST_FACTOR = 10
+STORE_READ_COST = 2000  # a root field that reads the store: aliasing maps is not free
+CHEAP_ROOT_FIELDS = frozenset({"validateFilter", "filterFields"})
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,11 @@ def _unwrap(type_: Any) -> tuple[Any, bool]:
 
 
 class _Walker:
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode], schema: Any) -> None:
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode], schema: Any,
+                 root: Any) -> None:
         self.fragments = fragments
         self.schema = schema
+        self.root = root
         self.measure = Measure()
         # (fragment, depth) -> (cost, deepest, aliases): each spread counts, but a fragment
         # is walked once per depth, so nested spreads cannot blow up the walk itself
@@ -108,7 +113,8 @@ class _Walker:
             return 1
         inner, is_list = _unwrap(parent.fields[name].type)
         below = self.cost(node.selection_set, inner, depth + 1, spreading)
-        return 1 + below * (LIST_FACTOR if is_list else 1)
+        own = STORE_READ_COST if parent is self.root and name not in CHEAP_ROOT_FIELDS else 1
+        return own + below * (LIST_FACTOR if is_list else 1)
 
 
 def rule(limits: Limits) -> type[ValidationRule]:
@@ -123,7 +129,7 @@ def rule(limits: Limits) -> type[ValidationRule]:
                 if not isinstance(definition, OperationDefinitionNode):
                     continue
                 root = schema.get_root_type(definition.operation)
-                walker = _Walker(fragments, schema)
+                walker = _Walker(fragments, schema, root)
                 cost = walker.cost(definition.selection_set, root, 0, frozenset())
                 found = walker.measure
                 label = definition.name.value if definition.name else "the operation"

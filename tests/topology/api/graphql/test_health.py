@@ -1,0 +1,45 @@
+"""Health rules: defaults, warning band, SLO overrides from labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from topology.api.graphql.health import DEFAULT, Health, Slo, judge, slo_from_labels
+
+JUDGE = [
+    (0, 0.0, None, DEFAULT, Health.UNKNOWN),
+    (100, 0.0, 10.0, DEFAULT, Health.HEALTHY),
+    (100, 0.009, 10.0, DEFAULT, Health.HEALTHY),
+    (100, 0.01, 10.0, DEFAULT, Health.WARNING),  # errors at 1%: approaching
+    (100, 0.0, 801.0, DEFAULT, Health.WARNING),  # p99 over 80% of the 1000 ms SLO
+    (100, 0.05, 10.0, DEFAULT, Health.WARNING),  # at the SLO, not over it
+    (100, 0.051, 10.0, DEFAULT, Health.CRITICAL),
+    (100, 0.0, 1000.5, DEFAULT, Health.CRITICAL),
+    (100, 0.0, 130.0, Slo(0.05, 150.0), Health.WARNING),
+    (100, 0.0, 151.0, Slo(0.05, 150.0), Health.CRITICAL),
+    (100, 0.0, 10.0, Slo(0.0, 1000.0), Health.HEALTHY),
+    (100, 0.001, 10.0, Slo(0.0, 1000.0), Health.CRITICAL),
+    (100, 0.004, 10.0, Slo(0.005, 1000.0), Health.HEALTHY),
+    (100, 0.005, 10.0, Slo(0.005, 1000.0), Health.WARNING),
+]
+
+
+@pytest.mark.parametrize(("requests", "error_rate", "p99", "slo", "health"), JUDGE)
+def test_judge(requests: int, error_rate: float, p99: float | None, slo: Slo,
+               health: Health) -> None:
+    assert judge(requests, error_rate, p99, slo) is health
+
+
+LABELS = [
+    ((), DEFAULT),
+    (("team=x",), DEFAULT),
+    (("topology.io/slo-p99-ms=150",), Slo(DEFAULT.error_rate, 150.0)),
+    (("topology.io/slo-error-rate=0.01", "topology.io/slo-p99-ms=2500"), Slo(0.01, 2500.0)),
+    (("topology.io/slo-p99-ms=abc", "topology.io/slo-error-rate=2"), DEFAULT),
+    (("topology.io/slo-p99-ms=0", "topology.io/slo-p99-ms=nan"), DEFAULT),
+]
+
+
+@pytest.mark.parametrize(("labels", "slo"), LABELS)
+def test_slo_from_labels(labels: tuple[str, ...], slo: Slo) -> None:
+    assert slo_from_labels(labels) == slo
