@@ -5,8 +5,9 @@ aliases and an estimated cost, counting a fragment's fields each time it is
 spread, so fragment and alias bombs are refused before any store read. Cost:
 each field counts 1 plus its selection's cost, and a list field multiplies its
 selection's cost by LIST_FACTOR; a root field that reads the store adds
-STORE_READ_COST, so a document asks for a handful of answers at most. Introspection fields (`__schema`, `__type`)
-are governed by the introspection setting, not measured here.
+STORE_READ_COST, so a document asks for a handful of answers at most.
+Introspection fields (`__schema`, `__type`) are governed by the introspection
+setting, not measured here.
 """
 
 from __future__ import annotations
