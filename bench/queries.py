@@ -7,7 +7,8 @@ buckets per pair (600,000 CallBucket nodes, one call per second per pair).
 * compile: `compile_filter` over the filter corpus, cache cleared each time;
 * service map: `service_map` for the last hour, no filter and with a filter
   (p50 and p95; every edge carries p50/p95/p99 latency from merged histograms);
-* blast radius: `blast_radius` at depth 5 from bottom-layer services;
+* blast radius: `blast_radius` at depth 5 (the CALLS walk, then the health of
+  every dependent from its buckets in the window), and the walk alone;
 * baseline: DuckDB (2 threads) computing the same map (calls, error rate, p99
   per pair) by GROUP BY over the 36 million raw call events behind the buckets.
 
@@ -36,7 +37,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _H
 
 from queries.compiler import compile_filter  # noqa: E402
 from queries.service_map import service_map  # noqa: E402
-from queries.traversal import blast_radius  # noqa: E402
+from queries.traversal import Direction, blast_radius, walk  # noqa: E402
 from queries.window import Window  # noqa: E402
 from topology import histogram  # noqa: E402
 from topology.model import (  # noqa: E402
@@ -176,10 +177,17 @@ def main() -> None:
     plain = timed(lambda: service_map(store, WINDOW), args.runs)
     edges = len(service_map(store, WINDOW).edges)
     filtered = timed(lambda: service_map(store, WINDOW, FILTER), args.runs)
-    bottom = [s.id for s in services[-100:]]
-    targets = iter(bottom * (args.runs * 4 // len(bottom) + 1))
-    blast = timed(lambda: blast_radius(store, next(targets), WINDOW, depth=5), args.runs * 4)
-    reach = blast_radius(store, bottom[0], WINDOW, depth=5).total
+    minute = timed(lambda: service_map(store, Window(T0, T0 + MINUTE)), args.runs)
+    # blast radius from services of the next-to-last layer: callers come from every
+    # earlier layer, so depth 5 reaches hundreds of dependents
+    layer = SERVICES // LAYERS
+    sources = [s.id for s in services[-2 * layer:-layer]]
+    targets = iter(sources * (args.runs * 2 // len(sources) + 1))
+    walks = iter(sources * (args.runs * 2 // len(sources) + 1))
+    blast = timed(lambda: blast_radius(store, next(targets), WINDOW, depth=5), args.runs * 2)
+    walk_only = timed(
+        lambda: walk(store, next(walks), Direction.UPSTREAM, 5, WINDOW), args.runs * 2)
+    reach = blast_radius(store, sources[0], WINDOW, depth=5).total
     store.close()
 
     exact, approx = duckdb_baseline(pairs, max(3, args.runs // 3))
@@ -188,9 +196,13 @@ def main() -> None:
           f"p95 {p95(plain) * ms:.0f} ms (target p50 <= 200 ms)")
     print(f"service map with filter {FILTER!r}: p50 {statistics.median(filtered) * ms:.0f} ms, "
           f"p95 {p95(filtered) * ms:.0f} ms")
+    print(f"service map, one minute (10,000 buckets): p50 "
+          f"{statistics.median(minute) * ms:.0f} ms, p95 {p95(minute) * ms:.0f} ms")
     print(f"blast radius depth 5 (e.g. {reach} dependents): p50 "
           f"{statistics.median(blast) * ms:.1f} ms, p95 {p95(blast) * ms:.1f} ms "
           "(target p95 <= 50 ms)")
+    print(f"  of which the CALLS walk alone: p50 {statistics.median(walk_only) * ms:.1f} ms, "
+          f"p95 {p95(walk_only) * ms:.1f} ms")
     for name, times in (("exact quantile_cont", exact), ("approx_quantile", approx)):
         median = statistics.median(times)
         print(f"duckdb baseline ({name}, 2 threads): median {median * ms:.0f} ms; "

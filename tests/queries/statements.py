@@ -9,7 +9,7 @@ from queries.external import EXTERNAL_CALLS
 from queries.recovery import PAIRS_IN_WINDOW
 from queries.service_map import map_statement
 from queries.services import SERVICES_BY_ID
-from queries.traversal import DOWNSTREAM_HOP, MADE, SERVED, UPSTREAM_HOP
+from queries.traversal import DOWNSTREAM_HOP, MADE, MADE_ALL, SERVED, SERVED_ALL, UPSTREAM_HOP
 from topology.store.statement import Statement
 
 WINDOW = {"since": 0, "until": 60}
@@ -33,6 +33,8 @@ NAMED: list[tuple[str, Statement, dict[str, Any]]] = [
     ("upstream_hop", UPSTREAM_HOP, {"frontier": [], **WINDOW}),
     ("health_as_server", SERVED, {"ids": [], **WINDOW}),
     ("health_as_client", MADE, {"ids": [], **WINDOW}),
+    ("health_as_server_all", SERVED_ALL, WINDOW),
+    ("health_as_client_all", MADE_ALL, WINDOW),
     ("pairs_in_window", PAIRS_IN_WINDOW, WINDOW),
     ("external_calls", EXTERNAL_CALLS, {"kinds": [], **WINDOW}),
 ]

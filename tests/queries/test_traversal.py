@@ -6,7 +6,7 @@ import pytest
 
 from queries.recovery import components, recovery_order, stages
 from queries.services import UnknownService
-from queries.traversal import Direction, blast_radius, dependencies
+from queries.traversal import LONG_LIST, Direction, blast_radius, dependencies, health
 from queries.window import Thresholds, Window
 from tests.queries import shop
 from topology.store.base import GraphStore
@@ -136,3 +136,15 @@ def test_components_and_stages(graph: dict, comps: list, staged: list) -> None:
 def test_components_of_a_long_chain_need_no_recursion() -> None:
     chain = {str(i): [str(i + 1)] for i in range(5000)} | {"5000": ["0"]}
     assert len(components(chain)) == 1
+
+
+def test_health_is_the_same_through_the_list_and_the_grouped_pass(
+    shop_store: GraphStore,
+) -> None:
+    ids = [shop.CHECKOUT.id, shop.CLIENTS.id]
+    ghosts = [f"ghost{i}" for i in range(LONG_LIST)]
+    short = health(shop_store, ids, A)
+    grouped = health(shop_store, ids + ghosts, A)
+    assert short == grouped
+    assert (short[shop.CHECKOUT.id].requests, short[shop.CHECKOUT.id].errors) == (75, 5)
+    assert short[shop.CLIENTS.id].requests == 200  # serves nothing: the calls it makes
