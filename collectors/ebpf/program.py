@@ -75,11 +75,11 @@ class Program:
         self._reader: RingReader | None = None
 
     def open(self, handler: Callable[[Any], None]) -> None:
-        """Route every event record (a ctypes Event, a copy) to handler."""
+        """Route every event record (decoded by events.record_decoder) to handler."""
         self._handler = handler
         size = self.options.ringbuf_pages * mmap.PAGESIZE
         self._reader = RingReader(self._bpf[b"events"].map_fd, size,
-                                  self._struct.from_buffer_copy, handler)
+                                  events.record_decoder(self.options.max_head), handler)
 
     def consume(self) -> int:
         """Drain what the ring buffer holds now (never blocks); returns the count."""

@@ -11,7 +11,6 @@ and never becomes a call.
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -96,7 +95,6 @@ class Tracker:
         self.conns: OrderedDict[tuple[int, int], Conn] = OrderedDict()
         self.by_tgid: dict[int, set[int]] = {}
         self.pending_total = 0
-        self._buf_offset = ev.event_struct(limits.max_head).buf.offset
 
     def wall(self, ts_ns: int) -> float:
         return ts_ns / 1e9 + self.wall_offset
@@ -124,7 +122,7 @@ class Tracker:
         old = self._pop(event.tgid, event.fd)
         if old is not None:  # fd reused without a close we saw
             self._finish(old, event.ts_ns, None, None)
-        comm = event.comm.decode("utf-8", "replace")
+        comm = event.comm.split(b"\0", 1)[0].decode("utf-8", "replace")
         if event.flags & ev.FLAG_LOOPBACK_PEER:
             # Server side of a loopback connection: its client reports the calls;
             # only learn who listens on this port.
@@ -214,7 +212,7 @@ class Tracker:
     # payloads
 
     def _on_data(self, event: Any) -> None:
-        data = ctypes.string_at(ctypes.addressof(event) + self._buf_offset, event.cap_len)
+        data = event.payload
         if event.transport == ev.TRANSPORT_UDP:
             if event.direction == ev.DIR_INGRESS:
                 self._on_dns(data, event.ts_ns)

@@ -1,4 +1,5 @@
-"""Kernel event records built in user space, to drive the tracker without a kernel."""
+"""Kernel event records built in user space (ctypes, then the agent's own decoder),
+to drive the tracker without a kernel."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collectors.ebpf import events as ev
 
 MAX_HEAD = 256
 Event = ev.event_struct(MAX_HEAD)
+decode = ev.record_decoder(MAX_HEAD)
 
 
 def _ip(text: str) -> bytes:
@@ -28,7 +30,7 @@ def conn(tgid: int, fd: int, role: int, *, remote: tuple[str, int], local: tuple
                   family=2, ts_ns=ts, rport=remote[1], lport=local[1], comm=comm)
     event.raddr[:] = list(_ip(remote[0]))
     event.laddr[:] = list(_ip(local[0]))
-    return event
+    return decode(bytes(event))
 
 
 def data(tgid: int, fd: int, direction: int, payload: bytes, *, ts: int, length: int | None = None,
@@ -43,16 +45,16 @@ def data(tgid: int, fd: int, direction: int, payload: bytes, *, ts: int, length:
         event.rport = remote[1]
         event.raddr[:] = list(_ip(remote[0]))
     ctypes.memmove(ctypes.addressof(event) + Event.buf.offset, captured, len(captured))
-    return event
+    return decode(bytes(event))
 
 
 def close(tgid: int, fd: int, *, ts: int, sent: int = 0, received: int = 0) -> Any:
-    return Event(kind=ev.EV_CLOSE, tgid=tgid, pid=tgid, fd=fd, ts_ns=ts, bytes_sent=sent,
-                 bytes_received=received)
+    return decode(bytes(Event(kind=ev.EV_CLOSE, tgid=tgid, pid=tgid, fd=fd, ts_ns=ts,
+                              bytes_sent=sent, bytes_received=received)))
 
 
 def exit_(tgid: int, *, ts: int) -> Any:
-    return Event(kind=ev.EV_EXIT, tgid=tgid, pid=tgid, fd=-1, ts_ns=ts)
+    return decode(bytes(Event(kind=ev.EV_EXIT, tgid=tgid, pid=tgid, fd=-1, ts_ns=ts)))
 
 
 def fake_proc(root: Path, processes: dict[int, tuple[str, str]]) -> Path:

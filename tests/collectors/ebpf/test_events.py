@@ -45,3 +45,18 @@ def test_render_prepends_the_options() -> None:
 def test_bad_options(args: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ProgramOptions(**args)
+
+
+def test_record_decoder_reads_what_ctypes_writes() -> None:
+    struct_ = events.event_struct(64)
+    event = struct_(kind=events.EV_DATA, tgid=7, pid=8, fd=-3, len=1000, cap_len=5, ts_ns=2**40,
+                    rport=443, comm=b"curl")
+    event.raddr[:4] = [10, 0, 0, 1]
+    ctypes.memmove(ctypes.addressof(event) + struct_.buf.offset, b"hello", 5)
+    raw = b"\xff" * 8 + bytes(event)  # at an offset, as in the ring buffer
+    record = events.record_decoder(64)(raw, 8)
+    assert (record.kind, record.tgid, record.pid, record.fd, record.len, record.ts_ns,
+            record.rport) == (events.EV_DATA, 7, 8, -3, 1000, 2**40, 443)
+    assert record.raddr[:4] == bytes([10, 0, 0, 1])
+    assert record.comm.rstrip(b"\0") == b"curl"
+    assert record.payload == b"hello"
