@@ -97,9 +97,12 @@ def _describe(settings: Settings) -> str:
 def _register() -> None:
     """Subcommands that live in their own modules (one concern each)."""
     from collectors.cli_collect import command as collect
+    from topology.cli_export import export
+    from topology.cli_replay import replay
+    from topology.cli_serve import serve
     from topology.cli_worker import deadletter, worker
 
-    for command in (worker, deadletter, collect):
+    for command in (serve, worker, deadletter, collect, replay, export):
         main.add_command(command)
 
 
