@@ -100,10 +100,15 @@ def _register() -> None:
     from topology.cli_export import export
     from topology.cli_replay import replay
     from topology.cli_serve import serve
+    from topology.cli_up import up
     from topology.cli_worker import deadletter, worker
 
-    for command in (serve, worker, deadletter, collect, replay, export):
+    for command in (up, serve, worker, deadletter, collect, replay, export):
         main.add_command(command)
 
 
 _register()
+
+
+if __name__ == "__main__":
+    main()
