@@ -99,3 +99,27 @@ def test_catalogue_covers_every_documented_field() -> None:
     assert resolve("status").field.type is FieldType.NUMBER
     assert resolve("server.external").field.type is FieldType.BOOL
     assert resolve("server.label.app.kubernetes.io/name").label_key == "app.kubernetes.io/name"
+
+
+def test_corpus_covers_every_rule_and_terminal_of_the_grammar() -> None:
+    from importlib import resources
+
+    from lark import Lark, Token
+
+    grammar = resources.files("queries").joinpath("filter.lark").read_text(encoding="utf-8")
+    full = Lark(grammar, parser="lalr", lexer="contextual", keep_all_tokens=True)
+    rules, terminals = set(), set()
+    for text, _ in CORPUS:
+        tree = full.parse(text)
+        rules |= {subtree.data for subtree in tree.iter_subtrees()}
+        terminals |= {t.type for t in tree.scan_values(lambda v: isinstance(v, Token))}
+    # rules that can show in a tree: not inlined (?rule with one symbol, _rule, lark's own)
+    named = {
+        str(rule.alias or rule.origin.name) for rule in full.rules
+        if not (rule.options.expand1 and len(rule.expansion) == 1 and not rule.alias)
+        and not str(rule.origin.name).startswith("_")
+    }
+    assert named - {str(r) for r in rules} == set()
+    assert {"comparison", "membership", "term", "negated", "list"} <= named
+    ignored = set(full.ignore_tokens)
+    assert {t.name for t in full.terminals} - ignored - terminals == set()
