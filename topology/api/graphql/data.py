@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from operator import add
+from operator import add, itemgetter
 from typing import Any
 
 from queries.compiler import CompiledFilter
@@ -24,6 +24,7 @@ from topology.store.statement import Dialect, Statement
 
 BINS = histogram.BIN_COUNT
 _HIST_KEYS = tuple(f"h{i}" for i in range(BINS))
+_HIST_OF = itemgetter(*_HIST_KEYS)
 SERVICES_FULL = Statement.same(
     "api_services_by_id",
     f"MATCH (s:Service) WHERE s.id IN $ids RETURN {SERVICE_COLUMNS}, "
@@ -94,17 +95,23 @@ def fetch_pairs(
         if agg is None:  # most pairs have one row: take it whole
             pairs[key] = PairAgg(
                 key[0], key[1], requests, int(row["errors"] or 0), float(row["latency"] or 0.0),
-                [int(row[name] or 0) for name in _HIST_KEYS], {row["protocol"]},
-                {row["path"]: requests})
+                _hist(row), {row["protocol"]}, {row["path"]: requests})
             continue
         agg.requests += requests
         agg.errors += int(row["errors"] or 0)
         agg.latency += float(row["latency"] or 0.0)
-        agg.hist = list(map(add, agg.hist, [int(row[name] or 0) for name in _HIST_KEYS]))
+        agg.hist = list(map(add, agg.hist, _hist(row)))
         agg.protocols.add(row["protocol"])
         path = row["path"]
         agg.paths[path] = agg.paths.get(path, 0) + requests
     return pairs
+
+
+def _hist(row: Mapping[str, Any]) -> list[int]:
+    values = list(_HIST_OF(row))
+    if None in values:
+        return [int(v or 0) for v in values]
+    return values
 
 
 def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRecord]:
