@@ -35,7 +35,7 @@ from collectors.ebpf.tracker import Limits
               help="HTTP requests waiting for their response, all connections")
 @click.option("--max-head", type=click.IntRange(16, 4096), default=256, show_default=True,
               help="payload bytes captured per read or write")
-@click.option("--ringbuf-pages", type=int, default=1024, show_default=True,
+@click.option("--ringbuf-pages", type=int, default=4096, show_default=True,
               help="kernel ring buffer size in pages (a power of two)")
 @click.option("--trace-loopback-servers", is_flag=True,
               help="also report the server side of loopback connections (their clients, "

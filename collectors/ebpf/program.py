@@ -26,7 +26,7 @@ from collectors.ebpf.ringbuf import RingReader
 class ProgramOptions:
     max_head: int = 256
     max_conns: int = 65536
-    ringbuf_pages: int = 1024
+    ringbuf_pages: int = 4096  # 16 MiB: rides out a few seconds of an agent starved of CPU
     dns_port: int = 53
     agent_tgid: int = 0
     skip_loopback_server: bool = True
