@@ -44,7 +44,10 @@ class LadybugStore(GraphStore):
         self.path: Path = settings.embedded_path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = ladybug.Database(str(self.path), read_only=read_only)
+            self._db = ladybug.Database(
+                str(self.path), read_only=read_only,
+                buffer_pool_size=settings.embedded_buffer_pool_mb * 1024 * 1024,
+            )
         except RuntimeError as exc:
             if "lock" in str(exc).lower():
                 raise StoreLocked(
@@ -233,7 +236,12 @@ class LadybugStore(GraphStore):
 
 
 class _Transaction:
-    """BEGIN/COMMIT around a block; ROLLBACK when it raises."""
+    """BEGIN/COMMIT around a block; ROLLBACK when it raises.
+
+    LadybugDB aborts the transaction itself on some errors (a full buffer pool,
+    for one), after which ROLLBACK has nothing to undo and raises; the original
+    error is the one worth reporting, as a StoreError.
+    """
 
     def __init__(self, conn: ladybug.Connection) -> None:
         self.conn = conn
@@ -242,8 +250,17 @@ class _Transaction:
         self.conn.execute("BEGIN TRANSACTION")
         return self.conn
 
-    def __exit__(self, exc_type: type | None, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+            return
+        try:
+            self.conn.execute("ROLLBACK")
+        except RuntimeError as rollback:
+            if "no active transaction" not in str(rollback).lower():
+                raise
+        if isinstance(exc, RuntimeError) and not isinstance(exc, StoreError):
+            raise StoreError(f"write failed and was rolled back: {exc}") from exc
 
 
 def _table(data: list[dict], schema: pa.Schema) -> pa.Table:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from topology.settings import Settings
-from topology.store.base import GraphStore, QueryTimeout, StoreLocked
+from topology.store.base import GraphStore, QueryTimeout, StoreError, StoreLocked
 from topology.store.ladybug_store import LadybugStore
 from topology.store.statement import Statement
 
@@ -104,3 +104,23 @@ def test_closed_store_refuses_work(embedded_store: GraphStore) -> None:
     embedded_store.close()
     with pytest.raises(Exception, match="closed"):
         embedded_store.ping()
+
+
+def test_write_the_database_aborts_is_a_store_error_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    from topology.model import Batch, CallBucket
+
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="16"))
+    store.init_schema()
+    rows = []
+    for i in range(20_000):
+        row = CallBucket(f"process:h/c{i}", f"process:h/s{i}", 0, 60, "http", "GET", f"/{i}")
+        row.record(1.0, error=False, status=200, trace_id=f"{i:032x}")
+        rows.append(row)
+    with pytest.raises(StoreError, match="rolled back"):
+        store.apply(Batch("too-big", [], rows))
+    assert store.stats()["batches"] == 0
+    assert store.apply(Batch("small", [], rows[:10])) is True
+    assert store.stats()["minute_buckets"] == 10
+    store.close()
