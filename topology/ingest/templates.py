@@ -78,26 +78,42 @@ class MemoryTemplateCap(TemplateCap):
 
 
 class RedisTemplateCap(TemplateCap):
-    """Admission sets in Redis, one per edge, forgotten `ttl` seconds after last use."""
+    """Admission sets in Redis, one per edge, forgotten `ttl` seconds after last use.
+
+    Admission is final, so templates this process has seen admitted are
+    remembered locally (bounded) and only new ones go to Redis: in steady state
+    a batch costs no round trip at all.
+    """
+
+    _LOCAL_LIMIT = 200_000
 
     def __init__(self, redis: object, cap: int = DEFAULT_CAP, ttl: float = 30 * 86400) -> None:
         super().__init__(cap)
         self._redis = redis
         self._ttl = max(1, int(ttl))
         self._script = redis.register_script(_ADMIT)  # type: ignore[attr-defined]
+        self._admitted: set[tuple[str, str]] = set()
 
     def admit(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
-        edges = list(wanted)
-        if not edges:
-            return {}
+        known = self._admitted
+        result: dict[str, set[str]] = {}
+        ask: dict[str, list[str]] = {}
+        for edge, templates in wanted.items():
+            result[edge] = {t for t in templates if (edge, t) in known}
+            unknown = sorted(templates - result[edge])
+            if unknown:
+                ask[edge] = unknown
+        if not ask:
+            return result
         pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
-        for edge in edges:
-            self._script(
-                keys=[_PREFIX + edge], args=[self.cap, self._ttl, *sorted(wanted[edge])],
-                client=pipe,
-            )
-        replies = pipe.execute()
-        return {
-            edge: {t.decode() if isinstance(t, bytes) else t for t in reply}
-            for edge, reply in zip(edges, replies, strict=True)
-        }
+        for edge, templates in ask.items():
+            self._script(keys=[_PREFIX + edge], args=[self.cap, self._ttl, *templates],
+                         client=pipe)
+        if len(known) > self._LOCAL_LIMIT:
+            known.clear()
+        for edge, reply in zip(ask, pipe.execute(), strict=True):
+            for raw in reply:
+                template = raw.decode() if isinstance(raw, bytes) else raw
+                result[edge].add(template)
+                known.add((edge, template))
+        return result
