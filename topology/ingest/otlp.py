@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -87,7 +88,13 @@ def decode(body: bytes, content_type: str) -> ExportTraceServiceRequest:
 
 
 class OtlpReceiver:
-    """Spans in (`accept`), collector batches out (`flush`)."""
+    """Spans in (`accept`), collector batches out (`flush`).
+
+    Safe to share between request handlers and a flushing task: one lock
+    guards the pairing store and the waiting call records. `flush` is the only
+    place time moves; call it every second or so with the current time and
+    feed what it returns to `Ingestor.ingest` (or the Celery task).
+    """
 
     def __init__(
         self,
@@ -102,14 +109,18 @@ class OtlpReceiver:
         self.pairs: PairStore[SpanView] = PairStore(
             self._paired, self._alone, ttl=pair_ttl, max_pending=max_pending)
         self._calls: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
 
     def accept(self, body: bytes, content_type: str) -> int:
         """Decode an export and take its spans; returns how many spans were accepted."""
-        request = decode(body, content_type)
-        now = self.clock()
-        count = 0
-        for span in span_views(request):
-            count += 1
+        spans = list(span_views(decode(body, content_type)))
+        with self._lock:
+            self._take(spans, self.clock())
+        return len(spans)
+
+    def _take(self, spans: list[SpanView], now: float) -> None:
+        """Spans of other kinds (INTERNAL, UNSPECIFIED) are accepted and add no edge."""
+        for span in spans:
             if span.kind == KIND_CLIENT:
                 self.pairs.add_client(span.trace_id, span.span_id, span, now)
             elif span.kind == KIND_SERVER:
@@ -123,12 +134,12 @@ class OtlpReceiver:
             elif span.kind == KIND_CONSUMER and span.queue:
                 self._calls.append(span.call(source={"service": span.queue},
                                              destination=span.workload_end()))
-        return count
 
     def flush(self, now: float | None = None, max_calls: int = 10_000) -> list[dict[str, Any]]:
         """Expire lone spans, then hand out every waiting call record as batches."""
-        self.pairs.expire(self.clock() if now is None else now)
-        calls, self._calls = self._calls, []
+        with self._lock:
+            self.pairs.expire(self.clock() if now is None else now)
+            calls, self._calls = self._calls, []
         return [
             {"batch_id": f"otlp-{uuid.uuid4()}", "agent": self.agent,
              "calls": calls[i:i + max_calls]}
