@@ -127,6 +127,15 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
 
 def _leaf(context: LeanExecutionContext, leaf: Any) -> Project:
+    """Coerce enums and custom scalars (DateTime), memoised: the values repeat a lot."""
+    known: dict[Any, Any] = {}
+
     def convert(value: Any) -> Any:
-        return context.complete_leaf_value(leaf, value)
+        try:
+            return known[value]
+        except KeyError:
+            coerced = known[value] = context.complete_leaf_value(leaf, value)
+            return coerced
+        except TypeError:  # unhashable
+            return context.complete_leaf_value(leaf, value)
     return convert
