@@ -194,3 +194,25 @@ def test_lease_labels_complete_an_agents_workload(
     [row] = embedded_store.read(Statement.same(
         "test_labels", "MATCH (s:Service {id: $id}) RETURN s.labels AS labels"), {"id": sid("api")})
     assert sorted(row["labels"]) == ["topology.io/team=payments", "topology.io/tier=1"]
+
+
+def test_store_errors_propagate_and_a_retry_writes_once(
+    settings: Settings, backend: redis.Redis | None, clock: Clock
+) -> None:
+    """A store that cannot write raises (the caller retries); the retry counts once."""
+    from topology.store.base import StoreUnavailable
+    from topology.store.ladybug_store import LadybugStore
+
+    closed = LadybugStore(settings)
+    closed.init_schema()
+    closed.close()
+    batch = {"batch_id": "a1", "agent": "n", "endpoints": WATCHER["endpoints"],
+             "calls": [call("10.0.0.1", "10.0.0.2")]}
+    with pytest.raises(StoreUnavailable):
+        Ingestor(closed, settings, backend, clock).ingest(batch)
+    with LadybugStore(settings) as store:
+        store.init_schema()
+        ingestor = Ingestor(store, settings, backend, clock)
+        assert ingestor.ingest(batch)
+        assert not ingestor.ingest(batch)
+        assert dict(edges(store)) == {(sid("web"), sid("api"), "GET", "/", "workload"): 1}
