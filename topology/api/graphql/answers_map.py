@@ -7,21 +7,19 @@ the principal may see.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from queries.compiler import CompiledFilter
-from queries.external import EXTERNAL_SERVER_KINDS
-from queries.window import AGGREGATES, EMPTY, Traffic, Window, add, traffic
+from queries.window import EMPTY, Traffic, Window, add, traffic
 from topology.api.graphql import build
 from topology.api.graphql import types as t
 from topology.api.graphql.context import Ctx, cap
 from topology.api.graphql.data import (
     PairAgg,
+    external_only,
+    external_statement,
     fetch_exemplars,
     fetch_pairs,
     fetch_series,
     fetch_services,
-    filtered_statement,
     focused,
     service_traffic,
     step_seconds,
@@ -109,15 +107,8 @@ def service_list(ctx: Ctx, window: Window, filter_text: str, search: str) -> t.S
 def external_dependencies(ctx: Ctx, window: Window, filter_text: str) -> t.ExternalDependencies:
     """External services called in the window by calls matching the filter, busiest first."""
     compiled = ctx.scope.compile(filter_text)
-    compiled = replace(
-        compiled, neo4j=f"({compiled.neo4j}) AND s.kind IN $api_external",
-        ladybug=f"({compiled.ladybug}) AND s.kind IN $api_external",
-        param_items=(*compiled.param_items, ("api_external", EXTERNAL_SERVER_KINDS)),
-        variables=compiled.variables | {"s"},
-    )
-    columns = "k.client AS client, k.server AS server, k.naming AS naming, "
-    statement = filtered_statement("api_external_calls", compiled,
-                                   columns + AGGREGATES["neo4j"], columns + AGGREGATES["ladybug"])
+    compiled = external_only(compiled)
+    statement = external_statement(compiled)
     per_caller: dict[str, dict[str, Traffic]] = {}
     naming: dict[str, set[str]] = {}
     for row in ctx.store.read(statement, {**compiled.params, **window.params()}):

@@ -15,6 +15,7 @@ from operator import add, itemgetter
 from typing import Any
 
 from queries.compiler import CompiledFilter
+from queries.external import EXTERNAL_SERVER_KINDS
 from queries.service_map import TOP_PATHS
 from queries.services import SERVICE_COLUMNS, ServiceNode
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
@@ -205,3 +206,21 @@ def fetch_exemplars(
 
 def _by_pair(row: Mapping[str, Any]) -> tuple[str, str]:
     return (row["client"], row["server"])
+
+
+def external_only(compiled: CompiledFilter) -> CompiledFilter:
+    """The filter narrowed to calls whose server is an external service."""
+    clause = "s.kind IN $api_external"
+    return replace(compiled, neo4j=f"({compiled.neo4j}) AND {clause}",
+                   ladybug=f"({compiled.ladybug}) AND {clause}",
+                   param_items=(*compiled.param_items, ("api_external", EXTERNAL_SERVER_KINDS)),
+                   variables=compiled.variables | {"s"})
+
+
+_EXTERNAL_COLUMNS = "k.client AS client, k.server AS server, k.naming AS naming, "
+
+
+def external_statement(compiled: CompiledFilter) -> Statement:
+    return filtered_statement("api_external_calls", compiled,
+                              _EXTERNAL_COLUMNS + AGGREGATES["neo4j"],
+                              _EXTERNAL_COLUMNS + _LADYBUG_AGGREGATES)

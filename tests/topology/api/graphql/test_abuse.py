@@ -214,3 +214,12 @@ def test_every_document_fits_the_default_limits(client: TestClient) -> None:
         answer = post(client, ADMIN, text, {"id": "x", "serviceId": "x", "filter": "",
                                             "before": WINDOW_A, "after": WINDOW_A}, name)
         assert "LIMIT_EXCEEDED" not in codes(answer), name
+
+
+def test_graphiql_on_get_can_be_turned_off(golden: tuple[Settings, GraphStore],
+                                           client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}", "Accept": "text/html"}
+    page = client.get("/graphql", headers=headers)
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    with app_with(golden, graphiql=False) as plain:
+        assert plain.get("/graphql", headers=headers).status_code == 404
