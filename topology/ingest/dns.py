@@ -46,16 +46,22 @@ def answers(dns: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float
 class DnsTable:
     """Sightings by IP, answering `lookup(ip, ts)` without I/O."""
 
-    def __init__(self, retention: float) -> None:
+    def __init__(
+        self, retention: float, load: Callable[[str], list[Sighting]] | None = None
+    ) -> None:
         self.retention = retention
         self._by_ip: dict[str, list[Sighting]] = {}
+        self._load = load  # fills an IP on first lookup (memory store), else absent = none
 
     def put(self, ip: str, sighting: Sighting) -> None:
         self._by_ip.setdefault(ip, []).append(sighting)
 
     def lookup(self, ip: str, ts: float) -> str | None:
+        sightings = self._by_ip.get(ip)
+        if sightings is None:
+            sightings = self._by_ip[ip] = self._load(ip) if self._load else []
         best, best_seen = None, float("-inf")
-        for s in self._by_ip.get(ip, ()):
+        for s in sightings:
             if not s.first - SKEW <= ts < s.last + self.retention:
                 continue
             seen = s.last if s.last <= ts + SKEW else s.first
@@ -65,6 +71,8 @@ class DnsTable:
 
 
 class DnsStore(ABC):
+    snapshots = True  # `table` copies only the IPs asked for
+
     def __init__(self, retention: float) -> None:
         self.retention = retention
 
@@ -78,6 +86,8 @@ class DnsStore(ABC):
 
 
 class MemoryDnsStore(DnsStore):
+    snapshots = False
+
     def __init__(self, retention: float, clock: Callable[[], float]) -> None:
         super().__init__(retention)
         self._clock = clock
@@ -97,13 +107,15 @@ class MemoryDnsStore(DnsStore):
                 known[name] = (first, last, expires)
 
     def table(self, ips: Iterable[str]) -> DnsTable:
+        """A view that reads live sightings of an IP when first asked (`ips` unused)."""
         now = self._clock()
-        table = DnsTable(self.retention)
-        for ip in ips:
-            for name, (first, last, expires) in self._by_ip.get(ip, {}).items():
-                if expires > now:
-                    table.put(ip, Sighting(name, first, last))
-        return table
+
+        def load(ip: str) -> list[Sighting]:
+            return [Sighting(name, first, last)
+                    for name, (first, last, expires) in self._by_ip.get(ip, {}).items()
+                    if expires > now]
+
+        return DnsTable(self.retention, load)
 
     def _purge(self, now: float) -> None:
         for ip in list(self._by_ip):

@@ -122,6 +122,8 @@ class LeaseTable:
 class LeaseStore(ABC):
     """Where leases live between batches."""
 
+    snapshots = True  # `table` copies only the IPs asked for (False: it ignores them)
+
     @abstractmethod
     def add(self, leases: Iterable[Lease]) -> None:
         """Remember leases (idempotent; a later report of an end closes an open lease)."""
@@ -133,6 +135,8 @@ class LeaseStore(ABC):
 
 class MemoryLeaseStore(LeaseStore):
     """Leases in this process; ended leases are forgotten `keep` seconds after their end."""
+
+    snapshots = False
 
     def __init__(self, keep: float, clock: Callable[[], float]) -> None:
         self._table = LeaseTable()

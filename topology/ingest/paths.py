@@ -57,16 +57,16 @@ class PathFolder:
             f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(self.rules)
         ))
         self._placeholders = {f"r{i}": rule.placeholder for i, rule in enumerate(self.rules)}
-        self._memo: dict[str, str] = {}
+        self.memo: dict[str, str] = {}  # raw path -> template (read on the hot path)
         self._segments: dict[str, str] = {}
 
     def fold(self, path: str) -> str:
-        folded = self._memo.get(path)
+        folded = self.memo.get(path)
         if folded is None:
             folded = self._fold(path)
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            self._memo[path] = folded
+            if len(self.memo) >= _MEMO_LIMIT:
+                self.memo.clear()
+            self.memo[path] = folded
         return folded
 
     def _segment(self, segment: str) -> str:

@@ -103,11 +103,12 @@ class Ingestor:
             self.dns.record(dns)
         calls = payload.get("calls") or ()
         ips: set[str] = set()
-        for call in calls:
-            for end in (call["source"], call["destination"]):
-                ip = end.get("ip")
-                if ip:
-                    ips.add(ip)
+        if self.leases.snapshots or self.dns.snapshots:
+            for call in calls:
+                for end in (call["source"], call["destination"]):
+                    ip = end.get("ip")
+                    if ip:
+                        ips.add(ip)
         resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
         aggregator = Aggregator(self.settings.bucket_width)
         aggregator.add_all(self._events(calls, resolver))
@@ -124,16 +125,16 @@ class Ingestor:
 
     def _events(self, calls: Iterable[Mapping[str, Any]], resolver: Resolver) -> Iterator[Event]:
         """The calls that count, resolved and folded, as aggregation events."""
-        resolve, fold = resolver.resolve, self.folder.fold
+        resolve, fold, folded = resolver.resolve, self.folder.fold, self.folder.memo.get
         for call in calls:
             ends = resolve(call)
             if ends is None:
                 continue
             status = call.get("status")
+            path = call.get("path", "")
             yield (
-                ends[0], ends[1], ends[2], call["timestamp"], call["protocol"],
-                call.get("method", ""), fold(call.get("path", "")),
-                call.get("duration_ms", 0.0),
+                *ends, call["timestamp"], call["protocol"], call.get("method", ""),
+                folded(path) or fold(path), call.get("duration_ms", 0.0),
                 call.get("error", False) or (status is not None and status >= 500),
                 status, call.get("trace_id", ""),
             )
