@@ -87,7 +87,8 @@ def edges(
         numbers = summary(pair.requests, pair.errors, pair.hist, seconds)
         key = (pair.client, pair.server)
         result.append(t.Edge(
-            client=pair.client, server=pair.server, protocols=sorted(pair.protocols),
+            client=pair.client, server=pair.server,
+            protocols=sorted(pair.protocols) if len(pair.protocols) > 1 else list(pair.protocols),
             stats=numbers,
             health=rules.judge(numbers.requests, numbers.error_rate, numbers.p99_ms,
                                limits.get(pair.server, rules.DEFAULT)),

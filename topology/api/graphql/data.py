@@ -55,6 +55,8 @@ class PairAgg:
         return Traffic(self.requests, self.errors, self.latency, tuple(self.hist))
 
     def top_paths(self, count: int = TOP_PATHS) -> list[tuple[str, int]]:
+        if len(self.paths) == 1:
+            return list(self.paths.items())
         return sorted(self.paths.items(), key=lambda item: (-item[1], item[0]))[:count]
 
 
