@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,9 +113,19 @@ def test_redis_py_commands(agent: live.RunningAgent, valkey_port: int) -> None:
         assert call["duration_ms"] > 0
 
 
-@pytest.mark.parametrize("client", ["dig", "raw-udp"])
-def test_dns_answers(agent: live.RunningAgent, dns_server: str, client: str) -> None:
-    if client == "dig":
+@pytest.mark.parametrize("client", ["dig", "raw-udp", "glibc"])
+def test_dns_answers(agent: live.RunningAgent, dns_server: str, client: str,
+                     tmp_path: Path) -> None:
+    since = time.time() - 0.5  # only observations of this client's queries
+    if client == "glibc":
+        # getaddrinfo through the libc resolver (connected UDP socket, A and AAAA at
+        # once), pointed at the test server in a private mount namespace.
+        resolv = tmp_path / "resolv.conf"
+        resolv.write_text(f"nameserver {dns_server}\n")
+        live.run(["unshare", "--mount", "sh", "-c",
+                  f"mount --bind {resolv} /etc/resolv.conf && getent ahosts {TEST_DOMAIN}"])
+        wanted = TEST_DOMAIN_V6
+    elif client == "dig":
         live.run(["dig", f"@{dns_server}", "+time=2", "+tries=2", TEST_DOMAIN, "AAAA"])
         wanted = TEST_DOMAIN_V6
     else:
@@ -128,7 +140,8 @@ def test_dns_answers(agent: live.RunningAgent, dns_server: str, client: str) -> 
             "data, _ = sock.recvfrom(512)\n"
             "assert data[:2] == b'\\x42\\x42'\n")
         wanted = TEST_DOMAIN_V4
-    found = agent.wait_for("dns", lambda d: d["name"] == TEST_DOMAIN and wanted in d["ips"])
+    found = agent.wait_for("dns", lambda d: d["name"] == TEST_DOMAIN and wanted in d["ips"]
+                           and d["timestamp"] >= since)
     assert found, f"no DNS observation of {TEST_DOMAIN} -> {wanted}"
     assert found[0]["ttl"] >= 0
 
