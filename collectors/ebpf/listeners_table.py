@@ -7,6 +7,7 @@ a server that started a moment ago is known before the next scan).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +20,11 @@ Scan = Callable[[], list[listeners.Listener]]
 class ListenerTable:
     def __init__(self, identities: Identities, scan: Scan = listeners.scan,
                  addresses: Callable[[], set[str]] = listeners.local_addresses,
-                 capacity: int = 4096) -> None:
+                 capacity: int = 4096,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.identities = identities
+        self.clock = clock
+        self._addresses_read = float("-inf")
         self._scan = scan
         self._addresses = addresses
         self.capacity = capacity
@@ -33,22 +37,32 @@ class ListenerTable:
             return
         self._by_port.setdefault(port, {})[ip] = workload
 
+    def _read_addresses(self) -> None:
+        self.local = self._addresses()
+        self._addresses_read = self.clock()
+
     def is_local(self, ip: str) -> bool:
         return ip in self.local or listeners.is_loopback(ip)
 
     def lookup(self, ip: str, port: int) -> dict[str, Any] | None:
         """The workload listening on a local (ip, port), else None."""
-        if not self.is_local(ip):
-            return None
         owners = self._by_port.get(port)
         if not owners:
             return None
+        if not self.is_local(ip):
+            # An address added since the last read (a new interface, a veth)? Re-read
+            # the host's addresses, at most once a second.
+            if self.clock() - self._addresses_read < 1.0:
+                return None
+            self._read_addresses()
+            if not self.is_local(ip):
+                return None
         return owners.get(ip) or owners.get("0.0.0.0") or owners.get("::") or (
             next(iter(owners.values())) if listeners.is_loopback(ip) else None)
 
     def refresh(self, now: float) -> list[dict[str, Any]]:
         """Rescan; returns endpoint leases that opened (from=now) or closed (to=now)."""
-        self.local = self._addresses()
+        self._read_addresses()
         scanned: dict[int, dict[str, dict[str, Any]]] = {}
         for listener in self._scan():
             workload = self.identities.workload(listener.tgid, "")

@@ -65,4 +65,5 @@ def test_caller_in_another_namespace(agent: live.RunningAgent, http_server: int,
     assert called[0]["source"]["ip"] == ns_ip and _workload(called[0]["source"]) == "curl"
     assert called[0]["destination"]["ip"] == host_ip
     assert called[0]["destination"]["port"] == http_server
+    assert _workload(called[0]["destination"]).startswith("python3")  # a new local address
     assert called[0]["status"] == 404 and called[0]["duration_ms"] > 0

@@ -279,3 +279,18 @@ def test_redis_errors_are_marked(tmp_path: Path) -> None:
             (OUT, b"*1\r\n$4\r\nBOOM\r\n"), (IN, b"-ERR unknown command\r\n")])
     assert [(c["method"], c["error"], "status" in c, "path" in c) for c in h.calls] == [
         ("PING", False, False, False), ("BOOM", True, False, False)]
+
+
+def test_new_host_addresses_are_picked_up_on_a_miss(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    now = [0.0]
+    addresses = {"10.0.0.5"}
+    table = ListenerTable(h.identities, scan=lambda: [Listener("0.0.0.0", 80, SERVER)],
+                          addresses=lambda: set(addresses), clock=lambda: now[0])
+    table.refresh(0.0)
+    addresses.add("10.9.0.1")  # a veth appears
+    now[0] = 0.5
+    assert table.lookup("10.9.0.1", 80) is None  # read less than a second ago
+    now[0] = 1.5
+    assert table.lookup("10.9.0.1", 80) == {"name": "api", "kind": "Process", "host": "node-1"}
+    assert table.lookup("10.9.0.1", 81) is None  # nobody listens there
