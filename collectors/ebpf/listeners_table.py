@@ -49,6 +49,9 @@ class ListenerTable:
         owners = self._by_port.get(port)
         if not owners:
             return None
+        exact = owners.get(ip)
+        if exact is not None:  # a local process accepted or listens on exactly this address
+            return exact
         if not self.is_local(ip):
             # An address added since the last read (a new interface, a veth)? Re-read
             # the host's addresses, at most once a second.
@@ -57,7 +60,7 @@ class ListenerTable:
             self._read_addresses()
             if not self.is_local(ip):
                 return None
-        return owners.get(ip) or owners.get("0.0.0.0") or owners.get("::") or (
+        return owners.get("0.0.0.0") or owners.get("::") or (
             next(iter(owners.values())) if listeners.is_loopback(ip) else None)
 
     def refresh(self, now: float) -> list[dict[str, Any]]:
