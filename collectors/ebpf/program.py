@@ -63,7 +63,6 @@ class Program:
     def __init__(self, options: ProgramOptions) -> None:
         bcc = import_bcc()
         self.options = options
-        self._struct = events.event_struct(options.max_head)
         with tempfile.TemporaryDirectory(prefix="topology-bpf-") as include:
             header = resources.files(events.__package__).joinpath("events.h").read_bytes()
             Path(include, "events.h").write_bytes(header)

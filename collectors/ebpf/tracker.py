@@ -2,8 +2,8 @@
 
 Per tracked socket (process, fd) it keeps the peer addresses, the protocol
 found in the first payload and, for HTTP/1.x and Redis, the FIFO of requests
-waiting for their responses (keep-alive and pipelining answer in order). Everything is
-bounded: the connection table (oldest evicted), the pending requests (a
+waiting for their responses (keep-alive and pipelining answer in order).
+Everything is bounded: the connection table (oldest evicted), the pending requests (a
 connection that overflows stops being parsed as HTTP), the partial heads kept
 while a message is split across reads. Whatever cannot be parsed is counted
 and never becomes a call.
@@ -11,63 +11,20 @@ and never becomes a call.
 
 from __future__ import annotations
 
-import ipaddress
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from collectors.ebpf import events as ev
+from collectors.ebpf.connections import DONE, TCP, UNKNOWN, Conn, Limits, address
 from collectors.ebpf.identity import Identities
 from collectors.ebpf.listeners_table import ListenerTable
 from collectors.ebpf.protocols import dns, http1, resp
 from collectors.ebpf.protocols.http1 import Parse
 from collectors.ebpf.stats import Stats
 
-UNKNOWN, TCP = "unknown", "tcp"
-DONE = "done"  # was parsed (HTTP, Redis), no longer is: upgraded, or a head we could not read
-AF_INET, AF_INET6 = 2, 10
 Emit = Callable[[dict[str, Any]], None]
-
-
-@dataclass(slots=True)
-class Conn:
-    tgid: int
-    fd: int
-    role: int
-    transport: int
-    opened_ns: int
-    last_ns: int
-    local_ip: str
-    local_port: int
-    remote_ip: str
-    remote_port: int
-    workload: dict[str, Any]
-    protocol: str = UNKNOWN
-    peer_workload: dict[str, Any] | None = None  # the local listener we call, once known
-    parser: ModuleType | None = None  # protocols.http1 or protocols.resp once recognised
-    pending: deque[tuple[int, http1.Request]] = field(default_factory=deque)
-    partial: dict[int, bytes] = field(default_factory=dict)
-
-
-def address(family: int, raw: bytes) -> str:
-    if family == AF_INET:
-        return str(ipaddress.IPv4Address(raw[:4]))
-    if family == AF_INET6:
-        ip = ipaddress.IPv6Address(raw[:16])
-        return str(ip.ipv4_mapped or ip)
-    return "0.0.0.0"
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_conns: int = 16384
-    max_pending: int = 16384
-    max_pending_per_conn: int = 64
-    request_timeout_ns: int = 30 * 10**9
-    idle_timeout_ns: int = 600 * 10**9
-    max_head: int = 256
 
 
 class Tracker:
@@ -79,7 +36,7 @@ class Tracker:
         emit_call: Emit,
         emit_dns: Emit,
         wall_offset: float,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         release: Callable[[int, int], tuple[int, int] | None] | None = None,
         stop_capture: Callable[[int, int], None] | None = None,
     ) -> None:
@@ -89,7 +46,7 @@ class Tracker:
         self.emit_call = emit_call
         self.emit_dns = emit_dns
         self.wall_offset = wall_offset
-        self.limits = limits
+        self.limits = limits or Limits()
         self.release = release
         self.stop_capture = stop_capture
         self.conns: OrderedDict[tuple[int, int], Conn] = OrderedDict()
