@@ -11,6 +11,7 @@ its id in one store transaction.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class Ingestor:
             self.dns = RedisDnsStore(redis, settings.dns_retention)
             self.templates = RedisTemplateCap(redis, template_cap, settings.hour_retention)
         self.stats = IngestStats()
+        # Building touches the in-memory lease/DNS/template state; callers on
+        # several threads (embedded mode) take turns. The store write is outside.
+        self._building = threading.Lock()
 
     def ingest(self, payload: Mapping[str, Any]) -> bool:
         """Validate, resolve, aggregate, store.apply(batch).
@@ -85,7 +89,8 @@ class Ingestor:
         False when the batch id was applied before. Raises InvalidBatch; store
         errors propagate (retryable).
         """
-        batch = self.build(payload)
+        with self._building:
+            batch = self.build(payload)
         applied = self.store.apply(batch, now=int(self.clock()))
         self.stats.batches += 1
         if not applied:
