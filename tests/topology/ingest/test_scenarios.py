@@ -122,6 +122,15 @@ SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[tuple, int], dict[str, str
     ],
      {(sid("web"), sid("api"), "GET", "/orders", "workload"): 1},
      {sid("web"): "Deployment", sid("api"): "Deployment"}),
+    ("a process outside Kubernetes calls an API named by SNI", [
+        {"batch_id": "a1", "agent": "vm-7", "calls": [{
+            "timestamp": T + 1, "side": "client",
+            "source": {"ip": "192.168.1.7", "workload": {
+                "name": "billing", "kind": "Process", "host": "vm-7"}},
+            "destination": {"ip": "52.9.9.9", "port": 443}, "host": "hooks.slack.com",
+            "protocol": "https", "duration_ms": 40}]}],
+     {("process:vm-7/billing", "external:hooks.slack.com", "", "", "host"): 1},
+     {"process:vm-7/billing": "Process", "external:hooks.slack.com": "External service"}),
     ("caller without an agent counted from the server side", [
         {"batch_id": "a1", "agent": "node-1", "calls": [
             call("10.0.0.20", "10.0.0.2", side="server", path="/orders")]}],
@@ -216,3 +225,17 @@ def test_store_errors_propagate_and_a_retry_writes_once(
         assert ingestor.ingest(batch)
         assert not ingestor.ingest(batch)
         assert dict(edges(store)) == {(sid("web"), sid("api"), "GET", "/", "workload"): 1}
+
+
+def test_dropped_observations_are_counted_by_reason(
+    make_ingestor: Callable[..., Ingestor], embedded_store: GraphStore
+) -> None:
+    ingestor = make_ingestor()
+    ingestor.ingest({"batch_id": "a1", "agent": "n", "endpoints": WATCHER["endpoints"], "calls": [
+        call("10.0.0.1", "10.0.0.2"),
+        call("10.0.0.1", "10.0.0.2", side="server"),       # the client side counts it
+        call("198.51.100.4", "10.0.0.2"),                   # client side of nobody we know
+    ]})
+    assert (ingestor.stats.calls, ingestor.stats.counted, ingestor.stats.dropped) == (
+        3, 1, {"client_side_unresolved_client": 1, "server_side_watched_caller": 1})
+    assert dict(edges(embedded_store)) == {(sid("web"), sid("api"), "GET", "/", "workload"): 1}
