@@ -152,8 +152,8 @@ class OtlpReceiver:
     def _paired(self, client: SpanView, server: SpanView) -> None:
         call = client.call(source=client.workload_end(), destination=server.workload_end())
         if server.route:
-            call["path"] = server.route
-        if server.status is not None and "status" not in call:
+            call["path"] = server.route[:4096]
+        if server.status is not None and server.status <= 999 and "status" not in call:
             call["status"] = server.status
         if server.error:
             call["error"] = True

@@ -51,11 +51,12 @@ def workload(resource: Mapping[str, Any]) -> dict[str, Any]:
     for key, kind in _WORKLOAD_ATTRIBUTES:
         name = resource.get(key)
         if name:
-            out = {"name": str(name), "kind": kind,
+            out = {"name": _name(name), "kind": kind,
                    "namespace": str(resource.get("k8s.namespace.name", "")),
                    "cluster": str(resource.get("k8s.cluster.name", ""))}
             return out
-    return {"name": str(resource.get("service.name") or "unknown_service"), "kind": KIND_PROCESS,
+    return {"name": _name(resource.get("service.name") or "unknown_service"),
+            "kind": KIND_PROCESS,
             "namespace": str(resource.get("service.namespace", "")),
             "host": str(resource.get("host.name", ""))}
 
@@ -66,6 +67,11 @@ def _first(attrs: Mapping[str, Any], *keys: str) -> Any:
         if value not in (None, ""):
             return value
     return None
+
+
+def _name(value: object) -> str:
+    """A node name within the batch format's limit (253, a DNS name's)."""
+    return str(value)[:253]
 
 
 def _is_ip(text: str) -> bool:
@@ -143,7 +149,7 @@ class SpanView:
         destination = _first(a, "messaging.destination.name", "messaging.destination")
         if not system and not destination:
             return ""
-        return f"{system or 'queue'}/{destination or 'unknown'}"
+        return _name(f"{system or 'queue'}/{destination or 'unknown'}")
 
     def workload_end(self) -> dict[str, Any]:
         return {"workload": workload(self.resource)}
@@ -152,7 +158,7 @@ class SpanView:
         """The server end of a CLIENT span nobody answered: named from its attributes."""
         a = self.attrs
         if a.get("peer.service"):
-            return {"service": str(a["peer.service"])}
+            return {"service": _name(a["peer.service"])}
         address = _first(a, "server.address", "net.peer.name", "net.peer.ip")
         if not address:
             url = _first(a, "url.full", "http.url")
@@ -162,14 +168,14 @@ class SpanView:
             if _is_ip(address):
                 port = _first(a, "server.port", "net.peer.port")
                 end: dict[str, Any] = {"ip": address}
-                if isinstance(port, int):
+                if isinstance(port, int) and 0 <= port <= 65535:
                     end["port"] = port
                 return end
-            return {"service": address}
+            return {"service": _name(address)}
         db = _first(a, "db.system.name", "db.system")
         if db:
             name = _first(a, "db.namespace", "db.name")
-            return {"service": f"{db}/{name}" if name else str(db)}
+            return {"service": _name(f"{db}/{name}" if name else db)}
         return {}
 
     def call(self, *, source: dict[str, Any], destination: dict[str, Any]) -> dict[str, Any]:

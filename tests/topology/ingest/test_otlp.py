@@ -222,3 +222,46 @@ def test_bad_bodies_say_why(
 ) -> None:
     with pytest.raises(InvalidTraces, match=reason):
         receiver.accept(body, content_type)
+
+
+def _span(kind: int, attrs: dict[str, Any], *, span_id: str, parent: str = "") -> Any:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    def value(v: Any) -> AnyValue:
+        return AnyValue(int_value=v) if isinstance(v, int) else AnyValue(string_value=str(v))
+
+    return Span(trace_id=bytes.fromhex("ab" * 16), span_id=bytes.fromhex(span_id),
+                parent_span_id=bytes.fromhex(parent) if parent else b"", kind=kind,
+                start_time_unix_nano=int(T * 1e9), end_time_unix_nano=int(T * 1e9) + 1000,
+                attributes=[KeyValue(key=k, value=value(v)) for k, v in attrs.items()])
+
+
+@pytest.mark.parametrize("attrs", [
+    {"peer.service": "p" * 400},
+    {"server.address": "10.1.1.1", "server.port": 70_000},
+    {"http.request.method": "GET", "http.response.status_code": 1234},
+    {"http.request.method": "G" * 100, "url.full": "http://x/" + "a" * 5000},
+    {"db.system": "d" * 200, "db.name": "n" * 200},
+    {"rpc.system": "r" * 50, "rpc.service": "S", "rpc.method": "M"},
+])
+def test_odd_attributes_still_make_valid_batches(receiver: OtlpReceiver, attrs: dict) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourcePb
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    from topology.ingest.schema import validate
+
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=ResourcePb(), scope_spans=[ScopeSpans(spans=[
+            _span(Span.SPAN_KIND_CLIENT, attrs, span_id="01" * 8),
+            _span(Span.SPAN_KIND_CLIENT, attrs, span_id="02" * 8),
+            _span(Span.SPAN_KIND_SERVER, attrs, span_id="03" * 8, parent="02" * 8),
+        ])])])
+    assert receiver.accept(request.SerializeToString(), "application/x-protobuf") == 3
+    batches = receiver.flush(now=T + 60)
+    assert sum(len(b["calls"]) for b in batches) == 2
+    for batch in batches:
+        validate(batch)
