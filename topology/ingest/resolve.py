@@ -82,11 +82,11 @@ class Resolver:
         client_id: str | None = None
         watched = True
         workload = source.get("workload")
-        ip = source.get("ip")
-        lease = self.leases.lookup(ip, None, ts) if ip else None
         if workload is not None:
-            client_id = self._workload(workload, seen, lease=lease)
+            client_id = self._carried(workload, seen, source.get("ip"), None, ts)
         else:
+            ip = source.get("ip")
+            lease = self.leases.lookup(ip, None, ts) if ip else None
             if lease is not None:
                 client_id = self._workload(lease.workload, seen, lease.service_id)
                 watched = lease.watched
@@ -110,9 +110,10 @@ class Resolver:
         destination = call["destination"]
         workload = destination.get("workload")
         ip = destination.get("ip")
-        lease = self.leases.lookup(ip, destination.get("port"), ts) if ip else None
         if workload is not None:
-            return self._workload(workload, seen, lease=lease), NAMING_WORKLOAD
+            return (self._carried(workload, seen, ip, destination.get("port"), ts),
+                    NAMING_WORKLOAD)
+        lease = self.leases.lookup(ip, destination.get("port"), ts) if ip else None
         if lease is not None:
             return self._workload(lease.workload, seen, lease.service_id), NAMING_WORKLOAD
         named = destination.get("service")
@@ -135,6 +136,23 @@ class Resolver:
             name = host_name(host)
             self._hosts[host] = None if not name or _is_ip_literal(name) else name
         return self._hosts[host]
+
+    def _carried(
+        self, workload: Mapping[str, Any], seen: int, ip: str | None, port: int | None,
+        ts: float,
+    ) -> str:
+        """An end whose observer named its workload; its lease is read once per batch."""
+        sid = workload_service_id(workload)
+        service = self.services.get(sid)
+        if service is None:
+            lease = self.leases.lookup(ip, port, ts) if ip else None
+            return self._workload(workload, seen, sid, lease)
+        if seen > service.seen:
+            service.seen = seen
+        labels = workload.get("labels")
+        if labels and labels != service.labels:
+            service.labels = {**service.labels, **labels}
+        return sid
 
     def _workload(
         self, workload: Mapping[str, Any], seen: int, sid: str = "", lease: Lease | None = None
