@@ -44,21 +44,20 @@ DEFAULT_RULES: tuple[FoldRule, ...] = (
 class PathFolder:
     """Turns raw request paths into templates with the given rules.
 
-    All rules are compiled into one alternation of named groups, so an unknown
-    segment costs one regex match; segments and whole paths are memoised
-    (bounded) because most of them repeat.
+    All rules are compiled into one regex of named alternatives anchored at
+    segment boundaries, so a path is folded by a single `re.sub` (the first
+    rule that matches a whole segment wins). Rules must not match `/`. Whole
+    paths are memoised (bounded) because most of them repeat.
     """
 
     def __init__(self, rules: Sequence[FoldRule] = DEFAULT_RULES) -> None:
         self.rules = tuple(rules)
         for rule in self.rules:
             rule.compiled()  # a bad pattern fails here, naming itself
-        self._any = re.compile("|".join(
-            f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(self.rules)
-        ))
+        alternatives = "|".join(f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(self.rules))
+        self._segments = re.compile(rf"(?:(?<=/)|^)(?:{alternatives})(?=/|\Z)")
         self._placeholders = {f"r{i}": rule.placeholder for i, rule in enumerate(self.rules)}
         self.memo: dict[str, str] = {}  # raw path -> template (read on the hot path)
-        self._segments: dict[str, str] = {}
 
     def fold(self, path: str) -> str:
         folded = self.memo.get(path)
@@ -69,24 +68,15 @@ class PathFolder:
             self.memo[path] = folded
         return folded
 
-    def _segment(self, segment: str) -> str:
-        match = self._any.fullmatch(segment)
-        folded = segment if match is None else self._placeholders[match.lastgroup or ""]
-        if len(self._segments) >= _MEMO_LIMIT:
-            self._segments.clear()
-        self._segments[segment] = folded
-        return folded
+    def _placeholder(self, match: re.Match[str]) -> str:
+        return self._placeholders[match.lastgroup or ""]
 
     def _fold(self, path: str) -> str:
-        if not path:
-            return ""
-        for stop in ("?", "#"):
-            cut = path.find(stop)
-            if cut >= 0:
-                path = path[:cut]
-        known = self._segments.get
-        segments = [known(s) or self._segment(s) if s else s for s in path.split("/")]
-        template = "/".join(segments)
+        if "?" in path:
+            path = path[:path.index("?")]
+        if "#" in path:
+            path = path[:path.index("#")]
+        template = self._segments.sub(self._placeholder, path)
         if len(template) > MAX_PATH_LENGTH:
             template = template[:MAX_PATH_LENGTH] + "{cut}"
         return template

@@ -20,6 +20,9 @@ from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, Templ
     ("/api/v1/health", "/api/v1/health"),
     ("/", "/"),
     ("", ""),
+    ("42/x", "{id}/x"),                 # a relative path's first segment too
+    ("/a//7/", "/a//{id}/"),             # empty segments kept
+    ("/123abc/x", "/123abc/x"),          # an id rule must match the whole segment
 ])
 def test_default_rules(raw: str, template: str) -> None:
     assert PathFolder().fold(raw) == template
