@@ -129,20 +129,20 @@ def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRe
 
 def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
     """Per service: what it served among the pairs, else what it made."""
-    served: dict[str, PairAgg] = {}
-    made: dict[str, PairAgg] = {}
+    served: dict[str, list[Any]] = {}
+    made: dict[str, list[Any]] = {}
     for pair in pairs:
         for sid, into in ((pair.server, served), (pair.client, made)):
             total = into.get(sid)
-            if total is None:
-                total = into[sid] = PairAgg(sid, sid)
-            total.requests += pair.requests
-            total.errors += pair.errors
-            total.latency += pair.latency
-            total.hist = list(map(add, total.hist, pair.hist))
-    result = {sid: agg.traffic() for sid, agg in made.items()}
-    result.update((sid, agg.traffic()) for sid, agg in served.items())
-    return result
+            if total is None:  # the pair's histogram is shared until an addition copies it
+                into[sid] = [pair.requests, pair.errors, pair.latency, pair.hist]
+            else:
+                total[0] += pair.requests
+                total[1] += pair.errors
+                total[2] += pair.latency
+                total[3] = list(map(add, total[3], pair.hist))
+    made.update(served)
+    return {sid: Traffic(r, e, lat, tuple(h)) for sid, (r, e, lat, h) in made.items()}
 
 
 def _filtered(compiled: CompiledFilter, dialect: Dialect, returns: str) -> str:
