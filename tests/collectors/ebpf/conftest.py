@@ -60,6 +60,9 @@ def dns_server() -> Iterator[str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         live.run(["dig", f"@{DNS_ADDRESS}", "+time=1", "+tries=5", "+short", TEST_DOMAIN])
+        if process.poll() is not None:  # another server answered: ours could not bind
+            _, errors = process.communicate()
+            raise RuntimeError(f"dnsmasq on {DNS_ADDRESS}:53 exited: {errors.strip()}")
         yield DNS_ADDRESS
     finally:
         process.terminate()
