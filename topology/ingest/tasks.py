@@ -119,6 +119,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
     @app.task(
         bind=True,
         name=TASK_NAME,
+        shared=False,
         acks_late=True,
         reject_on_worker_lost=True,
         max_retries=options.max_retries,
