@@ -94,8 +94,9 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("ingest_queue_size", _positive_int, 256, "batches the embedded ingest queue holds"),
     Spec("max_body_bytes", _positive_int, 16 * 1024 * 1024, "largest ingest request body"),
     Spec("log_level", str, "info", "log level"),
-    Spec("embedded_buffer_pool_mb", _positive_int, 1024,
-         "memory LadybugDB may use for its buffer pool, in MiB"),
+    Spec("embedded_buffer_pool_mb", int, 0,
+         "memory LadybugDB may use for its buffer pool, in MiB (0: its default, 80% of RAM;"
+         " the embedded store's working set must fit, or writes fail)"),
     Spec("graphiql", _bool, True, "serve GraphiQL on GET /graphql"),
     Spec("graphql_introspection", _bool, True, "allow GraphQL introspection queries"),
     Spec("graphql_max_depth", _positive_int, 12, "deepest GraphQL selection (fragments expanded)"),
@@ -136,7 +137,7 @@ class Settings:
     port: int = 8080
     ingest_queue_size: int = 256
     max_body_bytes: int = 16 * 1024 * 1024
-    embedded_buffer_pool_mb: int = 1024
+    embedded_buffer_pool_mb: int = 0
     log_level: str = "info"
     graphiql: bool = True
     graphql_introspection: bool = True
