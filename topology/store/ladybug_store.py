@@ -264,4 +264,8 @@ class _Transaction:
 
 
 def _table(data: list[dict], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(data, schema=schema)
+    """Column by column: several times faster than Table.from_pylist for wide rows."""
+    return pa.table(
+        [pa.array([row[field.name] for row in data], field.type) for field in schema],
+        schema=schema,
+    )

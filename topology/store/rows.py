@@ -29,19 +29,30 @@ def merge_services(services: Iterable[Service]) -> dict[str, Row]:
 
 
 def merge_buckets(buckets: Iterable[CallBucket]) -> dict[str, CallBucket]:
+    """One bucket per key, sorted by key. Inputs are never changed: a key seen
+    twice is merged into a copy (copy-on-merge keeps the common case cheap)."""
     merged: dict[str, CallBucket] = {}
+    copied: set[str] = set()
     for bucket in buckets:
-        known = merged.get(bucket.key)
+        key = bucket.key
+        known = merged.get(key)
         if known is None:
-            merged[bucket.key] = CallBucket(
-                bucket.client, bucket.server, bucket.bucket, bucket.width, bucket.protocol,
-                bucket.method, bucket.path, bucket.requests, bucket.errors,
-                bucket.latency_sum_ms, list(bucket.histogram), list(bucket.status_classes),
-                list(bucket.exemplars), bucket.naming,
-            )
-        else:
-            known.merge(bucket)
+            merged[key] = bucket
+            continue
+        if key not in copied:
+            known = merged[key] = _copy(known)
+            copied.add(key)
+        known.merge(bucket)
     return dict(sorted(merged.items()))
+
+
+def _copy(bucket: CallBucket) -> CallBucket:
+    return CallBucket(
+        bucket.client, bucket.server, bucket.bucket, bucket.width, bucket.protocol,
+        bucket.method, bucket.path, bucket.requests, bucket.errors, bucket.latency_sum_ms,
+        list(bucket.histogram), list(bucket.status_classes), list(bucket.exemplars),
+        bucket.naming,
+    )
 
 
 def labels_list(labels: Mapping[str, str]) -> list[str]:
