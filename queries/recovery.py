@@ -109,7 +109,7 @@ def recovery_order(
         known = services_by_id(store, wanted)
         if missing := [sid for sid in wanted if sid not in known]:
             raise UnknownService(f"no service with id {missing[0]!r}")
-        keep = _closure(graph, wanted)
+        keep = closure(graph, wanted)
         graph = {sid: graph.get(sid, set()) & keep for sid in keep}
     services = services_by_id(store, graph)
     result = []
@@ -122,7 +122,8 @@ def recovery_order(
     return RecoveryOrder(tuple(result))
 
 
-def _closure(graph: Mapping[str, set[str]], roots: list[str]) -> set[str]:
+def closure(graph: Mapping[str, set[str]], roots: list[str]) -> set[str]:
+    """The roots and everything they reach in `graph`."""
     seen = set(roots)
     todo = list(roots)
     while todo:

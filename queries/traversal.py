@@ -10,8 +10,10 @@ aggregate per service over the window.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from queries.services import ServiceNode, UnknownService, services_by_id
 from queries.window import AGGREGATES, EMPTY, IN_WINDOW, Thresholds, Traffic, Window, traffic
@@ -98,19 +100,19 @@ class BlastRadius:
         return f"{self.total} dependent {noun}, {self.degraded} degraded"
 
 
-def walk(
-    store: GraphStore, root: str, direction: Direction, depth: int, window: Window
+def breadth_first(
+    hop: Callable[[list[str]], Iterable[Mapping[str, Any]]], root: str, depth: int
 ) -> dict[str, tuple[int, str | None]]:
-    """Breadth-first: service id -> (distance, previous id on a shortest path)."""
-    if not 1 <= depth <= MAX_DEPTH:
-        raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
-    hop = DOWNSTREAM_HOP if direction is Direction.DOWNSTREAM else UPSTREAM_HOP
+    """Service id -> (distance, previous id on a shortest path), one `hop` read per level.
+
+    `hop(frontier)` returns rows with `source` (in the frontier) and `target`.
+    """
     reached: dict[str, tuple[int, str | None]] = {root: (0, None)}
     frontier = [root]
     for distance in range(1, depth + 1):
         if not frontier:
             break
-        rows = store.read(hop, {"frontier": frontier, **window.params()})
+        rows = hop(frontier)
         frontier = []
         for source, target in sorted((row["source"], row["target"]) for row in rows):
             if target not in reached:
@@ -119,7 +121,19 @@ def walk(
     return reached
 
 
-def _path(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
+def walk(
+    store: GraphStore, root: str, direction: Direction, depth: int, window: Window
+) -> dict[str, tuple[int, str | None]]:
+    """Breadth-first: service id -> (distance, previous id on a shortest path)."""
+    if not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
+    hop = DOWNSTREAM_HOP if direction is Direction.DOWNSTREAM else UPSTREAM_HOP
+    return breadth_first(
+        lambda frontier: store.read(hop, {"frontier": frontier, **window.params()}), root, depth
+    )
+
+
+def path_to(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
     path = [service]
     while (previous := reached[path[-1]][1]) is not None:
         path.append(previous)
@@ -134,7 +148,7 @@ def dependencies(
     reached = walk(store, service_id, direction, depth, window)
     services = _known(store, service_id, reached)
     items = tuple(
-        Dependency(services[sid], distance, _path(reached, sid))
+        Dependency(services[sid], distance, path_to(reached, sid))
         for sid, (distance, _) in sorted(reached.items(), key=lambda i: (i[1][0], i[0]))
         if sid != service_id
     )
@@ -171,7 +185,7 @@ def blast_radius(
     for sid in sorted(ids, key=lambda i: (reached[i][0], i)):
         state = states.get(sid, EMPTY)
         dependents.append(Dependent(
-            services[sid], reached[sid][0], tuple(reversed(_path(reached, sid))),
+            services[sid], reached[sid][0], tuple(reversed(path_to(reached, sid))),
             state.degraded(limits), state.requests, state.error_rate, state.quantile(0.99),
         ))
     return BlastRadius(

@@ -47,25 +47,9 @@ def walk_scoped(
     hop = DOWNSTREAM_SCOPED if direction is Direction.DOWNSTREAM else UPSTREAM_SCOPED
     params = {**ctx.scope.params(), "scope_all_external": list(EXTERNAL_KINDS),
               **window.params()}
-    reached: dict[str, tuple[int, str | None]] = {root: (0, None)}
-    frontier = [root]
-    for distance in range(1, depth + 1):
-        if not frontier:
-            break
-        rows = ctx.store.read(hop, {**params, "frontier": frontier})
-        frontier = []
-        for source, target in sorted((row["source"], row["target"]) for row in rows):
-            if target not in reached:
-                reached[target] = (distance, source)
-                frontier.append(target)
-    return reached
-
-
-def _path(reached: dict[str, tuple[int, str | None]], service: str) -> list[str]:
-    path = [service]
-    while (previous := reached[path[-1]][1]) is not None:
-        path.append(previous)
-    return path[::-1]
+    return named.breadth_first(
+        lambda frontier: ctx.store.read(hop, {**params, "frontier": frontier}), root, depth
+    )
 
 
 def dependencies(
@@ -75,7 +59,7 @@ def dependencies(
     ctx.visible_node(service_id)
     if ctx.scope.limited:
         reached = walk_scoped(ctx, service_id, direction, depth, window)
-        found = [(sid, d, _path(reached, sid))
+        found = [(sid, d, list(named.path_to(reached, sid)))
                  for sid, (d, _) in sorted(reached.items(), key=lambda i: (i[1][0], i[0]))
                  if sid != service_id]
     else:
@@ -104,7 +88,7 @@ def blast_radius(ctx: Ctx, service_id: str, depth: int, window: Window) -> t.Bla
         rows = []
         for sid in ids:
             state = states.get(sid, EMPTY)
-            rows.append((sid, reached[sid][0], _path(reached, sid)[::-1],
+            rows.append((sid, reached[sid][0], list(named.path_to(reached, sid))[::-1],
                          state.degraded(limits), state.requests, state.error_rate,
                          state.quantile(0.99)))
     else:
@@ -163,21 +147,10 @@ def _scoped_stages(
         graph.setdefault(row["client"], set()).add(row["server"])
         graph.setdefault(row["server"], set())
     if service_ids is not None:
-        keep = _closure(graph, sorted(set(service_ids)))
+        keep = named_recovery.closure(graph, sorted(set(service_ids)))
         graph = {sid: graph.get(sid, set()) & keep for sid in keep}
     result = []
     for comps in named_recovery.stages(graph):
         members = sorted(m for comp in comps for m in comp)
         result.append((members, [comp for comp in comps if len(comp) > 1]))
     return result
-
-
-def _closure(graph: dict[str, set[str]], roots: list[str]) -> set[str]:
-    seen = set(roots)
-    todo = list(roots)
-    while todo:
-        for target in graph.get(todo.pop(), ()):
-            if target not in seen:
-                seen.add(target)
-                todo.append(target)
-    return seen
