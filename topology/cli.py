@@ -11,22 +11,16 @@ import time
 
 import click
 
-from topology.settings import Settings, SettingsError
-from topology.store import open_store
-from topology.store.base import GraphStore, StoreError
+from topology.cli_options import open_initialised, settings_from
+from topology.settings import Settings
 
 
 class Context:
-    """Flags given to the group, turned into Settings on first use."""
+    """Flags given to the group; subcommands merge them into their settings
+    (topology/cli_options.py `settings_from`)."""
 
     def __init__(self, **flags: object) -> None:
         self.flags = flags
-
-    def settings(self, **more: object) -> Settings:
-        try:
-            return Settings.load(**{**self.flags, **more})
-        except SettingsError as exc:
-            raise click.UsageError(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,22 +40,20 @@ def store() -> None:
 
 
 @store.command("init")
-@click.pass_obj
-def store_init(obj: Context) -> None:
+@click.pass_context
+def store_init(ctx: click.Context) -> None:
     """Create the schema (tables, constraints, indexes); safe to run again."""
-    settings = obj.settings()
-    with _open(settings) as graph:
-        graph.init_schema()
+    settings = settings_from(ctx)
+    open_initialised(settings).close()
     click.echo(f"schema ready in {_describe(settings)}")
 
 
 @store.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-@click.pass_obj
-def store_stats(obj: Context, as_json: bool) -> None:
+@click.pass_context
+def store_stats(ctx: click.Context, as_json: bool) -> None:
     """Count services, pairs, buckets and applied batches."""
-    with _open(obj.settings()) as graph:
-        graph.init_schema()
+    with open_initialised(settings_from(ctx)) as graph:
         counts = graph.stats()
     if as_json:
         click.echo(json.dumps(counts))
@@ -72,20 +64,12 @@ def store_stats(obj: Context, as_json: bool) -> None:
 
 @store.command("retention")
 @click.option("--now", type=int, default=None, help="epoch seconds to treat as now")
-@click.pass_obj
-def store_retention(obj: Context, now: int | None) -> None:
+@click.pass_context
+def store_retention(ctx: click.Context, now: int | None) -> None:
     """Roll minute buckets into hours and expire old data, once."""
-    with _open(obj.settings()) as graph:
-        graph.init_schema()
+    with open_initialised(settings_from(ctx)) as graph:
         report = graph.retention(int(time.time()) if now is None else now)
     click.echo(json.dumps(report.__dict__))
-
-
-def _open(settings: Settings) -> GraphStore:
-    try:
-        return open_store(settings)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _describe(settings: Settings) -> str:

@@ -14,28 +14,13 @@ from typing import Any
 import click
 import redis
 
+from topology.cli_options import settings_from, store_flags
 from topology.settings import Settings, SettingsError
 
-_STORE_FLAGS = (
-    click.option("--redis-url", help="Redis URL of the broker [TOPOLOGY_REDIS_URL]"),
-    click.option("--store", type=click.Choice(["embedded", "neo4j"]),
-                 help="graph store [TOPOLOGY_STORE]"),
-    click.option("--data-dir", help="directory of the embedded store [TOPOLOGY_DATA_DIR]"),
-    click.option("--neo4j-uri", help="Bolt URI of Neo4j [TOPOLOGY_NEO4J_URI]"),
-)
 
-
-def _flags(func: Any) -> Any:
-    for option in reversed(_STORE_FLAGS):
-        func = option(func)
-    return func
-
-
-def _settings(**flags: Any) -> Settings:
-    try:
-        settings = Settings.load(**flags)
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+def _settings(ctx: click.Context, **flags: Any) -> Settings:
+    """Settings from the environment, the group's flags and this command's; Redis required."""
+    settings = settings_from(ctx, **flags)
     if not settings.redis_url:
         raise click.UsageError(
             "no Redis: pass --redis-url or set TOPOLOGY_REDIS_URL (e.g. redis://localhost:6379/0)"
@@ -44,14 +29,16 @@ def _settings(**flags: Any) -> Settings:
 
 
 @click.command("worker")
-@_flags
+@store_flags
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="pool processes (neo4j store only; the embedded store uses one)")
 @click.option("--loglevel", default="info", show_default=True)
 @click.option("--logfile", help="write the worker log to this file instead of stderr")
 @click.option("--hostname", default="topology@%h", show_default=True,
               help="Celery node name")
+@click.pass_context
 def worker(
+    ctx: click.Context,
     redis_url: str | None,
     store: str | None,
     data_dir: str | None,
@@ -70,7 +57,7 @@ def worker(
         create_app,
     )
 
-    settings = _settings(redis_url=redis_url, store=store, data_dir=data_dir,
+    settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri)
     assert settings.redis_url is not None
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
@@ -101,11 +88,11 @@ def worker(
 
 
 @click.group("deadletter")
-@_flags
+@store_flags
 @click.pass_context
 def deadletter(ctx: click.Context, **flags: Any) -> None:
     """Inspect, replay or purge batches the ingest task gave up on."""
-    ctx.obj = _settings(**flags)
+    ctx.obj = _settings(ctx, **flags)
 
 
 def _letters(ctx: click.Context) -> Any:
