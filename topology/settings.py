@@ -1,9 +1,10 @@
 """Settings: one object built from TOPOLOGY_* environment variables and flags.
 
-Every setting is declared once in SETTINGS (name, parser, default, help). The
-environment variable is TOPOLOGY_<NAME>; the command line flag is --<name>
-with dashes. Errors name the key at fault, and cross-field rules (a Neo4j store
-needs a URI) are checked in `validate`.
+Every setting is declared in SETTINGS (name, parser, help) and typed, with its
+default, as a field of the Settings dataclass. The environment variable is
+TOPOLOGY_<NAME>; the command line flag is --<name> with dashes. Errors name
+the key at fault, and cross-field rules (a Neo4j store needs a URI) are
+checked in `validate`.
 """
 
 from __future__ import annotations
@@ -54,8 +55,12 @@ def _optional(text: str) -> str | None:
 class Spec:
     name: str
     parse: Callable[[str], Any]
-    default: Any
     help: str
+
+    @property
+    def default(self) -> Any:
+        """The default lives once, on the Settings dataclass field of the same name."""
+        return Settings.__dataclass_fields__[self.name].default
 
     @property
     def env(self) -> str:
@@ -72,45 +77,45 @@ def _default_data_dir() -> str:
 
 
 SETTINGS: tuple[Spec, ...] = (
-    Spec("store", _store, "embedded", "graph store: embedded (LadybugDB) or neo4j"),
-    Spec("data_dir", str, None, "directory of the embedded store's file"),
-    Spec("neo4j_uri", _optional, None, "Bolt URI of the Neo4j server (store=neo4j)"),
-    Spec("neo4j_user", str, "neo4j", "Neo4j user name"),
-    Spec("neo4j_password", str, "", "Neo4j password"),
-    Spec("neo4j_database", str, "neo4j", "Neo4j database name"),
-    Spec("neo4j_write_retry", parse_duration, 30.0,
+    Spec("store", _store, "graph store: embedded (LadybugDB) or neo4j"),
+    Spec("data_dir", str, "directory of the embedded store's file"),
+    Spec("neo4j_uri", _optional, "Bolt URI of the Neo4j server (store=neo4j)"),
+    Spec("neo4j_user", str, "Neo4j user name"),
+    Spec("neo4j_password", str, "Neo4j password"),
+    Spec("neo4j_database", str, "Neo4j database name"),
+    Spec("neo4j_write_retry", parse_duration,
          "how long Neo4j writes retry transient errors and deadlocks"),
-    Spec("redis_url", _optional, None, "Redis URL: Celery broker and DNS cache"),
-    Spec("query_timeout", parse_duration, 10.0, "time limit of one read query"),
-    Spec("bucket_width", parse_duration, 60.0, "width of the finest CALLS bucket"),
-    Spec("minute_retention", parse_duration, 86400.0, "how long minute buckets are kept"),
-    Spec("hour_retention", parse_duration, 30 * 86400.0, "how long hour buckets are kept"),
-    Spec("batch_marker_retention", parse_duration, 2 * 86400.0,
+    Spec("redis_url", _optional, "Redis URL: Celery broker and DNS cache"),
+    Spec("query_timeout", parse_duration, "time limit of one read query"),
+    Spec("bucket_width", parse_duration, "width of the finest CALLS bucket"),
+    Spec("minute_retention", parse_duration, "how long minute buckets are kept"),
+    Spec("hour_retention", parse_duration, "how long hour buckets are kept"),
+    Spec("batch_marker_retention", parse_duration,
          "how long applied batch ids are remembered (redelivery window)"),
-    Spec("retention_interval", parse_duration, 300.0, "how often the retention job runs"),
-    Spec("dns_retention", parse_duration, 3600.0, "how long DNS answers name external IPs"),
-    Spec("host", str, "127.0.0.1", "address the API binds to"),
-    Spec("port", _positive_int, 8080, "port the API binds to"),
-    Spec("ingest_queue_size", _positive_int, 256, "batches the embedded ingest queue holds"),
-    Spec("max_body_bytes", _positive_int, 16 * 1024 * 1024, "largest ingest request body"),
-    Spec("log_level", str, "info", "log level"),
-    Spec("embedded_buffer_pool_mb", int, 0,
+    Spec("retention_interval", parse_duration, "how often the retention job runs"),
+    Spec("dns_retention", parse_duration, "how long DNS answers name external IPs"),
+    Spec("host", str, "address the API binds to"),
+    Spec("port", _positive_int, "port the API binds to"),
+    Spec("ingest_queue_size", _positive_int, "batches the embedded ingest queue holds"),
+    Spec("max_body_bytes", _positive_int, "largest ingest request body"),
+    Spec("log_level", str, "log level"),
+    Spec("embedded_buffer_pool_mb", int,
          "memory LadybugDB may use for its buffer pool, in MiB (0: its default, 80% of RAM;"
          " the embedded store's working set must fit, or writes fail)"),
-    Spec("graphiql", _bool, True, "serve GraphiQL on GET /graphql"),
-    Spec("graphql_introspection", _bool, True, "allow GraphQL introspection queries"),
-    Spec("graphql_max_depth", _positive_int, 12, "deepest GraphQL selection (fragments expanded)"),
-    Spec("graphql_max_aliases", _positive_int, 30, "most aliases in one GraphQL document"),
-    Spec("graphql_max_tokens", _positive_int, 3000, "most tokens in one GraphQL document"),
-    Spec("graphql_max_complexity", _positive_int, 20000, "highest estimated GraphQL query cost"),
-    Spec("graphql_max_items", _positive_int, 50000,
+    Spec("graphiql", _bool, "serve GraphiQL on GET /graphql"),
+    Spec("graphql_introspection", _bool, "allow GraphQL introspection queries"),
+    Spec("graphql_max_depth", _positive_int, "deepest GraphQL selection (fragments expanded)"),
+    Spec("graphql_max_aliases", _positive_int, "most aliases in one GraphQL document"),
+    Spec("graphql_max_tokens", _positive_int, "most tokens in one GraphQL document"),
+    Spec("graphql_max_complexity", _positive_int, "highest estimated GraphQL query cost"),
+    Spec("graphql_max_items", _positive_int,
          "longest list a GraphQL answer holds (longer lists are cut and flagged truncated)"),
-    Spec("graphql_timeout", parse_duration, 30.0, "time limit of one GraphQL request"),
-    Spec("tokens", _optional, None,
+    Spec("graphql_timeout", parse_duration, "time limit of one GraphQL request"),
+    Spec("tokens", _optional,
          'API bearer tokens as JSON: {"<token>": {"name": ..., "scopes": ["read", "ingest",'
          ' "admin"], "namespaces": [...]}}; none configured means no authentication'),
-    Spec("tokens_file", _optional, None, "file holding the API bearer tokens (same JSON)"),
-    Spec("drain_timeout", parse_duration, 30.0,
+    Spec("tokens_file", _optional, "file holding the API bearer tokens (same JSON)"),
+    Spec("drain_timeout", parse_duration,
          "how long shutdown waits to write the ingest batches already accepted"),
 )
 _SPECS = {spec.name: spec for spec in SETTINGS}
