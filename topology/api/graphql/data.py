@@ -33,11 +33,6 @@ SERVICES_FULL = Statement.same(
 )
 MAX_POINTS = 60
 _MAP_COLUMNS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path, "
-_LADYBUG_AGGREGATES = (
-    "CAST(sum(k.requests) AS INT64) AS requests, CAST(sum(k.errors) AS INT64) AS errors, "
-    "sum(k.latency_sum) AS latency, "
-    + ", ".join(f"CAST(sum(k.hist[{i + 1}]) AS INT64) AS h{i}" for i in range(BINS))
-)
 
 
 @dataclass
@@ -82,7 +77,7 @@ def map_statement(compiled: CompiledFilter) -> Statement:
     Decimal, about four times slower to fetch than INT64: the sums are cast back.
     """
     return filtered_statement("api_map", compiled, _MAP_COLUMNS + AGGREGATES["neo4j"],
-                              _MAP_COLUMNS + _LADYBUG_AGGREGATES)
+                              _MAP_COLUMNS + AGGREGATES["ladybug"])
 
 
 def fetch_pairs(
@@ -225,4 +220,4 @@ _EXTERNAL_COLUMNS = "k.client AS client, k.server AS server, k.naming AS naming,
 def external_statement(compiled: CompiledFilter) -> Statement:
     return filtered_statement("api_external_calls", compiled,
                               _EXTERNAL_COLUMNS + AGGREGATES["neo4j"],
-                              _EXTERNAL_COLUMNS + _LADYBUG_AGGREGATES)
+                              _EXTERNAL_COLUMNS + AGGREGATES["ladybug"])
