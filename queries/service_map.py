@@ -9,6 +9,7 @@ from typing import Any
 from queries.compiler import CompiledFilter, compile_filter
 from queries.services import ServiceNode, UnknownService, services_by_id
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window, add, traffic
+from topology import histogram
 from topology.store.base import GraphStore
 from topology.store.statement import Dialect, Statement
 
@@ -145,9 +146,9 @@ def _edge(
     window: Window, top_paths: int,
 ) -> Edge:
     busiest = sorted(paths.items(), key=lambda item: (-item[1], item[0]))[:top_paths]
+    p50, p95, p99 = histogram.p50_p95_p99(total.hist)
     return Edge(
         pair[0], pair[1], total.requests, total.errors, total.error_rate,
-        total.requests / window.seconds, total.quantile(0.5), total.quantile(0.95),
-        total.quantile(0.99), tuple(sorted(protocols)),
+        total.requests / window.seconds, p50, p95, p99, tuple(sorted(protocols)),
         tuple(PathCount(path, count) for path, count in busiest),
     )

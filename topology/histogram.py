@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from itertools import accumulate
 
 # Upper bounds in milliseconds; the last bin is open-ended (everything above 30 s).
 BOUNDS_MS: tuple[float, ...] = (
@@ -55,3 +56,26 @@ def quantile(histogram: Sequence[int], q: float) -> float | None:
             return lower + (upper - lower) * (rank - seen) / count
         seen += count
     return float(BOUNDS_MS[-1])
+
+
+def p50_p95_p99(hist: Sequence[int]) -> tuple[float | None, float | None, float | None]:
+    """The three quantiles an answer shows, in one pass: the same estimate as
+    `quantile`, from one running sum and a bisection per quantile (the map
+    computes them for every edge and every service)."""
+    running = list(accumulate(hist))
+    total = running[-1] if running else 0
+    if not total:
+        return None, None, None
+    return (_at(hist, running, 0.5 * total), _at(hist, running, 0.95 * total),
+            _at(hist, running, 0.99 * total))
+
+
+def _at(hist: Sequence[int], running: list[int], rank: float) -> float:
+    i = bisect.bisect_left(running, rank)  # first bin whose running sum reaches the rank
+    if i >= len(running):
+        return float(BOUNDS_MS[-1])
+    lower = BOUNDS_MS[i - 1] if i > 0 else 0.0
+    if i >= len(BOUNDS_MS):
+        return float(lower)
+    seen = running[i - 1] if i > 0 else 0
+    return lower + (BOUNDS_MS[i] - lower) * (rank - seen) / hist[i]

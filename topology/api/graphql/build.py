@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from queries.services import ServiceNode
 from queries.window import EMPTY, Traffic, Window
+from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
 from topology.api.graphql.data import PairAgg, ServiceRecord
-from topology.api.graphql.quantiles import p50_p95_p99
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -31,7 +31,7 @@ def stats(traffic: Traffic, window: Window) -> t.TrafficStats:
 
 
 def summary(requests: int, errors: int, hist: Sequence[int], seconds: int) -> t.TrafficStats:
-    p50, p95, p99 = p50_p95_p99(hist)
+    p50, p95, p99 = histogram.p50_p95_p99(hist)
     return t.TrafficStats(
         requests=requests, request_rate=requests / seconds, errors=errors,
         error_rate=errors / requests if requests else 0.0, p50_ms=p50, p95_ms=p95, p99_ms=p99,
