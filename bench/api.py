@@ -150,17 +150,21 @@ def over_http(
         answer = json.loads(local.content)
         assert "errors" not in answer, answer["errors"]
         answer = answer["data"]["serviceMap"]
-        single = []
-        for _ in range(5):
-            started = time.perf_counter()
-            call()
-            single.append(time.perf_counter() - started)
         latencies = concurrently(call, requests)
-        return latencies, statistics.median(single) * 1000, len(answer["services"]), len(
-            answer["edges"])
+        return latencies, single_ms(call), len(answer["services"]), len(answer["edges"])
     finally:
         server.terminate()
         server.wait(30)
+
+
+def single_ms(call: Callable[[], object], repeat: int = 5) -> float:
+    """Median milliseconds of `call` run alone, `repeat` times."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def store_alone(settings: Settings, window: Window, requests: int) -> tuple[list[float], float]:
@@ -172,14 +176,10 @@ def store_alone(settings: Settings, window: Window, requests: int) -> tuple[list
         fetch_services(store, {end for pair in pairs for end in pair})
 
     call()
-    single = []
-    for _ in range(5):
-        started = time.perf_counter()
-        call()
-        single.append(time.perf_counter() - started)
+    single = single_ms(call)
     latencies = concurrently(call, requests)
     store.close()
-    return latencies, statistics.median(single) * 1000
+    return latencies, single
 
 
 def main() -> None:
