@@ -20,7 +20,7 @@ from collectors.ebpf import events as ev
 from collectors.ebpf.connections import DONE, TCP, UNKNOWN, Conn, Limits, address
 from collectors.ebpf.identity import Identities
 from collectors.ebpf.listeners_table import ListenerTable
-from collectors.ebpf.protocols import dns, http1, resp
+from collectors.ebpf.protocols import dns, http1, postgres, resp
 from collectors.ebpf.protocols.http1 import Parse
 from collectors.ebpf.stats import Stats
 
@@ -199,6 +199,12 @@ class Tracker:
             if state is Parse.INVALID:
                 chosen = resp
                 state, request = resp.parse_request(data)
+            if state is Parse.INVALID:  # PostgreSQL: a per-connection session, not a module
+                session = postgres.session_for(data, conn.remote_port if conn.role ==
+                                               ev.ROLE_CLIENT else conn.local_port)
+                if session is not None:
+                    chosen = session
+                    state, request = session.parse_request(data)
         else:
             chosen = parser
             state, request = parser.parse_request(data)

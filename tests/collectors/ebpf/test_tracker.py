@@ -165,8 +165,8 @@ def test_server_side_call(tmp_path: Path) -> None:
 
 def test_plain_tcp_reports_bytes_and_stops_capture(tmp_path: Path) -> None:
     h = Harness(tmp_path)
-    h.client_conn(port=5432)
-    h.feed([(OUT, b"\x00\x00\x00\x08\x04\xd2\x16/"), (IN, b"N")])  # PostgreSQL SSLRequest
+    h.client_conn(port=443)
+    h.feed([(OUT, b"\x16\x03\x01\x00\xc8\x01\x00"), (IN, b"\x16\x03\x03")])  # TLS
     h.tracker.handle(s.close(CLIENT, 5, ts=10 * MS, sent=14, received=7))
     (call,) = h.calls
     assert (call["protocol"], call["bytes_sent"], call["bytes_received"]) == ("tcp", 14, 7)
