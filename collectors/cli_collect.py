@@ -40,12 +40,21 @@ from collectors.ebpf.tracker import Limits
 @click.option("--trace-loopback-servers", is_flag=True,
               help="also report the server side of loopback connections (their clients, "
                    "on this host, already report the same calls)")
+@click.option("--kubeconfig", envvar="TOPOLOGY_KUBECONFIG", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False),
+              help="name pods' processes by their workload through this cluster's API "
+                   "(default: the in-cluster service account when running in a pod)")
+@click.option("--cluster", envvar="TOPOLOGY_CLUSTER", default="", show_default=True,
+              help="cluster name in workloads (the same as the Kubernetes watcher's)")
+@click.option("--node-name", envvar="TOPOLOGY_NODE_NAME",
+              help="this node's Kubernetes name: only its pods are watched (default: all)")
 @click.option("--log-level", default="info", show_default=True)
 def command(api: str | None, token: str | None, broker: str | None, output: str | None,
             print_bpf: bool, metrics_port: int, metrics_host: str, agent_name: str | None,
             batch_size: int,
             flush_interval: float, max_backlog: int, max_conns: int, max_pending: int,
             max_head: int, ringbuf_pages: int, trace_loopback_servers: bool,
+            kubeconfig: str | None, cluster: str, node_name: str | None,
             log_level: str) -> None:
     """Watch this node's sockets with eBPF and ship what calls what."""
     try:
@@ -65,6 +74,7 @@ def command(api: str | None, token: str | None, broker: str | None, output: str 
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from collectors.ebpf.agent import Agent, AgentConfig
     from collectors.ebpf.bcc_import import bcc_problem
+    from collectors.ebpf.identity import Identities
 
     problem = bcc_problem()
     if problem:
@@ -78,7 +88,9 @@ def command(api: str | None, token: str | None, broker: str | None, output: str 
         batch_size=batch_size, flush_interval=flush_interval, max_backlog=max_backlog,
         **config_args,
     )
-    agent = Agent(config, _sink(api, token, broker, output))
+    kubernetes = _kubernetes(kubeconfig, cluster, node_name)
+    identities = Identities(containers=kubernetes.index if kubernetes else None)
+    agent = Agent(config, _sink(api, token, broker, output), identities=identities)
     agent.start()
     if metrics_port:
         from prometheus_client import start_http_server
@@ -98,6 +110,17 @@ def command(api: str | None, token: str | None, broker: str | None, output: str 
     agent.run_in_thread()
     agent.stopping.wait()
     agent.stop()
+    if kubernetes is not None:
+        kubernetes.stop()
+
+
+def _kubernetes(kubeconfig: str | None, cluster: str, node: str | None) -> Any:
+    from collectors.ebpf import cluster as k8s_identity
+
+    try:
+        return k8s_identity.start(kubeconfig, cluster, node)
+    except k8s_identity.KubernetesConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kubeconfig") from None
 
 
 def _sink(api: str | None, token: str | None, broker: str | None, output: str | None) -> Any:

@@ -82,11 +82,12 @@ class Shipper(threading.Thread):
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, sink: Sink) -> None:
+    def __init__(self, config: AgentConfig, sink: Sink,
+                 identities: Identities | None = None) -> None:
         self.config = config
         self.sink = sink
         self.stats = Stats()
-        self.identities = Identities()
+        self.identities = identities or Identities()  # with Kubernetes: collectors.ebpf.cluster
         self.listeners = ListenerTable(self.identities)
         self.outbox = Outbox(config.agent_name, self.stats, batch_size=config.batch_size,
                              flush_interval=config.flush_interval,

@@ -52,6 +52,7 @@ class PodView:
     host_network: bool
     ports: tuple[int, ...]  # declared container ports (used for host-network pods)
     started: float | None
+    container_ids: tuple[str, ...] = ()  # runtime ids, as in the node's cgroup paths
 
     @property
     def active(self) -> bool:
@@ -144,7 +145,28 @@ def parse_pod(obj: JSON) -> PodView:
         host_network=bool(spec.get("hostNetwork")),
         ports=tuple(ports),
         started=parse_time(status.get("startTime")),
+        container_ids=container_ids(status),
     )
+
+
+_STATUS_LISTS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+
+
+def container_ids(status: JSON) -> tuple[str, ...]:
+    """Runtime container ids of a pod status (``containerd://<id>`` -> ``<id>``), the
+    current and the last terminated one of each container (a restart changes the id)."""
+    ids: list[str] = []
+    for name in _STATUS_LISTS:
+        for entry in status.get(name) or []:
+            if not isinstance(entry, Mapping):
+                continue
+            last = (entry.get("lastState") or {}).get("terminated") or {}
+            for raw in (entry.get("containerID"), last.get("containerID")):
+                if isinstance(raw, str) and raw:
+                    cid = raw.rsplit("://", 1)[-1].lower()
+                    if cid and cid not in ids:
+                        ids.append(cid)
+    return tuple(ids)
 
 
 def parse_controller(kind: str, obj: JSON) -> ControllerView:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from collectors.kubernetes import ownership
+from collectors.kubernetes.containers import ContainerIndex
 from collectors.kubernetes.leases import Addr, Lease, LeaseBook
 from collectors.kubernetes.objects import (
     CONTROLLER_KINDS,
@@ -62,8 +63,10 @@ def _key(meta: Meta) -> str:
 class Resolver:
     """The watcher's model of the cluster. Not thread-safe: feed it from one thread."""
 
-    def __init__(self, cluster: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cluster: str, clock: Callable[[], float] = time.time,
+                 containers: ContainerIndex | None = None) -> None:
         self.cluster = cluster
+        self.containers = containers  # container id -> workload, for the node agent
         self._pods: dict[str, PodView] = {}
         self._pods_by_ns: dict[str, dict[str, PodView]] = {}
         # namespace -> (label, value) -> pod keys: selector matching without a scan
@@ -239,6 +242,8 @@ class Resolver:
                 desired = {(ip, port): workload for ip in pod.ips for port in pod.ports}
             else:
                 desired = {(ip, None): workload for ip in pod.ips}
+        if self.containers is not None:
+            self.containers.set_pod(key, pod.container_ids, workload)
         holder = f"pod/{key}"
         if present:
             out = self._book.reconcile(holder, desired, pod.started or pod.meta.created)

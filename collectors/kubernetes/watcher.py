@@ -11,6 +11,7 @@ error naming the missing permission: see rbac.yaml.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -30,6 +31,8 @@ from collectors.kubernetes.client import (
     WatchStream,
     list_all,
 )
+from collectors.kubernetes.containers import ContainerIndex
+from collectors.kubernetes.objects import KIND_POD
 from collectors.kubernetes.resolver import Resolver
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class WatchOptions:
     max_endpoints: int = 500  # per batch
     max_delay: float = 1.0  # seconds a lease change may wait for its batch
     resources: tuple[Resource, ...] = RESOURCES
+    pod_field_selector: str | None = None  # e.g. spec.nodeName=<node>: one node's pods only
 
     @property
     def timeouts(self) -> tuple[float, float]:
@@ -170,6 +174,7 @@ def run_watcher(
     agent: str | None = None,
     clock: Callable[[], float] = time.time,
     options: WatchOptions | None = None,
+    containers: ContainerIndex | None = None,
 ) -> None:
     """List and watch the cluster behind ``api_client`` until ``stop`` is set.
 
@@ -177,14 +182,18 @@ def run_watcher(
     ``endpoints`` (IP leases); the first batches carry the leases of the
     initial list. ``clock`` (epoch seconds) stamps lease starts and ends.
     Blocks; returns after ``stop`` with what was pending flushed. Raises
-    :class:`WatcherError` when the API refuses access.
+    :class:`WatcherError` when the API refuses access. With ``containers``, the
+    workload of every pod's containers is kept there too (the node agent's use).
     """
     opts = options or WatchOptions()
-    resolver = Resolver(cluster, clock)
+    resolver = Resolver(cluster, clock, containers)
     batcher = Batcher(sink, agent or f"kubernetes/{cluster}", time.monotonic,
                       max_endpoints=opts.max_endpoints, max_delay=opts.max_delay,
                       retry_initial=opts.backoff_initial, retry_max=opts.backoff_max)
     listers = {r.kind: r.lister(api_client) for r in opts.resources}
+    if opts.pod_field_selector and KIND_POD in listers:
+        listers[KIND_POD] = functools.partial(listers[KIND_POD],
+                                              field_selector=opts.pod_field_selector)
     versions: dict[str, str] = {}
     for resource in opts.resources:
         listed = _initial_list(resource, listers[resource.kind], stop, opts)

@@ -23,6 +23,8 @@ CGROUPS = [
      f"cri-containerd-{CID}.scope\n", CgroupInfo(container_id=CID, kubernetes=True)),
     ("kubernetes cgroupfs", f"0::/kubepods/burstable/pod1234/{CID}\n",
      CgroupInfo(container_id=CID, kubernetes=True)),
+    ("kubernetes cgroup v1, hybrid", f"8:pids:/kubepods/burstable/pod1234/{CID}\n"
+     "4:memory:/kubepods/burstable/pod1234\n0::/\n", CgroupInfo(container_id=CID, kubernetes=True)),
 ]
 
 

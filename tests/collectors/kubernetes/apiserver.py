@@ -13,7 +13,10 @@ behaviour the watcher must cope with:
 * test controls: :meth:`ApiState.drop` cuts watch connections mid-stream,
   :meth:`ApiState.expire` compacts history and sends 410 to open watches,
   ``hidden=True`` changes state without a watch event (lost to compaction),
-  :meth:`ApiState.forbid` answers 403 for a collection.
+  :meth:`ApiState.forbid` answers 403 for a collection;
+* ``fieldSelector=a.b=value[,...]`` on lists and watches (equality only, as
+  ``spec.nodeName=<node>`` is used); a watch skips events of objects it does
+  not select.
 
 Every request is recorded (path and query) for assertions.
 """
@@ -154,6 +157,18 @@ class ApiState:
             return [r for r in self.requests if r.path == path]
 
 
+def selected(obj: dict[str, Any], field_selector: str | None) -> bool:
+    """Field selector semantics for equality terms (``a.b=v`` or ``a.b==v``, comma = and)."""
+    for term in filter(None, (field_selector or "").split(",")):
+        path, _, wanted = term.partition("=")
+        value: Any = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if str(value if value is not None else "") != wanted.removeprefix("="):
+            return False
+    return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -213,7 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 rv = str(state.rv)
                 items = [json.loads(json.dumps(o))
-                         for _, o in sorted(state.objects[path].items())]
+                         for _, o in sorted(state.objects[path].items())
+                         if selected(o, query.get("fieldSelector"))]
         limit = int(query.get("limit", "0") or 0)
         meta: dict[str, Any] = {"resourceVersion": rv}
         if limit and len(items) > limit:
@@ -260,7 +276,8 @@ class _Handler(BaseHTTPRequestHandler):
                 cut = state.drops != drops or state.closing
                 expired = not cut and state.expiries[path] != expiries
             for rv, event_type, obj in pending:
-                self._chunk({"type": event_type, "object": obj})
+                if event_type == "BOOKMARK" or selected(obj, query.get("fieldSelector")):
+                    self._chunk({"type": event_type, "object": obj})
                 cursor = rv
             if cut:
                 self._cut()

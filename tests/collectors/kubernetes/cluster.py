@@ -75,8 +75,10 @@ def replicaset(namespace: str, name: str, *, owner: dict[str, Any] | None = None
 def pod(namespace: str, name: str, *, owner: dict[str, Any] | None, ip: str | None,
         labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
         phase: str | None = None, host_network: bool = False, ports: tuple[int, ...] = (),
-        started: str = T0, node: str = "node-1") -> dict[str, Any]:
-    """A pod owned by ``owner`` (ReplicaSet, StatefulSet, DaemonSet, Job...) with ``ip``."""
+        started: str = T0, node: str = "node-1",
+        container_id: str | None = None) -> dict[str, Any]:
+    """A pod owned by ``owner`` (ReplicaSet, StatefulSet, DaemonSet, Job...) with ``ip``;
+    with ``container_id`` its container runs (containerd) with that id."""
     pod_labels = dict(labels or {})
     if owner is not None:
         pod_labels = {"app": owner["metadata"]["labels"].get("app", owner["metadata"]["name"]),
@@ -95,6 +97,11 @@ def pod(namespace: str, name: str, *, owner: dict[str, Any] | None, ip: str | No
     if ip:
         status["podIP"] = ip
         status["podIPs"] = [{"ip": ip}]
+    if container_id:
+        status["containerStatuses"] = [{
+            "name": "main", "image": "app:1", "imageID": "docker.io/library/app@sha256:" + "0" * 64,
+            "containerID": f"containerd://{container_id}", "ready": True, "restartCount": 0,
+            "started": True, "state": {"running": {"startedAt": started}}, "lastState": {}}]
     return {
         "kind": "Pod", "apiVersion": "v1",
         "metadata": _meta(namespace, name, pod_labels, annotations, owner, started),
