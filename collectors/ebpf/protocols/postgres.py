@@ -159,10 +159,12 @@ class Session:
         if len(data) < 8:
             return Parse.PARTIAL, None
         length, code = struct.unpack_from("!ii", data)
-        if first and length == 8 and code in (SSL_REQUEST, GSSENC_REQUEST):
+        if length == 8 and code in (SSL_REQUEST, GSSENC_REQUEST):
             self.phase = _TLS_ASKED
-            self.connect = Statement("CONNECT", "")
             self.awaiting = 1
+            if not first:  # GSS encryption refused, SSL asked next: the same CONNECT
+                return Parse.INVALID, None
+            self.connect = Statement("CONNECT", "")
             return Parse.COMPLETE, self.connect
         if code != PROTOCOL_3 or not 8 < length <= MAX_STARTUP:
             return Parse.INVALID, None  # CancelRequest, protocol 2, or not PostgreSQL

@@ -19,6 +19,7 @@ from tests.collectors.ebpf import synthetic as s
 from tests.collectors.ebpf.test_tracker import CLIENT, IN, MS, OUT, Harness
 
 SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16/"
+GSSENC_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x160"
 CANCEL = b"\x00\x00\x00\x10\x04\xd2\x16.\x00\x00\x12*\xe5=$\xf3"
 TLS_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40)
 
@@ -58,6 +59,9 @@ CONVERSATIONS = [
      [(OUT, pgwire.UNKNOWN_DATABASE[0][1][:20]), (OUT, pgwire.UNKNOWN_DATABASE[0][1][20:]),
       (IN, pgwire.UNKNOWN_DATABASE[1][1])],
      [("postgresql", "CONNECT", "nosuchdb", True)], {}),
+    ("GSS encryption refused, then SSL refused", 5432,
+     [(OUT, GSSENC_REQUEST), (IN, b"N"), *steps(pgwire.SCRAM_LOGIN)],
+     [CONNECT_OK], {}),
     ("SSL accepted: the set-up is seen, nothing after", 5432,
      [(OUT, SSL_REQUEST), (IN, b"S"), (OUT, TLS_HELLO), (IN, b"\x16\x03\x03\x00\x7a\x02")],
      [("postgresql", "CONNECT", None, False)], {}),
