@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepare this machine for the eBPF agent and its tests (run as root).
 # Idempotent: installs BCC, the kernel headers, dnsmasq (the binary only, no
-# system service that would take port 53), dig, wrk, curl and ip when
-# missing, and links the Debian headers where BCC looks for the running
-# kernel's (the running kernel is not a Debian one, its headers are not shipped).
+# system service that would take port 53), dig, wrk, curl, ip and PostgreSQL
+# (server binaries for the agent's live PostgreSQL test) when missing, and
+# links the Debian headers where BCC looks for the running kernel's (the
+# running kernel is not a Debian one, its headers are not shipped).
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -11,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(python3-bpfcc linux-headers-amd64 dnsmasq-base dnsutils wrk curl iproute2)
+packages=(python3-bpfcc linux-headers-amd64 dnsmasq-base dnsutils wrk curl iproute2 postgresql)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
