@@ -21,8 +21,10 @@ from strawberry.types import ExecutionResult
 
 from topology.api.graphql.errors import limit_error, mask
 from topology.api.graphql.executor import LeanExecutionContext
+from topology.api.graphql.flights import FLIGHT, FlightStore, SharedFlights
 from topology.api.graphql.limits import Limits, rule
 from topology.api.graphql.schema import Query
+from topology.api.writes import WriteCounter
 from topology.settings import Settings
 from topology.store.base import GraphStore
 
@@ -59,10 +61,13 @@ class TopologyGraphQL(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         state = getattr(request, "state", None)
+        flight = request.scope.get(FLIGHT)
         return {
             "request": request, "response": response,
             "principal": getattr(state, "principal", None) if state is not None else None,
-            "store": self.store, "settings": self.settings, "clock": self.clock,
+            "store": self.store if flight is None else FlightStore(self.store, flight),
+            "settings": self.settings,
+            "clock": self.clock if flight is None else flight.clock,
         }
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
@@ -100,6 +105,9 @@ def tune_gc() -> None:
 
 
 def build_graphql_app(settings: Settings, store: GraphStore,
-                      clock: Callable[[], float] = time.time) -> TopologyGraphQL:
+                      clock: Callable[[], float] = time.time,
+                      writes: WriteCounter | None = None) -> SharedFlights:
+    """The /graphql endpoint. `writes`: the store's write counter, when every write
+    of the store goes through this process (identical requests then share more)."""
     tune_gc()
-    return TopologyGraphQL(settings, store, clock)
+    return SharedFlights(TopologyGraphQL(settings, store, clock), clock, writes)
