@@ -95,8 +95,9 @@ class SharedFlights:
         self.clock = clock
         self.writes = writes  # None: this process does not see every write of the store
         self.flights: dict[tuple[Any, ...], Flight] = {}
-        self.executions = 0  # executions run, and requests answered by another's
-        self.shared = 0
+        self.executions = 0  # executions run
+        self.joined = 0  # requests that waited for another's execution
+        self.shared = 0  # requests answered by another's execution
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -111,6 +112,7 @@ class SharedFlights:
         flight = self.flights.get(key)
         if flight is not None and flight.task is not None and self._may_join(flight):
             flight.joined += 1
+            self.joined += 1
             messages = await asyncio.shield(flight.task)
             if int(flight.now) == int(now) or not flight.clock_read:
                 self.shared += 1
