@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 import strawberry
 from strawberry.asgi import GraphQL
-from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
@@ -29,6 +35,7 @@ from topology.settings import Settings
 from topology.store.base import GraphStore
 
 __all__ = ["build_graphql_app", "build_schema"]
+DOCUMENT_CACHE = 256
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -37,7 +44,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # factories: Strawberry builds fresh extension instances for every request
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(settings.graphql_max_tokens),
+        # parse and validate a document text once (LRU): the map UI sends the same few
+        # operations over and over; the token limit is part of the parse cache's key
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE),
         lambda: AddValidationRules([limits]),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
     ]
     if not settings.graphql_introspection:
         extensions.append(DisableIntrospection)

@@ -129,15 +129,18 @@ def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
     for pair in pairs:
         for sid, into in ((pair.server, served), (pair.client, made)):
             total = into.get(sid)
-            if total is None:  # the pair's histogram is shared until an addition copies it
-                into[sid] = [pair.requests, pair.errors, pair.latency, pair.hist]
+            if total is None:
+                into[sid] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
             else:
                 total[0] += pair.requests
                 total[1] += pair.errors
                 total[2] += pair.latency
-                total[3] = list(map(add, total[3], pair.hist))
+                total[3].append(pair.hist)
     made.update(served)
-    return {sid: Traffic(r, e, lat, tuple(h)) for sid, (r, e, lat, h) in made.items()}
+    # histograms summed once per service, bin by bin, and only for what is kept
+    return {sid: Traffic(r, e, lat,
+                         tuple(h[0]) if len(h) == 1 else tuple(map(sum, zip(*h, strict=True))))
+            for sid, (r, e, lat, h) in made.items()}
 
 
 def _filtered(compiled: CompiledFilter, dialect: Dialect, returns: str) -> str:
