@@ -11,6 +11,7 @@ from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
 from topology.api.graphql.data import PairAgg, ServiceRecord
+from topology.api.graphql.rows import EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -42,18 +43,17 @@ class QuantileMemo(dict[tuple[int, ...], Quantiles]):
         return found
 
 
-def stats(traffic: Traffic, window: Window, memo: QuantileMemo | None = None) -> t.TrafficStats:
+def stats(traffic: Traffic, window: Window, memo: QuantileMemo | None = None) -> StatsRow:
     return summary(traffic.requests, traffic.errors, traffic.hist, window.seconds, memo)
 
 
 def summary(requests: int, errors: int, hist: Sequence[int], seconds: int,
-            memo: QuantileMemo | None = None) -> t.TrafficStats:
+            memo: QuantileMemo | None = None) -> StatsRow:
+    """The TrafficStats of these numbers (as its row twin)."""
     p50, p95, p99 = (histogram.p50_p95_p99(hist) if memo is None
                      else memo[hist if type(hist) is tuple else tuple(hist)])
-    return t.TrafficStats(
-        requests=requests, request_rate=requests / seconds, errors=errors,
-        error_rate=errors / requests if requests else 0.0, p50_ms=p50, p95_ms=p95, p99_ms=p99,
-    )
+    return StatsRow(requests, requests / seconds, errors, errors / requests if requests else 0.0,
+                    p50, p95, p99)
 
 
 def labels(node: ServiceNode) -> list[t.Label]:
@@ -97,33 +97,33 @@ def edges(
     pairs: list[PairAgg], window: Window, records: Mapping[str, ServiceRecord],
     series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None = None, step: int = 60,
     exemplars: Mapping[tuple[str, str], list[str]] | None = None,
-) -> list[t.Edge]:
+) -> list[EdgeRow]:
     busiest = max((p.requests for p in pairs), default=0) or 1
     result = []
     limits = {sid: slo(record.node) for sid, record in records.items()}
     seconds = window.seconds
     memo = QuantileMemo()
-    judge, default, edge, path_count = rules.judge, rules.DEFAULT, t.Edge, t.PathCount
+    judge, default = rules.judge, rules.DEFAULT
     for pair in pairs:
         numbers = summary(pair.requests, pair.errors, pair.hist, seconds, memo)
         key = (pair.client, pair.server)
-        result.append(edge(
-            client=pair.client, server=pair.server,
-            protocols=sorted(pair.protocols) if len(pair.protocols) > 1 else list(pair.protocols),
-            stats=numbers,
-            health=judge(numbers.requests, numbers.error_rate, numbers.p99_ms,
-                         limits.get(pair.server, default)),
-            weight=pair.requests / busiest,
-            top_paths=[path_count(path=p, requests=n) for p, n in pair.top_paths()],
-            time_series=_points(series.get(key, {}), window, step) if series is not None else [],
-            exemplar_trace_ids=list(exemplars.get(key, ())) if exemplars is not None else [],
+        result.append(EdgeRow(
+            pair.client, pair.server,
+            sorted(pair.protocols) if len(pair.protocols) > 1 else list(pair.protocols),
+            numbers,
+            judge(numbers.requests, numbers.error_rate, numbers.p99_ms,
+                  limits.get(pair.server, default)),
+            pair.requests / busiest,
+            [PathRow(p, n) for p, n in pair.top_paths()],
+            _points(series.get(key, {}), window, step) if series is not None else [],
+            list(exemplars.get(key, ())) if exemplars is not None else [],
         ))
     return result
 
 
-def _points(points: Mapping[int, list[int]], window: Window, step: int) -> list[t.SeriesPoint]:
+def _points(points: Mapping[int, list[int]], window: Window, step: int) -> list[PointRow]:
     result = []
     for start in range(window.since, window.until, step):
         requests, errors = points.get(start, (0, 0))
-        result.append(t.SeriesPoint(start=moment(start), requests=requests, errors=errors))
+        result.append(PointRow(moment(start), requests, errors))
     return result

@@ -20,6 +20,7 @@ from queries.service_map import TOP_PATHS
 from queries.services import SERVICE_COLUMNS, ServiceNode
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
+from topology.api.graphql.gc_pause import collection_paused
 from topology.store.base import GraphStore
 from topology.store.statement import Dialect, Statement
 
@@ -85,6 +86,11 @@ def fetch_pairs(
 ) -> dict[tuple[str, str], PairAgg]:
     """Per (client, server): summed traffic, protocols and per-path requests."""
     rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
+    with collection_paused():
+        return _fold(rows)
+
+
+def _fold(rows: list[dict[str, Any]]) -> dict[tuple[str, str], PairAgg]:
     pairs: dict[tuple[str, str], PairAgg] = {}
     for row in rows:
         key = (row["client"], row["server"])
