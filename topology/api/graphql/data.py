@@ -36,7 +36,7 @@ MAX_POINTS = 60
 _MAP_COLUMNS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path, "
 
 
-@dataclass
+@dataclass(slots=True)
 class PairAgg:
     client: str
     server: str
