@@ -99,21 +99,23 @@ def edges(
     exemplars: Mapping[tuple[str, str], list[str]] | None = None,
 ) -> list[EdgeRow]:
     busiest = max((p.requests for p in pairs), default=0) or 1
-    result = []
+    result: list[EdgeRow] = []
+    append = result.append
     limits = {sid: slo(record.node) for sid, record in records.items()}
     seconds = window.seconds
     memo = QuantileMemo()
     judge, default = rules.judge, rules.DEFAULT
-    for pair in pairs:
-        numbers = summary(pair.requests, pair.errors, pair.hist, seconds, memo)
+    for pair in pairs:  # `summary` inlined: this loop runs once per edge of the map
+        requests, errors, protocols = pair.requests, pair.errors, pair.protocols
+        p50, p95, p99 = memo[pair.hist]
+        error_rate = errors / requests if requests else 0.0
         key = (pair.client, pair.server)
-        result.append(EdgeRow(
+        append(EdgeRow(
             pair.client, pair.server,
-            sorted(pair.protocols) if len(pair.protocols) > 1 else list(pair.protocols),
-            numbers,
-            judge(numbers.requests, numbers.error_rate, numbers.p99_ms,
-                  limits.get(pair.server, default)),
-            pair.requests / busiest,
+            sorted(protocols) if len(protocols) > 1 else list(protocols),
+            StatsRow(requests, requests / seconds, errors, error_rate, p50, p95, p99),
+            judge(requests, error_rate, p99, limits.get(pair.server, default)),
+            requests / busiest,
             [PathRow(p, n) for p, n in pair.top_paths()],
             _points(series.get(key, {}), window, step) if series is not None else [],
             list(exemplars.get(key, ())) if exemplars is not None else [],

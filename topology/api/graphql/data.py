@@ -43,16 +43,16 @@ class PairAgg:
     requests: int = 0
     errors: int = 0
     latency: float = 0.0
-    hist: list[int] = field(default_factory=lambda: [0] * BINS)
+    hist: tuple[int, ...] = (0,) * BINS
     protocols: set[str] = field(default_factory=set)
     paths: dict[str, int] = field(default_factory=dict)
 
     def traffic(self) -> Traffic:
-        return Traffic(self.requests, self.errors, self.latency, tuple(self.hist))
+        return Traffic(self.requests, self.errors, self.latency, self.hist)
 
-    def top_paths(self, count: int = TOP_PATHS) -> list[tuple[str, int]]:
+    def top_paths(self, count: int = TOP_PATHS) -> Iterable[tuple[str, int]]:
         if len(self.paths) == 1:
-            return list(self.paths.items())
+            return self.paths.items()
         return sorted(self.paths.items(), key=lambda item: (-item[1], item[0]))[:count]
 
 
@@ -104,17 +104,17 @@ def _fold(rows: list[dict[str, Any]]) -> dict[tuple[str, str], PairAgg]:
         agg.requests += requests
         agg.errors += int(row["errors"] or 0)
         agg.latency += float(row["latency"] or 0.0)
-        agg.hist = list(map(add, agg.hist, _hist(row)))
+        agg.hist = tuple(map(add, agg.hist, _hist(row)))
         agg.protocols.add(row["protocol"])
         path = row["path"]
         agg.paths[path] = agg.paths.get(path, 0) + requests
     return pairs
 
 
-def _hist(row: Mapping[str, Any]) -> list[int]:
-    values = list(_HIST_OF(row))
+def _hist(row: Mapping[str, Any]) -> tuple[int, ...]:
+    values = _HIST_OF(row)
     if None in values:
-        return [int(v or 0) for v in values]
+        return tuple(int(v or 0) for v in values)
     return values
 
 
