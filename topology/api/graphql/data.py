@@ -132,16 +132,25 @@ def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
     """Per service: what it served among the pairs, else what it made."""
     served: dict[str, list[Any]] = {}
     made: dict[str, list[Any]] = {}
-    for pair in pairs:
-        for sid, into in ((pair.server, served), (pair.client, made)):
-            total = into.get(sid)
-            if total is None:
-                into[sid] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
-            else:
-                total[0] += pair.requests
-                total[1] += pair.errors
-                total[2] += pair.latency
-                total[3].append(pair.hist)
+    for pair in pairs:  # once per edge: the two ends written out rather than looped over
+        total = served.get(pair.server)
+        if total is None:
+            served[pair.server] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
+        else:
+            total[0] += pair.requests
+            total[1] += pair.errors
+            total[2] += pair.latency
+            total[3].append(pair.hist)
+        if pair.client in served:
+            continue  # its own calls made are not what it shows
+        total = made.get(pair.client)
+        if total is None:
+            made[pair.client] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
+        else:
+            total[0] += pair.requests
+            total[1] += pair.errors
+            total[2] += pair.latency
+            total[3].append(pair.hist)
     made.update(served)
     # histograms summed once per service, bin by bin, and only for what is kept
     return {sid: Traffic(r, e, lat,
