@@ -24,7 +24,6 @@ from topology.api.graphql.data import (
     service_traffic,
     step_seconds,
 )
-from topology.api.graphql.gc_pause import collection_paused
 from topology.api.graphql.windows import time_range
 
 ERROR_RATE_DELTA = 0.05  # the named window_diff's defaults
@@ -50,10 +49,8 @@ def service_map(
     ids = {p.client for p in pairs} | {p.server for p in pairs}
     records = fetch_services(ctx.store, ids)
     extras = _extras(ctx, compiled, window, series, exemplars)
-    with collection_paused():
-        services, cut = cap(build.services(records, service_traffic(pairs), window),
-                            ctx.max_items)
-        edges = build.edges(pairs, window, records, *extras)
+    services, cut = cap(build.services(records, service_traffic(pairs), window), ctx.max_items)
+    edges = build.edges(pairs, window, records, *extras)
     return t.ServiceMap(window=time_range(window), services=services, edges=edges,
                         truncated=truncated or cut)
 

@@ -20,7 +20,6 @@ from queries.service_map import TOP_PATHS
 from queries.services import SERVICE_COLUMNS, ServiceNode
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
-from topology.api.graphql.gc_pause import collection_paused
 from topology.store.base import GraphStore
 from topology.store.statement import Dialect, Statement
 
@@ -86,8 +85,7 @@ def fetch_pairs(
 ) -> dict[tuple[str, str], PairAgg]:
     """Per (client, server): summed traffic, protocols and per-path requests."""
     rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
-    with collection_paused():
-        return _fold(rows)
+    return _fold(rows)
 
 
 def _fold(rows: list[dict[str, Any]]) -> dict[tuple[str, str], PairAgg]:
