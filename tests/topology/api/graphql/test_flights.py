@@ -98,6 +98,7 @@ class Second:
     later: int = 0  # seconds on the clock after the first
     write: bool = False  # a write runs between the two
     writes_known: bool = True
+    accept: str = "application/json"
 
 
 MAP = {"window": WINDOW_A}
@@ -112,6 +113,7 @@ CASES = [
     Second("relative window, same second", True, variables={"window": {"last": "1h"}}),
     Second("a write in between", False, write=True),
     Second("writes not known to this process", False, writes_known=False),
+    Second("another Accept header", False, accept="application/graphql-response+json"),
 ]
 
 
@@ -147,19 +149,20 @@ async def two_requests(case: Second, golden: tuple[Settings, GraphStore],
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         mine = case.variables or MAP
         theirs = case.other or mine
-        first = asyncio.ensure_future(client.post("/graphql", json=body(mine)))
+        first = asyncio.ensure_future(client.post("/graphql", json=body(mine),
+                                                  headers={"accept": "application/json"}))
         assert await asyncio.to_thread(gate.entered.wait, 60)
         now[0] += case.later
         if case.write:
             with writes.writing():  # what the embedded sink does around each batch
                 ingestor.ingest(sc.payloads()[1])  # a batch written before: changes nothing
         second = asyncio.ensure_future(client.post(
-            "/graphql", json=body(theirs), headers={"x-as": case.who}))
+            "/graphql", json=body(theirs), headers={"x-as": case.who, "accept": case.accept}))
         await until(lambda: flights.executions + flights.joined >= 2)
         gate.opened.set()
         answers = [(await request).content for request in (first, second)]
         alone = (await client.post("/graphql", json=body(theirs),
-                                   headers={"x-as": case.who})).content
+                                   headers={"x-as": case.who, "accept": case.accept})).content
     return flights, answers, alone
 
 
