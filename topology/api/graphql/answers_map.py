@@ -7,6 +7,8 @@ the principal may see.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from queries.compiler import CompiledFilter
 from queries.window import EMPTY, Traffic, Window, add, traffic
 from topology.api.graphql import build
@@ -26,6 +28,7 @@ from topology.api.graphql.data import (
 )
 from topology.api.graphql.windows import time_range
 
+_BY_ENDS = attrgetter("client", "server")
 ERROR_RATE_DELTA = 0.05  # the named window_diff's defaults
 P99_RATIO = 1.5
 
@@ -36,7 +39,7 @@ def _keep(pairs: dict[tuple[str, str], PairAgg], limit: int) -> tuple[list[PairA
     truncated = len(kept) > limit
     if truncated:
         kept = sorted(kept, key=lambda p: (-p.requests, p.client, p.server))[:limit]
-    kept.sort(key=lambda p: (p.client, p.server))
+    kept.sort(key=_BY_ENDS)
     return kept, truncated
 
 
