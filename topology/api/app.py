@@ -27,22 +27,26 @@ from topology.api.ingest_routes import post_events, post_traces
 from topology.api.metrics import ApiMetrics
 from topology.api.middleware import ApiMiddleware
 from topology.api.otlp_intake import OtlpIntake
-from topology.api.sinks import IngestSink, open_sink
+from topology.api.sinks import EmbeddedSink, IngestSink, open_sink
+from topology.api.writes import WriteCounter
 from topology.settings import Settings
 from topology.store import open_store
 from topology.store.base import GraphStore
+from topology.store.statement import Dialect
 
 log = logging.getLogger(__name__)
 
 
-def _graphql_route(settings: Settings, store: GraphStore) -> BaseRoute | None:
+def _graphql_route(settings: Settings, store: GraphStore,
+                   writes: WriteCounter | None) -> BaseRoute | None:
     """POST /graphql (and GraphiQL on GET) from the GraphQL package, when it is there."""
     try:
         from topology.api.graphql import build_graphql_app
     except ImportError:
         log.warning("topology.api.graphql is missing: no /graphql endpoint")
         return None
-    return Route("/graphql", build_graphql_app(settings, store), methods=["GET", "POST"])
+    return Route("/graphql", build_graphql_app(settings, store, writes=writes),
+                 methods=["GET", "POST"])
 
 
 def create_app(
@@ -55,8 +59,13 @@ def create_app(
         store.init_schema()
         owned.append(store)
     api_metrics = ApiMetrics()
+    writes: WriteCounter | None = None
     if ingest is None:
         ingest = open_sink(store, settings, api_metrics)
+        if isinstance(ingest, EmbeddedSink) and store.dialect is Dialect.LADYBUG:
+            # the embedded file has one writer, this process: its sink and retention
+            # job count every write (what lets identical GraphQL requests share more)
+            writes = ingest.writes
     otlp = OtlpIntake(ingest, api_metrics)
 
     routes: list[BaseRoute] = [
@@ -66,7 +75,7 @@ def create_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    graphql = _graphql_route(settings, store)
+    graphql = _graphql_route(settings, store, writes)
     if graphql is not None:
         routes.append(graphql)
 

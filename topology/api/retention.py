@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from topology.api.writes import counter_for
 from topology.store.base import GraphStore, RetentionReport, StoreError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class RetentionJob:
 
     def run_once(self) -> RetentionReport | None:
         try:
-            report = self.store.retention(int(self.clock()))
+            with counter_for(self.store).writing():
+                report = self.store.retention(int(self.clock()))
         except StoreError as exc:
             self.failures += 1
             log.warning("retention run failed: %s", exc)

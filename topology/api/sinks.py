@@ -18,6 +18,7 @@ import redis
 
 from topology.api.metrics import ApiMetrics
 from topology.api.timed_store import TimedStore
+from topology.api.writes import WriteCounter, counter_for
 from topology.ingest.pipeline import Ingestor
 from topology.ingest.queue import IngestQueue, QueueClosed, QueueFull
 from topology.settings import Settings
@@ -60,16 +61,26 @@ class EmbeddedSink:
                  ingestor: Ingestor | None = None) -> None:
         self.redis = (redis.Redis.from_url(settings.redis_url, socket_timeout=5)
                       if settings.redis_url and ingestor is None else None)
+        # every write of this sink counted on the store's counter, when the sink made
+        # its own writer (the GraphQL app then knows each write of the process)
+        self.writes: WriteCounter | None = (
+            counter_for(store) if ingestor is None and queue is None else None)
         if ingestor is None:
             timed = TimedStore(store, metrics.store_write) if metrics is not None else store
             ingestor = Ingestor(timed, settings, redis=self.redis)
         self.ingestor = ingestor
         registry = metrics.registry if metrics else None
-        self.queue = queue or IngestQueue(self.ingestor.ingest, settings.ingest_queue_size,
+        self.queue = queue or IngestQueue(self._ingest, settings.ingest_queue_size,
                                           registry=registry)
         if metrics is not None:
             stats = self.ingestor.stats
             metrics.watch_ingestor(lambda: dict(stats.dropped), lambda: stats.counted)
+
+    def _ingest(self, payload: Mapping[str, Any]) -> bool:
+        if self.writes is None:
+            return self.ingestor.ingest(payload)
+        with self.writes.writing():
+            return self.ingestor.ingest(payload)
 
     def submit(self, payload: Mapping[str, Any]) -> None:
         try:

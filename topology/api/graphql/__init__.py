@@ -15,18 +15,27 @@ from typing import Any
 import orjson
 import strawberry
 from strawberry.asgi import GraphQL
-from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from topology.api.graphql.errors import limit_error, mask
 from topology.api.graphql.executor import LeanExecutionContext
+from topology.api.graphql.flights import FLIGHT, FlightStore, SharedFlights
 from topology.api.graphql.limits import Limits, rule
 from topology.api.graphql.schema import Query
+from topology.api.writes import WriteCounter
 from topology.settings import Settings
 from topology.store.base import GraphStore
 
 __all__ = ["build_graphql_app", "build_schema"]
+DOCUMENT_CACHE = 256
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
@@ -35,7 +44,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     # factories: Strawberry builds fresh extension instances for every request
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(settings.graphql_max_tokens),
+        # parse and validate a document text once (LRU): the map UI sends the same few
+        # operations over and over; the token limit is part of the parse cache's key
+        lambda: ParserCache(maxsize=DOCUMENT_CACHE),
         lambda: AddValidationRules([limits]),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE),
     ]
     if not settings.graphql_introspection:
         extensions.append(DisableIntrospection)
@@ -59,10 +72,13 @@ class TopologyGraphQL(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         state = getattr(request, "state", None)
+        flight = request.scope.get(FLIGHT)
         return {
             "request": request, "response": response,
             "principal": getattr(state, "principal", None) if state is not None else None,
-            "store": self.store, "settings": self.settings, "clock": self.clock,
+            "store": self.store if flight is None else FlightStore(self.store, flight),
+            "settings": self.settings,
+            "clock": self.clock if flight is None else flight.clock,
         }
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:
@@ -83,23 +99,30 @@ class TopologyGraphQL(GraphQL):
         return response
 
 
-GC_THRESHOLD = (100_000, 50, 100)
+GC_THRESHOLD = (1_000_000, 50, 100)
 
 
 def tune_gc() -> None:
     """Collect young objects less often (never more often than configured).
 
-    A large map allocates a few hundred thousand short-lived objects (rows,
-    answer objects, response dicts). With CPython's default gen-0 threshold of
-    700 this triggers full collections that walk the whole heap many times per
-    request: measured with bench/api.py, the default thresholds about doubled
-    serviceMap latency at 1,000 services / 10,000 edges.
+    A large map builds a few hundred thousand objects that all stay alive until
+    the response is sent; each young-generation collection meanwhile walks all
+    of them only to promote them. The count that triggers one is containers
+    allocated minus those freed, so with a threshold above what one answer
+    holds, collections come after responses, when reference counting has
+    already freed the answers and there is little left to walk. Measured with
+    bench/api.py: CPython's default of 700 about doubled serviceMap latency at
+    1,000 / 10,000; 100,000 still cost about a tenth of a 2,000 / 20,000 map.
+    Cyclic garbage (rare on this path) waits longer; nothing else changes.
     """
     current = gc.get_threshold()
     gc.set_threshold(*(max(a, b) for a, b in zip(current, GC_THRESHOLD, strict=True)))
 
 
 def build_graphql_app(settings: Settings, store: GraphStore,
-                      clock: Callable[[], float] = time.time) -> TopologyGraphQL:
+                      clock: Callable[[], float] = time.time,
+                      writes: WriteCounter | None = None) -> SharedFlights:
+    """The /graphql endpoint. `writes`: the store's write counter, when every write
+    of the store goes through this process (identical requests then share more)."""
     tune_gc()
-    return TopologyGraphQL(settings, store, clock)
+    return SharedFlights(TopologyGraphQL(settings, store, clock), clock, writes)

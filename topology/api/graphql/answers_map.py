@@ -7,6 +7,8 @@ the principal may see.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from queries.compiler import CompiledFilter
 from queries.window import EMPTY, Traffic, Window, add, traffic
 from topology.api.graphql import build
@@ -26,6 +28,7 @@ from topology.api.graphql.data import (
 )
 from topology.api.graphql.windows import time_range
 
+_BY_ENDS = attrgetter("client", "server")
 ERROR_RATE_DELTA = 0.05  # the named window_diff's defaults
 P99_RATIO = 1.5
 
@@ -36,7 +39,7 @@ def _keep(pairs: dict[tuple[str, str], PairAgg], limit: int) -> tuple[list[PairA
     truncated = len(kept) > limit
     if truncated:
         kept = sorted(kept, key=lambda p: (-p.requests, p.client, p.server))[:limit]
-    kept.sort(key=lambda p: (p.client, p.server))
+    kept.sort(key=_BY_ENDS)
     return kept, truncated
 
 
@@ -48,22 +51,24 @@ def service_map(
     pairs, truncated = _keep(fetch_pairs(ctx.store, compiled, window), ctx.max_items)
     ids = {p.client for p in pairs} | {p.server for p in pairs}
     records = fetch_services(ctx.store, ids)
+    extras = _extras(ctx, compiled, window, series, exemplars)
     services, cut = cap(build.services(records, service_traffic(pairs), window), ctx.max_items)
-    return t.ServiceMap(
-        window=time_range(window), services=services,
-        edges=_edges(ctx, compiled, window, pairs, records, series, exemplars),
-        truncated=truncated or cut,
-    )
+    edges = build.edges(pairs, window, records, *extras)
+    return t.ServiceMap(window=time_range(window), services=services, edges=edges,
+                        truncated=truncated or cut)
 
 
-def _edges(
-    ctx: Ctx, compiled: CompiledFilter, window: Window, pairs: list[PairAgg], records: dict,
-    series: bool, exemplars: bool,
-) -> list[t.Edge]:
+Extras = tuple[dict[tuple[str, str], dict[int, list[int]]] | None, int,
+               dict[tuple[str, str], list[str]] | None]
+
+
+def _extras(ctx: Ctx, compiled: CompiledFilter, window: Window, series: bool,
+            exemplars: bool) -> Extras:
+    """Time series (and their step) and exemplars, read only when the query selects them."""
     step = step_seconds(window, int(ctx.settings.bucket_width))
     points = fetch_series(ctx.store, compiled, window, step) if series else None
     traces = fetch_exemplars(ctx.store, compiled, window) if exemplars else None
-    return build.edges(pairs, window, records, points, step, traces)
+    return points, step, traces
 
 
 def service_detail(
@@ -75,7 +80,8 @@ def service_detail(
     ids = {service_id} | {p.client for p in pairs} | {p.server for p in pairs}
     records = fetch_services(ctx.store, ids)
     traffic = service_traffic(pairs)
-    edges = _edges(ctx, focus_compiled, window, pairs, records, series, exemplars)
+    edges = build.edges(pairs, window, records,
+                        *_extras(ctx, focus_compiled, window, series, exemplars))
     incoming = [e for e in edges if e.server == service_id]
     outgoing = [e for e in edges if e.client == service_id]
     return t.ServiceDetail(

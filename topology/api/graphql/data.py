@@ -35,23 +35,23 @@ MAX_POINTS = 60
 _MAP_COLUMNS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path, "
 
 
-@dataclass
+@dataclass(slots=True)
 class PairAgg:
     client: str
     server: str
     requests: int = 0
     errors: int = 0
     latency: float = 0.0
-    hist: list[int] = field(default_factory=lambda: [0] * BINS)
+    hist: tuple[int, ...] = (0,) * BINS
     protocols: set[str] = field(default_factory=set)
     paths: dict[str, int] = field(default_factory=dict)
 
     def traffic(self) -> Traffic:
-        return Traffic(self.requests, self.errors, self.latency, tuple(self.hist))
+        return Traffic(self.requests, self.errors, self.latency, self.hist)
 
-    def top_paths(self, count: int = TOP_PATHS) -> list[tuple[str, int]]:
+    def top_paths(self, count: int = TOP_PATHS) -> Iterable[tuple[str, int]]:
         if len(self.paths) == 1:
-            return list(self.paths.items())
+            return self.paths.items()
         return sorted(self.paths.items(), key=lambda item: (-item[1], item[0]))[:count]
 
 
@@ -85,6 +85,10 @@ def fetch_pairs(
 ) -> dict[tuple[str, str], PairAgg]:
     """Per (client, server): summed traffic, protocols and per-path requests."""
     rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
+    return _fold(rows)
+
+
+def _fold(rows: list[dict[str, Any]]) -> dict[tuple[str, str], PairAgg]:
     pairs: dict[tuple[str, str], PairAgg] = {}
     for row in rows:
         key = (row["client"], row["server"])
@@ -98,17 +102,17 @@ def fetch_pairs(
         agg.requests += requests
         agg.errors += int(row["errors"] or 0)
         agg.latency += float(row["latency"] or 0.0)
-        agg.hist = list(map(add, agg.hist, _hist(row)))
+        agg.hist = tuple(map(add, agg.hist, _hist(row)))
         agg.protocols.add(row["protocol"])
         path = row["path"]
         agg.paths[path] = agg.paths.get(path, 0) + requests
     return pairs
 
 
-def _hist(row: Mapping[str, Any]) -> list[int]:
-    values = list(_HIST_OF(row))
+def _hist(row: Mapping[str, Any]) -> tuple[int, ...]:
+    values = _HIST_OF(row)
     if None in values:
-        return [int(v or 0) for v in values]
+        return tuple(int(v or 0) for v in values)
     return values
 
 
@@ -126,18 +130,30 @@ def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
     """Per service: what it served among the pairs, else what it made."""
     served: dict[str, list[Any]] = {}
     made: dict[str, list[Any]] = {}
-    for pair in pairs:
-        for sid, into in ((pair.server, served), (pair.client, made)):
-            total = into.get(sid)
-            if total is None:  # the pair's histogram is shared until an addition copies it
-                into[sid] = [pair.requests, pair.errors, pair.latency, pair.hist]
-            else:
-                total[0] += pair.requests
-                total[1] += pair.errors
-                total[2] += pair.latency
-                total[3] = list(map(add, total[3], pair.hist))
+    for pair in pairs:  # once per edge: the two ends written out rather than looped over
+        total = served.get(pair.server)
+        if total is None:
+            served[pair.server] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
+        else:
+            total[0] += pair.requests
+            total[1] += pair.errors
+            total[2] += pair.latency
+            total[3].append(pair.hist)
+        if pair.client in served:
+            continue  # its own calls made are not what it shows
+        total = made.get(pair.client)
+        if total is None:
+            made[pair.client] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
+        else:
+            total[0] += pair.requests
+            total[1] += pair.errors
+            total[2] += pair.latency
+            total[3].append(pair.hist)
     made.update(served)
-    return {sid: Traffic(r, e, lat, tuple(h)) for sid, (r, e, lat, h) in made.items()}
+    # histograms summed once per service, bin by bin, and only for what is kept
+    return {sid: Traffic(r, e, lat,
+                         tuple(h[0]) if len(h) == 1 else tuple(map(sum, zip(*h, strict=True))))
+            for sid, (r, e, lat, h) in made.items()}
 
 
 def _filtered(compiled: CompiledFilter, dialect: Dialect, returns: str) -> str:

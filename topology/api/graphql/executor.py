@@ -15,12 +15,14 @@ resolver or an argument anywhere in their selection take the standard path.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from graphql import (
+    GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -78,11 +80,25 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Project:
         """A function building the response dict of one value, generated as Python source:
-        one dict display per type and selection, no loop and no call per plain field."""
+        one expression for the whole selection below this type, nested objects inlined
+        (no call per object or per plain field)."""
+        names: dict[str, Any] = {}
+        body = self._object_source(object_type, field_details_list, "o", names, required=True)
+        source = f"def project(o):\n    return {body}\n"
+        exec(compile(source, f"<lean {object_type.name}>", "exec"), names)
+        return names["project"]
+
+    def _object_source(self, object_type: GraphQLObjectType, field_details_list: Any,
+                       value: str, names: dict[str, Any], *, required: bool) -> str:
+        """The expression turning `value` (an object of this type) into its response dict.
+
+        `value` is evaluated once: unless it is a plain name it is bound to a fresh
+        name (an assignment expression) where it is first needed."""
         if not is_lean(object_type) or object_type.is_type_of is not None:
             raise _NotLean
         grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
-        names: dict[str, Any] = {}
+        bound = value if value.isidentifier() else self._name("_o", names)
+        first = value if bound == value or not required else f"({bound} := {value})"
         items: list[str] = []
         for response_key, details in grouped.items():
             name = details[0].node.name.value
@@ -94,36 +110,66 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if not attribute.isidentifier():
                 raise _NotLean
             items.append(f"{response_key!r}: "
-                         + self._expression(f"o.{attribute}", field.type, details, names))
-        source = "def project(o):\n    return {" + ", ".join(items) + "}\n"
-        exec(compile(source, f"<lean {object_type.name}>", "exec"), names)
-        return names["project"]
+                         + self._expression(f"{first}.{attribute}", field.type, details, names))
+            first = bound
+        display = "{" + ", ".join(items) + "}"
+        if required:
+            return display
+        if bound == value:
+            return f"(None if {value} is None else {display})"
+        return f"(None if ({bound} := {value}) is None else {display})"
+
+    @staticmethod
+    def _name(prefix: str, names: dict[str, Any]) -> str:
+        name = f"{prefix}{len(names)}"
+        names[name] = None  # reserve it
+        return name
 
     def _expression(self, value: str, output_type: GraphQLOutputType, details: Any,
                     names: dict[str, Any]) -> str:
         """Python expression turning `value` (of this type) into its response value."""
         required = isinstance(output_type, GraphQLNonNull)
         inner = output_type.of_type if required else output_type
+        if isinstance(inner, GraphQLObjectType):
+            return self._object_source(inner, details, value, names, required=required)
+        if (isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS):
+            return value  # built by our own typed dataclasses: already the response value
+        table = _enum_table(self, inner) if isinstance(inner, GraphQLEnumType) else None
+        # a value used twice (null check, enum lookup) is evaluated once, then named
+        bound = value
+        if not value.isidentifier() and (not required or table):
+            bound = self._name("_v", names)
+            value = f"({bound} := {value})"
         if isinstance(inner, GraphQLList):
-            item = f"_i{len(names)}"
-            names[item] = None  # reserve the name
+            item = self._name("_i", names)
             each = self._expression(item, inner.of_type, details, names)
-            expression = f"[{each} for {item} in {value}]" if each != item else f"list({value})"
+            def expression(v: str) -> str:
+                return f"[{each} for {item} in {v}]" if each != item else f"list({v})"
+        elif table:
+            known, convert = self._name("_t", names), self._name("_f", names)
+            names[known], names[convert] = table, _leaf(self, inner)
+            def expression(v: str) -> str:
+                return f"({known}.get(id({v})) or {convert}({bound}))"
         elif is_leaf_type(inner):
-            if isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS:
-                return value  # built by our own typed dataclasses: already the response value
-            function = f"_f{len(names)}"
+            function = self._name("_f", names)
             names[function] = _leaf(self, inner)
-            expression = f"{function}({value})"
-        elif isinstance(inner, GraphQLObjectType):
-            function = f"_f{len(names)}"
-            names[function] = self._object_plan(inner, details)
-            expression = f"{function}({value})"
+            def expression(v: str) -> str:
+                return f"{function}({v})"
         else:
             raise _NotLean
         if required:
-            return expression
-        return f"(None if {value} is None else {expression})"
+            return expression(value)
+        return f"(None if {value} is None else {expression(bound)})"
+
+
+def _enum_table(context: LeanExecutionContext, enum: GraphQLEnumType) -> dict[int, Any]:
+    """Response value per Python enum member, keyed by identity: members are singletons,
+    and Enum hashes in Python code. Empty when the type has no Python enum behind it."""
+    definition = enum.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    wrapped = getattr(definition, "wrapped_cls", None)
+    if not (isinstance(wrapped, type) and issubclass(wrapped, Enum)):
+        return {}
+    return {id(member): context.complete_leaf_value(enum, member) for member in wrapped}
 
 
 def _leaf(context: LeanExecutionContext, leaf: Any) -> Project:

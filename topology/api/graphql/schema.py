@@ -90,7 +90,7 @@ async def _run(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _window(ctx: Ctx, window: t.WindowInput | None) -> Any:
-    return windows.resolve(window, ctx.clock(), ctx.settings.hour_retention)
+    return windows.resolve(window, ctx.clock, ctx.settings.hour_retention)
 
 
 def requested(info: Info) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from queries.window import Window
@@ -23,11 +24,14 @@ def _instant(text: str, name: str) -> int:
                        "e.g. 2026-11-21T10:00:00Z") from None
 
 
-def resolve(window: WindowInput | None, now: float, longest: float) -> Window:
-    """The Window asked for; at most `longest` seconds (the hour retention) long."""
-    now_s = int(now)
+def resolve(window: WindowInput | None, clock: Callable[[], float], longest: float) -> Window:
+    """The Window asked for; at most `longest` seconds (the hour retention) long.
+
+    The clock is read only for relative windows: an answer over from/to does not
+    depend on the time it is asked at (identical requests share it, see flights.py).
+    """
     if window is None or (window.last is None and window.from_ is None and window.to is None):
-        return Window.last(DEFAULT_SECONDS, now_s)
+        return Window.last(DEFAULT_SECONDS, int(clock()))
     if window.last is not None:
         if window.from_ is not None or window.to is not None:
             raise ApiError(BAD_WINDOW, "window: give either last or from/to, not both")
@@ -37,6 +41,7 @@ def resolve(window: WindowInput | None, now: float, longest: float) -> Window:
             raise ApiError(BAD_WINDOW, f"window.last: {str(exc)[:120]}") from None
         if seconds < 1:
             raise ApiError(BAD_WINDOW, "window.last: the window must be at least 1s long")
+        now_s = int(clock())
         since, until = now_s - int(seconds), now_s
     else:
         if window.from_ is None or window.to is None:
