@@ -8,6 +8,7 @@ from typing import Any
 
 from queries.compiler import CompiledFilter, compile_filter
 from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.tiering import Shape, read_traffic
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window, add, traffic
 from topology import histogram
 from topology.store.base import GraphStore
@@ -57,6 +58,24 @@ class ServiceDetail:
     errors_out: int
 
 
+_GROUPS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path"
+MAP_SHAPE = Shape("service_map", _GROUPS)
+FOCUS_SHAPE = Shape(
+    "service_map_focus", _GROUPS, " AND (k.client = $service OR k.server = $service)")
+
+
+def map_rows(
+    store: GraphStore, compiled: CompiledFilter, window: Window, *, focus: str | None = None
+) -> list[dict[str, Any]]:
+    """Aggregate rows per (client, server, protocol, path), from tiers and buckets;
+    a group may come in several rows (`fold_edges` adds them)."""
+    params = {**compiled.params, **window.params()}
+    if focus is not None:
+        params["service"] = focus
+    return read_traffic(store, window, map_statement(compiled, focus=focus is not None),
+                        FOCUS_SHAPE if focus is not None else MAP_SHAPE, compiled, params)
+
+
 def map_statement(compiled: CompiledFilter, *, focus: bool = False) -> Statement:
     """Bucket aggregates per (client, server, protocol, path) matching the filter."""
     return Statement(
@@ -91,8 +110,7 @@ def service_map(
 ) -> ServiceMap:
     """Edges whose buckets in the window match the filter, and the services at their ends."""
     compiled = compile_filter(filter_text)
-    rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
-    edges = fold_edges(rows, window, top_paths)
+    edges = fold_edges(map_rows(store, compiled, window), window, top_paths)
     services = services_by_id(store, {e.client for e in edges} | {e.server for e in edges})
     return ServiceMap(window, tuple(services[i] for i in sorted(services)), edges)
 
@@ -103,8 +121,7 @@ def service_detail(
 ) -> ServiceDetail:
     """Incoming and outgoing traffic of one service, with its callers and callees."""
     compiled = compile_filter(filter_text)
-    params = {**compiled.params, **window.params(), "service": service_id}
-    edges = fold_edges(store.read(map_statement(compiled, focus=True), params), window, top_paths)
+    edges = fold_edges(map_rows(store, compiled, window, focus=service_id), window, top_paths)
     incoming = tuple(e for e in edges if e.server == service_id)
     outgoing = tuple(e for e in edges if e.client == service_id)
     ids = {service_id} | {e.client for e in incoming} | {e.server for e in outgoing}

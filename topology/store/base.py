@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from topology.model import Batch
 from topology.store.statement import Dialect, Statement
+from topology.store.tiers import TierRange
+
+Reader = Callable[[Statement, Mapping[str, Any] | None], list[dict[str, Any]]]
 
 
 class StoreError(RuntimeError):
@@ -34,6 +38,7 @@ class RetentionReport:
     deleted_pairs: int  # pairs not seen within hour retention
     deleted_services: int  # services with no pair and not seen within hour retention
     deleted_markers: int  # batch ids past the marker retention
+    tiered: int = 0  # finest buckets added to the pre-aggregated tiers (embedded store)
 
 
 class GraphStore(ABC):
@@ -54,6 +59,18 @@ class GraphStore(ABC):
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Run a read-only statement; rows as plain dicts keyed by column name."""
+
+    def tier_range(self, read: Reader | None = None) -> TierRange | None:
+        """Where pre-aggregated tiers cover the finest buckets (None: no tiers, read
+        buckets only). `read` is a snapshot reader, so the range and the rows read
+        with it agree."""
+        return None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """A reader whose reads see one consistent state of the store (several
+        statements that must agree, e.g. tier rows and the buckets around them)."""
+        yield self.read
 
     @abstractmethod
     def stats(self) -> dict[str, int]:

@@ -1,0 +1,211 @@
+"""Window decomposition: whole tier blocks in the middle, finest buckets at the edges.
+
+Every traffic query (map, detail, external, diff, blast-radius health) reads
+the same way: a bucket statement (over CallBucket, the window's edges) and a
+tier statement (over CallTier, whole blocks), both returning the same group
+columns with the AGGREGATES columns, read in one snapshot with the tier range
+they were planned against. Where the store has no tiers (Neo4j), or the filter
+reads bucket counters (`status`, `error`: a match depends on the bucket), the
+whole window comes from the buckets, as before.
+
+A window selects buckets by start: [since, until). Tiers hold the finest buckets
+starting in [low, high) (`topology/store/tiers.py`); a tier row of width w at
+block b holds the buckets starting in [b, min(b + w, high)). The plan covers
+[max(since, low), min(until, high)) greedily with the widest block that starts
+there and ends inside, and leaves to the buckets only what precedes the first
+block and follows the last: an unaligned last hour reads about 2 x 2.5 minutes
+of buckets plus 5 to 10 tier rows per series, instead of 60 bucket rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from queries.compiler import CompiledFilter
+from queries.window import Window
+from topology import histogram
+from topology.store import tiers
+from topology.store.base import GraphStore, Reader
+from topology.store.statement import Dialect, Statement
+from topology.store.tiers import TierRange
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    ranges: tuple[tuple[int, int], ...]  # bucket-start ranges read from CallBucket
+    blocks: tuple[tuple[int, int, int], ...]  # (width, first, end): tier rows starting there
+
+    @property
+    def tier_params(self) -> dict[str, int]:
+        params = {"t_first": min(b[1] for b in self.blocks),
+                  "t_end": max(b[2] for b in self.blocks)}
+        for i, (width, first, end) in enumerate(self.blocks):
+            params.update({f"t_w{i}": width, f"t_a{i}": first, f"t_b{i}": end})
+        return params
+
+
+def plan(window: Window, tier_range: TierRange | None) -> Plan:
+    """Which tier blocks and which bucket ranges make up the window, exactly."""
+    whole = Plan(((window.since, window.until),), ())
+    if tier_range is None or not tier_range.levels:
+        return whole
+    low, high, levels = tier_range.low, tier_range.high, tier_range.levels
+    start, stop = max(window.since, low), min(window.until, high)
+    position = -(-start // levels[0]) * levels[0]
+    first = position
+    chosen: list[tuple[int, int]] = []
+    while position < stop:
+        for width in reversed(levels):
+            if position % width == 0 and min(position + width, high) <= stop:
+                chosen.append((width, position))
+                position = min(position + width, high)
+                break
+        else:
+            break
+    if not chosen:
+        return whole
+    ranges = tuple(r for r in ((window.since, first), (position, window.until)) if r[0] < r[1])
+    return Plan(ranges, _runs(chosen))
+
+
+def _runs(chosen: list[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+    """Consecutive blocks of one width as (width, first start, last start + width)."""
+    runs: list[list[int]] = []
+    for width, start in chosen:
+        if runs and runs[-1][0] == width and runs[-1][2] == start:
+            runs[-1][2] = start + width
+        else:
+            runs.append([width, start, start + width])
+    return tuple((w, a, b) for w, a, b in runs)
+
+
+# -- statements over the tiers -------------------------------------------------
+
+def _aggregates(dialect: Dialect, packed: bool) -> str:
+    """The AGGREGATES columns over tier rows: histogram bins packed two per column,
+    or, for groups whose packed sums could carry, summed bin by bin."""
+    def total(expression: str, alias: str) -> str:
+        if dialect is Dialect.LADYBUG:
+            return f"CAST(sum({expression}) AS INT64) AS {alias}"
+        return f"sum({expression}) AS {alias}"
+
+    columns = [total("k.requests", "requests"), total("k.errors", "errors"),
+               "sum(k.latency_sum) AS latency", total("k.total", "total")]
+    if packed:
+        columns += [total(f"k.b{i}", f"b{i}") for i in range(tiers.PACKED)]
+    else:
+        for i in range(histogram.BIN_COUNT):
+            column = f"k.b{i // 2}"
+            part = (f"{column} % {tiers.PACK_LIMIT}" if i % 2 == 0
+                    else f"{column} / {tiers.PACK_LIMIT}")
+            columns.append(total(part, f"h{i}"))
+    return ", ".join(columns)
+
+
+AGGREGATES = {
+    (dialect, packed): _aggregates(dialect, packed)
+    for dialect in Dialect for packed in (True, False)
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A traffic query's shape, shared by its bucket and tier statements."""
+
+    name: str
+    returns: str  # group columns over `k`
+    where: str = ""  # extra conditions on `k`, e.g. " AND k.server IN $ids"
+    server_where: str = ""  # a condition on the server `s`, which joins it
+
+
+def tier_text(
+    shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool
+) -> str:
+    blocks = " OR ".join(
+        f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
+        for i in range(slots)
+    )
+    text = (compiled.prelude(dialect) if compiled else "") + (
+        f"MATCH (k:CallTier) WHERE k.bucket >= $t_first AND k.bucket < $t_end AND ({blocks})"
+        f"{shape.where}"
+    )
+    variables = compiled.variables if compiled else frozenset()
+    joined = False
+    if "c" in variables:
+        text += " MATCH (c:Service {id: k.client})"
+        joined = True
+    if "s" in variables or shape.server_where:
+        text += " MATCH (s:Service {id: k.server})"
+        joined = True
+    predicates = [p for p in (compiled.predicate(dialect) if compiled else "true",
+                              shape.server_where) if p and p != "true"]
+    if predicates:
+        text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
+    return f"{text} RETURN {shape.returns}, {AGGREGATES[dialect, packed]}"
+
+
+_CACHE: dict[tuple, Statement] = {}
+_CACHE_SIZE = 512
+
+
+def tier_statement(
+    shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True
+) -> Statement:
+    """The tier statement of a shape and filter (cached by text-relevant parts:
+    parameter values never reach the text)."""
+    key = (shape, slots, packed) + (
+        (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
+        if compiled else ())
+    found = _CACHE.get(key)
+    if found is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        found = _CACHE[key] = Statement(
+            f"{shape.name}_tiers" + ("" if packed else "_unpacked"),
+            tier_text(shape, compiled, Dialect.NEO4J, slots, packed),
+            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed),
+        )
+    return found
+
+
+def _from_packed(row: Row) -> Row:
+    hist = tiers.unpack(row.pop(f"b{i}") or 0 for i in range(tiers.PACKED))
+    for i, count in enumerate(hist):
+        row[f"h{i}"] = count
+    return row
+
+
+def read_traffic(
+    store: GraphStore, window: Window, buckets: Statement, shape: Shape,
+    compiled: CompiledFilter | None, params: Mapping[str, Any],
+    on_plan: Callable[[Plan], None] | None = None,
+) -> list[Row]:
+    """Rows of `buckets` over the window's edges and of the tier statement over its
+    middle, read in one snapshot: group columns plus the AGGREGATES columns (h0..),
+    several rows per group where both parts hold it (callers fold them)."""
+    with store.snapshot() as read:
+        usable = compiled is None or not compiled.per_bucket
+        found = plan(window, store.tier_range(read) if usable else None)
+        if on_plan is not None:
+            on_plan(found)
+        rows: list[Row] = []
+        for since, until in found.ranges:
+            rows += read(buckets, {**params, "since": since, "until": until})
+        if found.blocks:
+            rows += _tier_rows(read, shape, compiled, found, params)
+    return rows
+
+
+def _tier_rows(
+    read: Reader, shape: Shape, compiled: CompiledFilter | None, found: Plan,
+    params: Mapping[str, Any],
+) -> list[Row]:
+    args = {**params, **found.tier_params}
+    rows = read(tier_statement(shape, compiled, len(found.blocks)), args)
+    if all((row["total"] or 0) < tiers.PACK_LIMIT for row in rows):
+        return [_from_packed(row) for row in rows]
+    return read(tier_statement(shape, compiled, len(found.blocks), packed=False), args)
