@@ -23,8 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from queries import fold
 from queries.compiler import CompiledFilter
-from queries.window import Window
+from queries.window import IN_WINDOW, Window
 from topology import histogram
 from topology.store import tiers
 from topology.store.base import GraphStore, Reader
@@ -172,6 +176,35 @@ def tier_statement(
     return found
 
 
+# Both edges of a window in one statement: a second grouped result costs more
+# than testing the range of every bucket in the window.
+_EDGES = f"{IN_WINDOW} AND (k.bucket < $head_end OR k.bucket >= $tail_start)"
+_EDGE_STATEMENTS: dict[Statement, Statement] = {}
+
+
+def _edges(buckets: Statement) -> Statement:
+    found = _EDGE_STATEMENTS.get(buckets)
+    if found is None:
+        texts = [buckets.neo4j, buckets.ladybug]
+        if any(text.count(IN_WINDOW) != 1 for text in texts):
+            raise ValueError(f"statement {buckets.name} does not select buckets by window")
+        found = _EDGE_STATEMENTS[buckets] = Statement(
+            f"{buckets.name}_edges", *(text.replace(IN_WINDOW, _EDGES) for text in texts))
+    return found
+
+
+def _bucket_reads(
+    buckets: Statement, found: Plan, params: Mapping[str, Any]
+) -> list[tuple[Statement, dict[str, Any]]]:
+    """The statements (and parameters) reading the plan's bucket ranges."""
+    if len(found.ranges) == 2:
+        (since, head_end), (tail_start, until) = found.ranges
+        return [(_edges(buckets), {**params, "since": since, "until": until,
+                                   "head_end": head_end, "tail_start": tail_start})]
+    return [(buckets, {**params, "since": since, "until": until})
+            for since, until in found.ranges]
+
+
 def _from_packed(row: Row) -> Row:
     hist = tiers.unpack(row.pop(f"b{i}") or 0 for i in range(tiers.PACKED))
     for i, count in enumerate(hist):
@@ -193,8 +226,8 @@ def read_traffic(
         if on_plan is not None:
             on_plan(found)
         rows: list[Row] = []
-        for since, until in found.ranges:
-            rows += read(buckets, {**params, "since": since, "until": until})
+        for statement, args in _bucket_reads(buckets, found, params):
+            rows += read(statement, args)
         if found.blocks:
             rows += _tier_rows(read, shape, compiled, found, params)
     return rows
@@ -209,3 +242,26 @@ def _tier_rows(
     if all((row["total"] or 0) < tiers.PACK_LIMIT for row in rows):
         return [_from_packed(row) for row in rows]
     return read(tier_statement(shape, compiled, len(found.blocks), packed=False), args)
+
+
+def read_traffic_table(
+    store: GraphStore, window: Window, buckets: Statement, shape: Shape,
+    compiled: CompiledFilter | None, params: Mapping[str, Any],
+) -> pa.Table | None:
+    """`read_traffic` as one Arrow table (h0.. columns, tier rows unpacked), or None
+    when nothing matched."""
+    with store.snapshot():
+        usable = compiled is None or not compiled.per_bucket
+        found = plan(window, store.tier_range() if usable else None)
+        tables = [store.read_arrow(statement, args)
+                  for statement, args in _bucket_reads(buckets, found, params)]
+        if found.blocks:
+            args = {**params, **found.tier_params}
+            packed = store.read_arrow(tier_statement(shape, compiled, len(found.blocks)), args)
+            if packed.num_rows and pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
+                tables.append(fold.unpack(packed))
+            elif packed.num_rows:
+                tables.append(store.read_arrow(
+                    tier_statement(shape, compiled, len(found.blocks), packed=False), args,
+                ).drop_columns(["total"]))
+    return fold.concat(tables)

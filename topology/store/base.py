@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from topology.model import Batch
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange
@@ -59,6 +61,13 @@ class GraphStore(ABC):
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Run a read-only statement; rows as plain dicts keyed by column name."""
+
+    def read_arrow(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        """`read` as an Arrow table (the embedded store hands it over without making
+        Python objects of every value). An empty result may have no columns."""
+        return pa.Table.from_pylist(self.read(statement, params))
 
     def tier_range(self, read: Reader | None = None) -> TierRange | None:
         """Where pre-aggregated tiers cover the finest buckets (None: no tiers, read

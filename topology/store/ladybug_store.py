@@ -101,6 +101,16 @@ class LadybugStore(GraphStore):
         except RuntimeError as exc:
             raise self._read_error(statement, exc) from exc
 
+    def read_arrow(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        self._check_open()
+        try:
+            result = self._reader().execute(statement.text(self.dialect), dict(params or {}))
+            return result.get_as_arrow(0)
+        except RuntimeError as exc:
+            raise self._read_error(statement, exc) from exc
+
     @contextmanager
     def snapshot(self) -> Iterator[Reader]:
         """Reads in one read-only transaction of this thread's connection."""
