@@ -62,9 +62,10 @@ class ServiceDetail:
 
 
 _GROUPS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path"
-MAP_SHAPE = Shape("service_map", _GROUPS)
+MAP_SHAPE = Shape("service_map", _GROUPS, series=True)
 FOCUS_SHAPE = Shape(
-    "service_map_focus", _GROUPS, " AND (k.client = $service OR k.server = $service)")
+    "service_map_focus", _GROUPS, " AND (k.client = $service OR k.server = $service)",
+    series=True)
 
 
 def map_rows(

@@ -124,19 +124,24 @@ class Shape:
     returns: str  # group columns over `k`
     where: str = ""  # extra conditions on `k`, e.g. " AND k.server IN $ids"
     server_where: str = ""  # a condition on the server `s`, which joins it
+    # returns groups per (client, server, protocol, path): tier rows may be grouped
+    # by their series id instead (`tiers.SeriesNames`)
+    series: bool = False
 
 
-def tier_text(
-    shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool
-) -> str:
+def _blocks(slots: int) -> str:
     blocks = " OR ".join(
         f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
         for i in range(slots)
     )
-    text = (compiled.prelude(dialect) if compiled else "") + (
-        f"MATCH (k:CallTier) WHERE k.bucket >= $t_first AND k.bucket < $t_end AND ({blocks})"
-        f"{shape.where}"
-    )
+    return f"MATCH (k:CallTier) WHERE k.bucket >= $t_first AND k.bucket < $t_end AND ({blocks})"
+
+
+def tier_text(
+    shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool,
+    by_series: bool = False,
+) -> str:
+    text = (compiled.prelude(dialect) if compiled else "") + _blocks(slots) + shape.where
     variables = compiled.variables if compiled else frozenset()
     joined = False
     if "c" in variables:
@@ -149,7 +154,8 @@ def tier_text(
                               shape.server_where) if p and p != "true"]
     if predicates:
         text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
-    return f"{text} RETURN {shape.returns}, {AGGREGATES[dialect, packed]}"
+    returns = "k.sid AS sid" if by_series else shape.returns
+    return f"{text} RETURN {returns}, {AGGREGATES[dialect, packed]}"
 
 
 _CACHE: dict[tuple, Statement] = {}
@@ -157,11 +163,12 @@ _CACHE_SIZE = 512
 
 
 def tier_statement(
-    shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True
+    shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True,
+    by_series: bool = False,
 ) -> Statement:
     """The tier statement of a shape and filter (cached by text-relevant parts:
     parameter values never reach the text)."""
-    key = (shape, slots, packed) + (
+    key = (shape, slots, packed, by_series) + (
         (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
         if compiled else ())
     found = _CACHE.get(key)
@@ -169,9 +176,10 @@ def tier_statement(
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
         found = _CACHE[key] = Statement(
-            f"{shape.name}_tiers" + ("" if packed else "_unpacked"),
-            tier_text(shape, compiled, Dialect.NEO4J, slots, packed),
-            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed),
+            f"{shape.name}_tiers" + ("" if packed else "_unpacked")
+            + ("_by_series" if by_series else ""),
+            tier_text(shape, compiled, Dialect.NEO4J, slots, packed, by_series),
+            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed, by_series),
         )
     return found
 
@@ -256,12 +264,49 @@ def read_traffic_table(
         tables = [store.read_arrow(statement, args)
                   for statement, args in _bucket_reads(buckets, found, params)]
         if found.blocks:
-            args = {**params, **found.tier_params}
-            packed = store.read_arrow(tier_statement(shape, compiled, len(found.blocks)), args)
-            if packed.num_rows and pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
-                tables.append(fold.unpack(packed))
-            elif packed.num_rows:
-                tables.append(store.read_arrow(
-                    tier_statement(shape, compiled, len(found.blocks), packed=False), args,
-                ).drop_columns(["total"]))
+            tables.append(_tier_table(store, shape, compiled, found, params))
     return fold.concat(tables)
+
+
+def _tier_table(
+    store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
+    params: Mapping[str, Any],
+) -> pa.Table:
+    args = {**params, **found.tier_params}
+    slots = len(found.blocks)
+    by_series = shape.series and not tiers.SERIES.collided
+    packed = store.read_arrow(tier_statement(shape, compiled, slots, by_series=by_series), args)
+    if by_series and packed.num_rows:
+        packed = _named(store, packed, slots, args)
+        if packed is None:  # two series share an id: group by the names instead
+            return _tier_table(store, shape, compiled, found, params)
+    if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
+        return fold.unpack(packed)
+    return store.read_arrow(tier_statement(shape, compiled, slots, packed=False), args,
+                            ).drop_columns(["total"])
+
+
+_SERIES_NAMES: dict[int, Statement] = {}
+
+
+def _named(store: GraphStore, table: pa.Table, slots: int, args: Mapping[str, Any]
+           ) -> pa.Table | None:
+    """The table with the names of its series ids in place of them (None after a
+    collision of ids). Names missing from the registry are read from the tiers."""
+    registry = tiers.SERIES
+    sids = table.column("sid").to_pylist()
+    if any(sid not in registry.names for sid in sids):
+        statement = _SERIES_NAMES.get(slots)
+        if statement is None:
+            statement = _SERIES_NAMES[slots] = Statement.same(
+                "tier_series_names", _blocks(slots) + " RETURN DISTINCT k.client AS client, "
+                "k.server AS server, k.protocol AS protocol, k.path AS path")
+        for row in store.read(statement, args):
+            registry.add(row["client"], row["server"], row["protocol"], row["path"])
+    if registry.collided:
+        return None
+    names = [registry.names[sid] for sid in sids]
+    columns = {name: pa.array(values, pa.string()) for name, values in zip(
+        ("client", "server", "protocol", "path"), zip(*names, strict=True), strict=True)}
+    return pa.table({**columns, **{n: table.column(n) for n in table.column_names
+                                   if n != "sid"}})

@@ -21,6 +21,7 @@ from queries.traversal import blast_radius
 from queries.window import Window
 from topology.model import KIND_EXTERNAL_SERVICE, Batch, CallBucket, Service, external_id
 from topology.settings import Settings
+from topology.store import tiers
 from topology.store.ladybug_store import LadybugStore
 from topology.store.tiers import TierRange
 
@@ -134,3 +135,31 @@ def test_the_tiered_store_reads_tier_rows_for_a_long_window(stores) -> None:
     _, tiered = stores
     found = plan(Window.last(3600, H + 130 * M + 25), tiered.tier_range())
     assert found.blocks and sum(b - a for a, b in found.ranges) < 1200
+
+
+@pytest.fixture
+def registry() -> Iterator[tiers.SeriesNames]:
+    """The process's series-name registry, restored after the test."""
+    saved = dict(tiers.SERIES.names), tiers.SERIES.collided
+    yield tiers.SERIES
+    tiers.SERIES.names.clear()
+    tiers.SERIES.names.update(saved[0])
+    tiers.SERIES.collided = saved[1]
+
+
+def test_names_of_series_unknown_to_the_process_are_read_from_the_tiers(stores, registry):
+    plain, tiered = stores
+    window = Window.last(3600, H + 130 * M + 25)
+    registry.names.clear()
+    assert service_map(tiered, window) == service_map(plain, window)
+    assert registry.names and not registry.collided
+
+
+def test_a_collision_of_series_ids_falls_back_to_grouping_by_names(stores, registry):
+    plain, tiered = stores
+    window = Window.last(3600, H + 130 * M + 25)
+    sid = next(iter(registry.names))
+    registry.names[sid] = ("x", "y", "z", "/w")
+    registry.names = {sid: registry.names[sid]}
+    assert service_map(tiered, window) == service_map(plain, window)
+    assert registry.collided

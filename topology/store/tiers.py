@@ -27,6 +27,7 @@ summed `total` and re-read such results unpacked (`UNPACKED`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,7 @@ SCHEMA = (
     "key STRING PRIMARY KEY, client STRING, server STRING, width INT64, bucket INT64, "
     "protocol STRING, method STRING, path STRING, naming STRING, nbuckets INT64, "
     "requests INT64, errors INT64, latency_sum DOUBLE, total INT64, "
-    + ", ".join(f"b{i} INT64" for i in range(PACKED)) + ")",
+    + ", ".join(f"b{i} INT64" for i in range(PACKED)) + ", sid INT64)",
     "CREATE NODE TABLE IF NOT EXISTS TierState(id STRING PRIMARY KEY, low INT64, high INT64)",
 )
 _SERIES = ("client", "server", "protocol", "method", "path", "naming")
@@ -59,9 +60,10 @@ COLUMNS = pa.schema(
      ("nbuckets", pa.int64()), ("requests", pa.int64()), ("errors", pa.int64()),
      ("latency_sum", pa.float64()), ("total", pa.int64())]
     + [(f"b{i}", pa.int64()) for i in range(PACKED)]
+    + [("sid", pa.int64())]
 )
 _FIELDS = ", ".join(f"t.{name} AS {name}" for name in COLUMNS.names)
-_SETS = ", ".join(f"t.{name} = {name}" for name in COLUMNS.names[9:])
+_SETS = ", ".join(f"t.{name} = {name}" for name in COLUMNS.names[9:-1])
 EXISTING = f"LOAD FROM $rows MATCH (t:CallTier {{key: key}}) RETURN {_FIELDS}"
 CREATE = (
     "LOAD FROM $rows CREATE (:CallTier {"
@@ -95,6 +97,37 @@ def _minutes_text(block: int) -> str:
         "CAST(sum(e.requests) AS INT64) AS requests, CAST(sum(e.errors) AS INT64) AS errors, "
         f"sum(e.latency_sum) AS latency_sum, {hist}"
     )
+
+
+class SeriesNames:
+    """Series ids: a 63-bit hash of (client, server, protocol, path), the map's group.
+
+    Tier rows carry it (`sid`), so a map groups tier rows by one integer instead
+    of four strings (half the database's time); the names come back from this
+    registry, filled whenever tier rows are written or read by name. Two series
+    with one id would merge: the registry notices it and `collided` sends every
+    reader back to grouping by the strings.
+    """
+
+    def __init__(self) -> None:
+        self.names: dict[int, tuple[str, str, str, str]] = {}
+        self.collided = False
+
+    @staticmethod
+    def id(client: str, server: str, protocol: str, path: str) -> int:
+        text = "\x1f".join((client, server, protocol, path)).encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 1
+
+    def add(self, client: str, server: str, protocol: str, path: str) -> int:
+        sid = self.id(client, server, protocol, path)
+        names = (client, server, protocol, path)
+        known = self.names.setdefault(sid, names)
+        if known != names:
+            self.collided = True
+        return sid
+
+
+SERIES = SeriesNames()
 
 
 @dataclass(frozen=True)
@@ -292,6 +325,8 @@ def _write(conn: ladybug.Connection, text: str, data: list[dict]) -> None:
         columns["total"].append(sum(row["hist"]))
         for i, value in enumerate(packed):
             columns[f"b{i}"].append(value)
+        columns["sid"].append(SERIES.add(
+            row["client"], row["server"], row["protocol"], row["path"]))
     conn.execute(text, {"rows": pa.table(
         [pa.array(columns[f.name], f.type) for f in COLUMNS], schema=COLUMNS)})
 
