@@ -163,13 +163,14 @@ class LadybugStore(GraphStore):
         minute_cutoff = int(now - self.settings.minute_retention)
         hour_cutoff = int(now - self.settings.hour_retention)
         rolled = 0
+        self._expire_tiers(minute_cutoff)
         while True:
             oldest = self._rows(self._reader(), q.OLDEST_ENDED_MINUTE, {"cutoff": minute_cutoff})
             first = oldest[0]["first"] if oldest else None
             if first is None:
                 break
             rolled += self._roll_up_hour(first - first % HOUR, minute_cutoff)
-        tiered = self._roll_tiers(now, minute_cutoff)
+        tiered = self._roll_tiers(now)
         with self._write_lock, self._transaction() as conn:
             counts = [
                 self._rows(conn, text, {"cutoff": cutoff})[0]["n"]
@@ -183,12 +184,16 @@ class LadybugStore(GraphStore):
             ]
         return RetentionReport(rolled, *counts, tiered=tiered)
 
-    def _roll_tiers(self, now: int, minute_cutoff: int) -> int:
-        """Expire tier rows below the minute cutoff, then roll the buckets that started
-        before the current one into the tiers, an hour per transaction."""
+    def _expire_tiers(self, minute_cutoff: int) -> None:
+        """Before minutes are folded into hours: tiers must never cover a folded minute,
+        or a window would count it in its hour bucket and in a tier row."""
         with self._write_lock, self._transaction() as conn:
             self.tiers.start(conn, minute_cutoff)
             self.tiers.expire(conn, minute_cutoff)
+
+    def _roll_tiers(self, now: int) -> int:
+        """Roll the buckets that started before the current one into the tiers, an
+        hour per transaction."""
         tiered = 0
         while True:
             with self._write_lock, self._transaction() as conn:
