@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from queries.compiler import compile_filter
 from queries.diff import window_diff
 from queries.external import external_dependencies
-from queries.service_map import service_detail, service_map
+from queries.service_map import fold_edges, map_rows, service_detail, service_map
 from queries.tiering import Plan, plan
 from queries.traversal import blast_radius
 from queries.window import Window
@@ -163,3 +164,11 @@ def test_a_collision_of_series_ids_falls_back_to_grouping_by_names(stores, regis
     registry.names = {sid: registry.names[sid]}
     assert service_map(tiered, window) == service_map(plain, window)
     assert registry.collided
+
+
+@pytest.mark.parametrize("window", WINDOWS[:3], ids=str)
+def test_map_rows_for_other_folds_give_the_same_edges(stores, window) -> None:
+    """`map_rows` (dict rows, several per group) is what other folds (the API) can read."""
+    plain, tiered = stores
+    rows = map_rows(tiered, compile_filter("server.namespace = ns0"), window)
+    assert fold_edges(rows, window) == service_map(plain, window, "server.namespace = ns0").edges
