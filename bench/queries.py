@@ -210,6 +210,9 @@ def main() -> None:
           f"{rows_read(store, WINDOW)}")
     print(f"one-minute window reads {rows_read(store, Window(T0, T0 + MINUTE))}")
 
+    # the first map of a process also reads the series names of the tier rows it
+    # did not write itself (queries/tiering.py): timed apart, as a cold start
+    cold = timed(lambda: service_map(store, WINDOW), 1)[0]
     plain = timed(lambda: service_map(store, WINDOW), args.runs)
     edges = len(service_map(store, WINDOW).edges)
     filtered = timed(lambda: service_map(store, WINDOW, FILTER), args.runs)
@@ -230,6 +233,7 @@ def main() -> None:
     ms = 1000.0
     print(f"service map, last hour ({edges} edges): p50 {statistics.median(plain) * ms:.0f} ms, "
           f"p95 {p95(plain) * ms:.0f} ms (target p50 <= 200 ms)")
+    print(f"  first map of the process (cold series names): {cold * ms:.0f} ms")
     print(f"service map with filter {FILTER!r}: p50 {statistics.median(filtered) * ms:.0f} ms, "
           f"p95 {p95(filtered) * ms:.0f} ms")
     print(f"service map, one minute (10,000 buckets): p50 "
