@@ -159,9 +159,9 @@ def test_names_of_series_unknown_to_the_process_are_read_from_the_tiers(stores, 
 def test_a_collision_of_series_ids_falls_back_to_grouping_by_names(stores, registry):
     plain, tiered = stores
     window = Window.last(3600, H + 130 * M + 25)
-    sid = next(iter(registry.names))
-    registry.names[sid] = ("x", "y", "z", "/w")
-    registry.names = {sid: registry.names[sid]}
+    row = map_rows(plain, compile_filter(""), window)[0]
+    sid = registry.id(row["client"], row["server"], row["protocol"], row["path"])
+    registry.names = {sid: ("x", "y", "z", "/w")}
     assert service_map(tiered, window) == service_map(plain, window)
     assert registry.collided
 
