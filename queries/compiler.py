@@ -67,6 +67,9 @@ class CompiledFilter:
     param_items: tuple[tuple[str, Any], ...]
     bindings: tuple[str, ...] = ()  # parameters LadybugDB reads as variables
     variables: frozenset[str] = field(default_factory=frozenset)  # of c, s, k
+    # reads a bucket's counters (status, error): matches depend on the bucket width,
+    # so such a filter reads the finest buckets, never pre-aggregated tiers
+    per_bucket: bool = False
 
     @property
     def params(self) -> dict[str, Any]:
@@ -90,6 +93,7 @@ class _ToCypher(Transformer):
         self.params: dict[str, Any] = {}
         self.bindings: list[str] = []
         self.variables: set[str] = set()
+        self.per_bucket = False
 
     # -- structure ---------------------------------------------------------
 
@@ -142,6 +146,8 @@ class _ToCypher(Transformer):
             raise self._error("type_mismatch", op_token, op=op, type=target.field.type.value,
                               field=str(name), allowed=", ".join(sorted(allowed)))
         self.variables.update(target.variables)
+        if target.kind in (Kind.STATUS, Kind.ERROR):
+            self.per_bucket = True
         if target.kind is Kind.STATUS:
             return self._status(name, op, values)
         if target.kind is Kind.ERROR:
@@ -266,4 +272,5 @@ def compile_filter(text: str) -> CompiledFilter:
     return CompiledFilter(
         pred.neo4j, pred.ladybug, tuple(transformer.params.items()),
         tuple(dict.fromkeys(transformer.bindings)), frozenset(transformer.variables),
+        transformer.per_bucket,
     )

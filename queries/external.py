@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from queries.services import ServiceNode, services_by_id
+from queries.tiering import Shape, read_traffic
 from queries.window import AGGREGATES, EMPTY, IN_WINDOW, Traffic, Window, add, traffic
 from topology.model import KIND_EXTERNAL_SERVICE, KIND_UNKNOWN_EXTERNAL
 from topology.store.base import GraphStore
@@ -22,6 +23,10 @@ def _text(dialect: str) -> str:
 
 
 EXTERNAL_CALLS = Statement("external_calls", _text("neo4j"), _text("ladybug"))
+EXTERNAL_SHAPE = Shape(
+    "external_calls", "k.client AS client, k.server AS server, k.naming AS naming",
+    server_where="s.kind IN $kinds",
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class ExternalDependency:
 
 def external_dependencies(store: GraphStore, window: Window) -> tuple[ExternalDependency, ...]:
     """External services called in the window, busiest first, with their callers."""
-    rows = store.read(EXTERNAL_CALLS, {"kinds": EXTERNAL_SERVER_KINDS, **window.params()})
+    rows = read_traffic(store, window, EXTERNAL_CALLS, EXTERNAL_SHAPE, None,
+                        {"kinds": EXTERNAL_SERVER_KINDS, **window.params()})
     per_caller: dict[str, dict[str, Traffic]] = {}
     naming: dict[str, set[str]] = {}
     for row in rows:

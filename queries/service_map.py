@@ -6,8 +6,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
+from queries import fold
 from queries.compiler import CompiledFilter, compile_filter
 from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.tiering import Shape, read_traffic, read_traffic_table
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window, add, traffic
 from topology import histogram
 from topology.store.base import GraphStore
@@ -57,6 +61,69 @@ class ServiceDetail:
     errors_out: int
 
 
+_GROUPS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path"
+MAP_SHAPE = Shape("service_map", _GROUPS, series=True)
+FOCUS_SHAPE = Shape(
+    "service_map_focus", _GROUPS, " AND (k.client = $service OR k.server = $service)",
+    series=True)
+
+
+def map_rows(
+    store: GraphStore, compiled: CompiledFilter, window: Window, *, focus: str | None = None
+) -> list[dict[str, Any]]:
+    """Aggregate rows per (client, server, protocol, path), from tiers and buckets;
+    a group may come in several rows (`fold_edges` adds them)."""
+    params = {**compiled.params, **window.params()}
+    if focus is not None:
+        params["service"] = focus
+    return read_traffic(store, window, map_statement(compiled, focus=focus is not None),
+                        FOCUS_SHAPE if focus is not None else MAP_SHAPE, compiled, params)
+
+
+def map_table(
+    store: GraphStore, compiled: CompiledFilter, window: Window, *, focus: str | None = None
+) -> pa.Table | None:
+    """`map_rows` as one Arrow table (None when nothing matched)."""
+    params = {**compiled.params, **window.params()}
+    if focus is not None:
+        params["service"] = focus
+    return read_traffic_table(
+        store, window, map_statement(compiled, focus=focus is not None),
+        FOCUS_SHAPE if focus is not None else MAP_SHAPE, compiled, params)
+
+
+def fold_table(
+    table: pa.Table | None, window: Window, top_paths: int = TOP_PATHS
+) -> tuple[Edge, ...]:
+    """`fold_edges` over an Arrow table: sums, quantiles, protocols and busiest paths
+    computed column-wise, then one Python pass to build the edges."""
+    if table is None:
+        return ()
+    pair = ["client", "server"]
+    by_path = table.group_by([*pair, "path"], use_threads=False).aggregate(
+        [("requests", "sum")]).sort_by([("requests_sum", "descending"), ("path", "ascending")])
+    paths = by_path.group_by(pair, use_threads=False).aggregate(
+        [("path", "list"), ("requests_sum", "list")]).sort_by([(k, "ascending") for k in pair])
+    protocols = table.group_by(pair, use_threads=False).aggregate(
+        [("protocol", "distinct")]).sort_by([(k, "ascending") for k in pair])
+    sums = fold.sums(table, pair)
+    p50, p95, p99 = fold.quantiles(sums)
+    seconds = window.seconds
+    columns = (
+        *(sums.column(n).to_pylist() for n in ("client", "server", "requests", "errors")),
+        p50, p95, p99, paths.column("path_list").to_pylist(),
+        paths.column("requests_sum_list").to_pylist(),
+        protocols.column("protocol_distinct").to_pylist(),
+    )
+    return tuple(
+        Edge(client, server, requests, errors, errors / requests if requests else 0.0,
+             requests / seconds, a, b, c, tuple(sorted(protos)),
+             tuple(map(PathCount, names[:top_paths], counts[:top_paths])))
+        for client, server, requests, errors, a, b, c, names, counts, protos
+        in zip(*columns, strict=True)
+    )
+
+
 def map_statement(compiled: CompiledFilter, *, focus: bool = False) -> Statement:
     """Bucket aggregates per (client, server, protocol, path) matching the filter."""
     return Statement(
@@ -91,8 +158,7 @@ def service_map(
 ) -> ServiceMap:
     """Edges whose buckets in the window match the filter, and the services at their ends."""
     compiled = compile_filter(filter_text)
-    rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
-    edges = fold_edges(rows, window, top_paths)
+    edges = fold_table(map_table(store, compiled, window), window, top_paths)
     services = services_by_id(store, {e.client for e in edges} | {e.server for e in edges})
     return ServiceMap(window, tuple(services[i] for i in sorted(services)), edges)
 
@@ -103,8 +169,7 @@ def service_detail(
 ) -> ServiceDetail:
     """Incoming and outgoing traffic of one service, with its callers and callees."""
     compiled = compile_filter(filter_text)
-    params = {**compiled.params, **window.params(), "service": service_id}
-    edges = fold_edges(store.read(map_statement(compiled, focus=True), params), window, top_paths)
+    edges = fold_table(map_table(store, compiled, window, focus=service_id), window, top_paths)
     incoming = tuple(e for e in edges if e.server == service_id)
     outgoing = tuple(e for e in edges if e.client == service_id)
     ids = {service_id} | {e.client for e in incoming} | {e.server for e in outgoing}

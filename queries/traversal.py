@@ -16,7 +16,17 @@ from enum import StrEnum
 from typing import Any
 
 from queries.services import ServiceNode, UnknownService, services_by_id
-from queries.window import AGGREGATES, EMPTY, IN_WINDOW, Thresholds, Traffic, Window, traffic
+from queries.tiering import Shape, read_traffic
+from queries.window import (
+    AGGREGATES,
+    EMPTY,
+    IN_WINDOW,
+    Thresholds,
+    Traffic,
+    Window,
+    add,
+    traffic,
+)
 from topology.store.base import GraphStore
 from topology.store.statement import Statement
 
@@ -32,6 +42,11 @@ UPSTREAM_HOP = Statement.same(
     "MATCH (b:Service)-[r:CALLS]->(a:Service) WHERE a.id IN $frontier AND "
     f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
 )
+
+
+def _health_shape(side: str, *, listed: bool) -> Shape:
+    only = f" AND k.{side} IN $ids" if listed else ""
+    return Shape(f"health_as_{side}" + ("" if listed else "_all"), f"k.{side} AS id", only)
 
 
 def _health_statement(side: str, *, listed: bool) -> Statement:
@@ -158,16 +173,22 @@ def dependencies(
 def health(store: GraphStore, ids: list[str], window: Window) -> dict[str, Traffic]:
     """Per service: the calls it served in the window, else the calls it made."""
     found: dict[str, Traffic] = {}
-    for listed, grouped in ((SERVED, SERVED_ALL), (MADE, MADE_ALL)):
+    for side, listed, grouped in (("server", SERVED, SERVED_ALL), ("client", MADE, MADE_ALL)):
         missing = [sid for sid in ids if sid not in found]
         if not missing:
             break
         if len(missing) > LONG_LIST:
-            rows = store.read(grouped, window.params())
+            rows = read_traffic(store, window, grouped, _health_shape(side, listed=False),
+                                None, window.params())
         else:
-            rows = store.read(listed, {"ids": missing, **window.params()})
+            rows = read_traffic(store, window, listed, _health_shape(side, listed=True),
+                                None, {"ids": missing, **window.params()})
         wanted = set(missing)
-        found.update((row["id"], traffic(row)) for row in rows if row["id"] in wanted)
+        for row in rows:
+            if row["id"] in wanted:
+                part = traffic(row)
+                known = found.get(row["id"])
+                found[row["id"]] = part if known is None else add(known, part)
     return found
 
 

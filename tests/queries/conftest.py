@@ -1,4 +1,9 @@
-"""The shop graph in a real embedded store, loaded once per test module."""
+"""The shop graph in a real embedded store, loaded once per test module.
+
+Every test of the named queries runs twice: once on the buckets as written, and
+once after the retention job rolled them into the pre-aggregated tiers, so each
+known answer is also the answer read through the window decomposition.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,18 @@ from topology.settings import Settings
 from topology.store.base import GraphStore
 
 
-@pytest.fixture(scope="module")
-def shop_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GraphStore]:
+@pytest.fixture(scope="module", params=["buckets", "tiers"])
+def shop_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GraphStore]:
     from topology.store.ladybug_store import LadybugStore
 
     settings = Settings.load({}, data_dir=str(tmp_path_factory.mktemp("shop")))
     store = LadybugStore(settings)
     store.init_schema()
     shop.load(store)
+    if request.param == "tiers":
+        report = store.retention(shop.B[1] + 30)
+        assert report.tiered > 0
     yield store
     store.close()

@@ -5,11 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from queries.compiler import compile_filter
-from queries.external import EXTERNAL_CALLS
+from queries.external import EXTERNAL_CALLS, EXTERNAL_SHAPE
 from queries.recovery import PAIRS_IN_WINDOW
-from queries.service_map import map_statement
+from queries.service_map import FOCUS_SHAPE, MAP_SHAPE, map_statement
 from queries.services import SERVICES_BY_ID
-from queries.traversal import DOWNSTREAM_HOP, MADE, MADE_ALL, SERVED, SERVED_ALL, UPSTREAM_HOP
+from queries.tiering import Plan, _edges, tier_statement
+from queries.traversal import (
+    DOWNSTREAM_HOP,
+    MADE,
+    MADE_ALL,
+    SERVED,
+    SERVED_ALL,
+    UPSTREAM_HOP,
+    _health_shape,
+)
 from topology.store.statement import Statement
 
 WINDOW = {"since": 0, "until": 60}
@@ -37,4 +46,24 @@ NAMED: list[tuple[str, Statement, dict[str, Any]]] = [
     ("health_as_client_all", MADE_ALL, WINDOW),
     ("pairs_in_window", PAIRS_IN_WINDOW, WINDOW),
     ("external_calls", EXTERNAL_CALLS, {"kinds": [], **WINDOW}),
+]
+
+# Tier statements (embedded store only today; their Neo4j texts are linted all the same)
+TIERS = Plan((), ((300, 0, 600), (1800, 1800, 3600))).tier_params
+EDGES = {"head_end": 10, "tail_start": 50}
+_FILTERED = compile_filter(GOLDEN_FILTER)
+NAMED += [
+    ("service_map_tiers_by_series", tier_statement(MAP_SHAPE, compile_filter(""), 2,
+                                                   by_series=True), TIERS),
+    ("service_map_tiers_filtered", tier_statement(MAP_SHAPE, _FILTERED, 2),
+     {**_FILTERED.params, **TIERS}),
+    ("service_map_focus_tiers_unpacked", tier_statement(
+        FOCUS_SHAPE, compile_filter(""), 2, packed=False), {"service": "x", **TIERS}),
+    ("service_map_edges", _edges(map_statement(compile_filter(""))), {**WINDOW, **EDGES}),
+    ("external_calls_tiers", tier_statement(EXTERNAL_SHAPE, None, 2), {"kinds": [], **TIERS}),
+    ("external_calls_edges", _edges(EXTERNAL_CALLS), {"kinds": [], **WINDOW, **EDGES}),
+    ("health_as_server_tiers", tier_statement(_health_shape("server", listed=True), None, 2),
+     {"ids": [], **TIERS}),
+    ("health_as_client_all_tiers",
+     tier_statement(_health_shape("client", listed=False), None, 2), TIERS),
 ]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from topology.model import Batch
 from topology.store.statement import Dialect, Statement
+from topology.store.tiers import TierRange
+
+Reader = Callable[[Statement, Mapping[str, Any] | None], list[dict[str, Any]]]
 
 
 class StoreError(RuntimeError):
@@ -34,6 +40,7 @@ class RetentionReport:
     deleted_pairs: int  # pairs not seen within hour retention
     deleted_services: int  # services with no pair and not seen within hour retention
     deleted_markers: int  # batch ids past the marker retention
+    tiered: int = 0  # finest buckets added to the pre-aggregated tiers (embedded store)
 
 
 class GraphStore(ABC):
@@ -54,6 +61,25 @@ class GraphStore(ABC):
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Run a read-only statement; rows as plain dicts keyed by column name."""
+
+    def read_arrow(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        """`read` as an Arrow table (the embedded store hands it over without making
+        Python objects of every value). An empty result may have no columns."""
+        return pa.Table.from_pylist(self.read(statement, params))
+
+    def tier_range(self, read: Reader | None = None) -> TierRange | None:
+        """Where pre-aggregated tiers cover the finest buckets (None: no tiers, read
+        buckets only). `read` is a snapshot reader, so the range and the rows read
+        with it agree."""
+        return None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """A reader whose reads see one consistent state of the store (several
+        statements that must agree, e.g. tier rows and the buckets around them)."""
+        yield self.read
 
     @abstractmethod
     def stats(self) -> dict[str, int]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,20 @@ import pyarrow as pa
 from topology.model import HOUR, Batch
 from topology.settings import Settings
 from topology.store import ladybug_schema as q
-from topology.store import rows
+from topology.store import rows, tiers
 from topology.store.base import (
     GraphStore,
     QueryTimeout,
+    Reader,
     RetentionReport,
     StoreError,
     StoreLocked,
     StoreUnavailable,
 )
 from topology.store.statement import Dialect, Statement
+from topology.store.tiers import TierRange, Tiers
+
+_TIER_STATE = Statement.same("tier_state", tiers.STATE)
 
 
 class LadybugStore(GraphStore):
@@ -61,6 +66,7 @@ class LadybugStore(GraphStore):
         self._local = threading.local()
         self._readers: list[ladybug.Connection] = []
         self._closed = False
+        self.tiers = Tiers(int(settings.bucket_width))
 
     # -- connections -------------------------------------------------------
 
@@ -83,7 +89,7 @@ class LadybugStore(GraphStore):
 
     def init_schema(self) -> None:
         with self._write_lock:
-            for statement in q.SCHEMA:
+            for statement in (*q.SCHEMA, *tiers.SCHEMA):
                 self._writer.execute(statement)
 
     def read(
@@ -93,11 +99,44 @@ class LadybugStore(GraphStore):
         try:
             return self._rows(self._reader(), statement.text(self.dialect), params or {})
         except RuntimeError as exc:
-            if str(exc).startswith("Interrupted"):
-                raise QueryTimeout(
-                    f"query {statement.name} exceeded {self.settings.query_timeout:g}s"
-                ) from None
-            raise StoreError(f"query {statement.name} failed: {exc}") from exc
+            raise self._read_error(statement, exc) from exc
+
+    def read_arrow(
+        self, statement: Statement, params: Mapping[str, Any] | None = None
+    ) -> pa.Table:
+        self._check_open()
+        try:
+            result = self._reader().execute(statement.text(self.dialect), dict(params or {}))
+            return result.get_as_arrow(0)
+        except RuntimeError as exc:
+            raise self._read_error(statement, exc) from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """Reads in one read-only transaction of this thread's connection."""
+        self._check_open()
+        conn = self._reader()
+        conn.execute("BEGIN TRANSACTION READ ONLY")
+        try:
+            yield self.read
+        except BaseException:
+            with suppress(RuntimeError):  # a failed read may have ended the transaction
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def tier_range(self, read: Reader | None = None) -> TierRange | None:
+        if not self.tiers.levels:
+            return None
+        found = (read or self.read)(_TIER_STATE, {})
+        if not found:
+            return None
+        return TierRange(found[0]["low"], found[0]["high"], self.tiers.levels)
+
+    def _read_error(self, statement: Statement, exc: RuntimeError) -> StoreError:
+        if str(exc).startswith("Interrupted"):
+            return QueryTimeout(f"query {statement.name} exceeded {self.settings.query_timeout:g}s")
+        return StoreError(f"query {statement.name} failed: {exc}")
 
     def apply(self, batch: Batch, *, now: int | None = None) -> bool:
         self._check_open()
@@ -108,7 +147,9 @@ class LadybugStore(GraphStore):
             if self._rows(conn, q.BATCH_SEEN, {"id": batch.id})[0]["n"]:
                 return False
             self._upsert_services(conn, services)
-            self._upsert_buckets(conn, [rows.bucket_row(b) for b in buckets.values()])
+            bucket_rows = [rows.bucket_row(b) for b in buckets.values()]
+            self.tiers.absorb(conn, bucket_rows)
+            self._upsert_buckets(conn, bucket_rows)
             self._upsert_pairs(conn, rows.pair_rows(buckets.values()))
             conn.execute(q.BATCH_MARK, {"id": batch.id, "now": now})
         return True
@@ -122,12 +163,14 @@ class LadybugStore(GraphStore):
         minute_cutoff = int(now - self.settings.minute_retention)
         hour_cutoff = int(now - self.settings.hour_retention)
         rolled = 0
+        self._expire_tiers(minute_cutoff)
         while True:
             oldest = self._rows(self._reader(), q.OLDEST_ENDED_MINUTE, {"cutoff": minute_cutoff})
             first = oldest[0]["first"] if oldest else None
             if first is None:
                 break
             rolled += self._roll_up_hour(first - first % HOUR, minute_cutoff)
+        tiered = self._roll_tiers(now)
         with self._write_lock, self._transaction() as conn:
             counts = [
                 self._rows(conn, text, {"cutoff": cutoff})[0]["n"]
@@ -139,7 +182,24 @@ class LadybugStore(GraphStore):
                      int(now - self.settings.batch_marker_retention)),
                 )
             ]
-        return RetentionReport(rolled, *counts)
+        return RetentionReport(rolled, *counts, tiered=tiered)
+
+    def _expire_tiers(self, minute_cutoff: int) -> None:
+        """Before minutes are folded into hours: tiers must never cover a folded minute,
+        or a window would count it in its hour bucket and in a tier row."""
+        with self._write_lock, self._transaction() as conn:
+            self.tiers.start(conn, minute_cutoff)
+            self.tiers.expire(conn, minute_cutoff)
+
+    def _roll_tiers(self, now: int) -> int:
+        """Roll the buckets that started before the current one into the tiers, an
+        hour per transaction."""
+        tiered = 0
+        while True:
+            with self._write_lock, self._transaction() as conn:
+                if not self.tiers.pending(conn, now):
+                    return tiered
+                tiered += self.tiers.roll(conn, now)
 
     def ping(self) -> None:
         self._check_open()
@@ -163,7 +223,7 @@ class LadybugStore(GraphStore):
             raise StoreUnavailable(f"embedded store {self.path} is closed")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._writer)
+        return _Transaction(self._writer, self.tiers.forget)
 
     def _upsert_services(self, conn: ladybug.Connection, incoming: Mapping[str, dict]) -> None:
         if not incoming:
@@ -243,8 +303,9 @@ class _Transaction:
     error is the one worth reporting, as a StoreError.
     """
 
-    def __init__(self, conn: ladybug.Connection) -> None:
+    def __init__(self, conn: ladybug.Connection, on_rollback: Callable[[], None]) -> None:
         self.conn = conn
+        self.on_rollback = on_rollback
 
     def __enter__(self) -> ladybug.Connection:
         self.conn.execute("BEGIN TRANSACTION")
@@ -254,6 +315,7 @@ class _Transaction:
         if exc_type is None:
             self.conn.execute("COMMIT")
             return
+        self.on_rollback()
         try:
             self.conn.execute("ROLLBACK")
         except RuntimeError as rollback:

@@ -1,0 +1,82 @@
+"""Folding aggregate rows held in Arrow tables: sums per pair and quantiles, vectorised.
+
+The map of a large graph folds tens of thousands of rows into ten thousand
+edges; done row by row in Python that cost more than the database's part.
+Here the sums run in Arrow's group-by and the quantile estimate runs over
+whole columns, with the same floating-point operations, in the same order, as
+`topology.histogram.p50_p95_p99`, so every figure is identical to it
+(tests/queries/test_fold.py compares them).
+"""
+
+from __future__ import annotations
+
+from itertools import accumulate
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from topology import histogram
+from topology.store import tiers
+
+HIST = tuple(f"h{i}" for i in range(histogram.BIN_COUNT))
+_LOWER = pa.array([0.0, *map(float, histogram.BOUNDS_MS)], pa.float64())
+_UPPER = pa.array([*map(float, histogram.BOUNDS_MS), 0.0], pa.float64())
+_OPEN_BIN = len(histogram.BOUNDS_MS)
+
+
+def unpack(table: pa.Table) -> pa.Table:
+    """A tier result (packed b0.., total) as a bucket result (h0..)."""
+    columns = {name: table.column(name) for name in table.column_names
+               if not (name.startswith("b") and name[1:].isdigit()) and name != "total"}
+    for i in range(histogram.BIN_COUNT):
+        packed = table.column(f"b{i // 2}")
+        columns[f"h{i}"] = (pc.bit_wise_and(packed, tiers.PACK_MASK) if i % 2 == 0
+                            else pc.shift_right(packed, tiers.PACK_BITS))
+    return pa.table(columns)
+
+
+def concat(tables: list[pa.Table]) -> pa.Table | None:
+    """The non-empty tables, with their common columns cast alike, as one."""
+    found = [t for t in tables if t.num_rows]
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    schema = found[0].schema
+    return pa.concat_tables([t.select(schema.names).cast(schema) for t in found])
+
+
+def sums(table: pa.Table, keys: list[str]) -> pa.Table:
+    """requests, errors, latency and h0.. summed per key, sorted by key."""
+    names = ["requests", "errors", "latency", *HIST]
+    summed = table.group_by(keys, use_threads=False).aggregate([(n, "sum") for n in names])
+    renamed = [name.removesuffix("_sum") if name not in keys else name
+               for name in summed.column_names]
+    return summed.rename_columns(renamed).sort_by([(k, "ascending") for k in keys])
+
+
+def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[list]:
+    """Per row, the q-quantiles of its h0.. histogram (None where it is empty)."""
+    hist = [pc.cast(table.column(name), pa.int64()) for name in HIST]
+    running = list(accumulate(hist, pc.add))
+    total = running[-1]
+    empty = pc.equal(total, 0)
+    seen_before = [pa.array([0] * table.num_rows, pa.int64()), *running[:-1]]
+    answers = []
+    for q in qs:
+        rank = pc.multiply(pc.cast(total, pa.float64()), q)
+        index = pc.cast(pc.less(running[0], rank), pa.int64())
+        for column in running[1:]:
+            index = pc.add(index, pc.cast(pc.less(column, rank), pa.int64()))
+        index = pc.min_element_wise(index, _OPEN_BIN)
+        lower = pc.take(_LOWER, index)
+        upper = pc.take(_UPPER, index)
+        seen = pc.choose(index, *seen_before)
+        count = pc.choose(index, *hist)
+        inside = pc.add(lower, pc.divide(
+            pc.multiply(pc.subtract(upper, lower),
+                        pc.subtract(rank, pc.cast(seen, pa.float64()))),
+            pc.cast(count, pa.float64())))
+        value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
+        answers.append(pc.if_else(empty, pa.scalar(None, pa.float64()), value).to_pylist())
+    return answers

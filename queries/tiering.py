@@ -1,0 +1,312 @@
+"""Window decomposition: whole tier blocks in the middle, finest buckets at the edges.
+
+Every traffic query (map, detail, external, diff, blast-radius health) reads
+the same way: a bucket statement (over CallBucket, the window's edges) and a
+tier statement (over CallTier, whole blocks), both returning the same group
+columns with the AGGREGATES columns, read in one snapshot with the tier range
+they were planned against. Where the store has no tiers (Neo4j), or the filter
+reads bucket counters (`status`, `error`: a match depends on the bucket), the
+whole window comes from the buckets, as before.
+
+A window selects buckets by start: [since, until). Tiers hold the finest buckets
+starting in [low, high) (`topology/store/tiers.py`); a tier row of width w at
+block b holds the buckets starting in [b, min(b + w, high)). The plan covers
+[max(since, low), min(until, high)) greedily with the widest block that starts
+there and ends inside, and leaves to the buckets only what precedes the first
+block and follows the last: an unaligned last hour reads about 2 x 2.5 minutes
+of buckets plus 5 to 10 tier rows per series, instead of 60 bucket rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from queries import fold
+from queries.compiler import CompiledFilter
+from queries.window import IN_WINDOW, Window
+from topology import histogram
+from topology.store import tiers
+from topology.store.base import GraphStore, Reader
+from topology.store.statement import Dialect, Statement
+from topology.store.tiers import TierRange
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    ranges: tuple[tuple[int, int], ...]  # bucket-start ranges read from CallBucket
+    blocks: tuple[tuple[int, int, int], ...]  # (width, first, end): tier rows starting there
+
+    @property
+    def tier_params(self) -> dict[str, int]:
+        params = {"t_first": min(b[1] for b in self.blocks),
+                  "t_end": max(b[2] for b in self.blocks)}
+        for i, (width, first, end) in enumerate(self.blocks):
+            params.update({f"t_w{i}": width, f"t_a{i}": first, f"t_b{i}": end})
+        return params
+
+
+def plan(window: Window, tier_range: TierRange | None) -> Plan:
+    """Which tier blocks and which bucket ranges make up the window, exactly."""
+    whole = Plan(((window.since, window.until),), ())
+    if tier_range is None or not tier_range.levels:
+        return whole
+    low, high, levels = tier_range.low, tier_range.high, tier_range.levels
+    start, stop = max(window.since, low), min(window.until, high)
+    position = -(-start // levels[0]) * levels[0]
+    first = position
+    chosen: list[tuple[int, int]] = []
+    while position < stop:
+        for width in reversed(levels):
+            if position % width == 0 and min(position + width, high) <= stop:
+                chosen.append((width, position))
+                position = min(position + width, high)
+                break
+        else:
+            break
+    if not chosen:
+        return whole
+    ranges = tuple(r for r in ((window.since, first), (position, window.until)) if r[0] < r[1])
+    return Plan(ranges, _runs(chosen))
+
+
+def _runs(chosen: list[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+    """Consecutive blocks of one width as (width, first start, last start + width)."""
+    runs: list[list[int]] = []
+    for width, start in chosen:
+        if runs and runs[-1][0] == width and runs[-1][2] == start:
+            runs[-1][2] = start + width
+        else:
+            runs.append([width, start, start + width])
+    return tuple((w, a, b) for w, a, b in runs)
+
+
+# -- statements over the tiers -------------------------------------------------
+
+def _aggregates(dialect: Dialect, packed: bool) -> str:
+    """The AGGREGATES columns over tier rows: histogram bins packed two per column,
+    or, for groups whose packed sums could carry, summed bin by bin."""
+    def total(expression: str, alias: str) -> str:
+        if dialect is Dialect.LADYBUG:
+            return f"CAST(sum({expression}) AS INT64) AS {alias}"
+        return f"sum({expression}) AS {alias}"
+
+    columns = [total("k.requests", "requests"), total("k.errors", "errors"),
+               "sum(k.latency_sum) AS latency", total("k.total", "total")]
+    if packed:
+        columns += [total(f"k.b{i}", f"b{i}") for i in range(tiers.PACKED)]
+    else:
+        for i in range(histogram.BIN_COUNT):
+            column = f"k.b{i // 2}"
+            part = (f"{column} % {tiers.PACK_LIMIT}" if i % 2 == 0
+                    else f"{column} / {tiers.PACK_LIMIT}")
+            columns.append(total(part, f"h{i}"))
+    return ", ".join(columns)
+
+
+AGGREGATES = {
+    (dialect, packed): _aggregates(dialect, packed)
+    for dialect in Dialect for packed in (True, False)
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A traffic query's shape, shared by its bucket and tier statements."""
+
+    name: str
+    returns: str  # group columns over `k`
+    where: str = ""  # extra conditions on `k`, e.g. " AND k.server IN $ids"
+    server_where: str = ""  # a condition on the server `s`, which joins it
+    # returns groups per (client, server, protocol, path): tier rows may be grouped
+    # by their series id instead (`tiers.SeriesNames`)
+    series: bool = False
+
+
+def _blocks(slots: int) -> str:
+    blocks = " OR ".join(
+        f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
+        for i in range(slots)
+    )
+    return f"MATCH (k:CallTier) WHERE k.bucket >= $t_first AND k.bucket < $t_end AND ({blocks})"
+
+
+def tier_text(
+    shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool,
+    by_series: bool = False,
+) -> str:
+    text = (compiled.prelude(dialect) if compiled else "") + _blocks(slots) + shape.where
+    variables = compiled.variables if compiled else frozenset()
+    joined = False
+    if "c" in variables:
+        text += " MATCH (c:Service {id: k.client})"
+        joined = True
+    if "s" in variables or shape.server_where:
+        text += " MATCH (s:Service {id: k.server})"
+        joined = True
+    predicates = [p for p in (compiled.predicate(dialect) if compiled else "true",
+                              shape.server_where) if p and p != "true"]
+    if predicates:
+        text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
+    returns = "k.sid AS sid" if by_series else shape.returns
+    return f"{text} RETURN {returns}, {AGGREGATES[dialect, packed]}"
+
+
+_CACHE: dict[tuple, Statement] = {}
+_CACHE_SIZE = 512
+
+
+def tier_statement(
+    shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True,
+    by_series: bool = False,
+) -> Statement:
+    """The tier statement of a shape and filter (cached by text-relevant parts:
+    parameter values never reach the text)."""
+    key = (shape, slots, packed, by_series) + (
+        (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
+        if compiled else ())
+    found = _CACHE.get(key)
+    if found is None:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        found = _CACHE[key] = Statement(
+            f"{shape.name}_tiers" + ("" if packed else "_unpacked")
+            + ("_by_series" if by_series else ""),
+            tier_text(shape, compiled, Dialect.NEO4J, slots, packed, by_series),
+            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed, by_series),
+        )
+    return found
+
+
+# Both edges of a window in one statement: a second grouped result costs more
+# than testing the range of every bucket in the window.
+_EDGES = f"{IN_WINDOW} AND (k.bucket < $head_end OR k.bucket >= $tail_start)"
+_EDGE_STATEMENTS: dict[Statement, Statement] = {}
+
+
+def _edges(buckets: Statement) -> Statement:
+    found = _EDGE_STATEMENTS.get(buckets)
+    if found is None:
+        texts = [buckets.neo4j, buckets.ladybug]
+        if any(text.count(IN_WINDOW) != 1 for text in texts):
+            raise ValueError(f"statement {buckets.name} does not select buckets by window")
+        found = _EDGE_STATEMENTS[buckets] = Statement(
+            f"{buckets.name}_edges", *(text.replace(IN_WINDOW, _EDGES) for text in texts))
+    return found
+
+
+def _bucket_reads(
+    buckets: Statement, found: Plan, params: Mapping[str, Any]
+) -> list[tuple[Statement, dict[str, Any]]]:
+    """The statements (and parameters) reading the plan's bucket ranges."""
+    if len(found.ranges) == 2:
+        (since, head_end), (tail_start, until) = found.ranges
+        return [(_edges(buckets), {**params, "since": since, "until": until,
+                                   "head_end": head_end, "tail_start": tail_start})]
+    return [(buckets, {**params, "since": since, "until": until})
+            for since, until in found.ranges]
+
+
+def _from_packed(row: Row) -> Row:
+    hist = tiers.unpack(row.pop(f"b{i}") or 0 for i in range(tiers.PACKED))
+    for i, count in enumerate(hist):
+        row[f"h{i}"] = count
+    return row
+
+
+def read_traffic(
+    store: GraphStore, window: Window, buckets: Statement, shape: Shape,
+    compiled: CompiledFilter | None, params: Mapping[str, Any],
+    on_plan: Callable[[Plan], None] | None = None,
+) -> list[Row]:
+    """Rows of `buckets` over the window's edges and of the tier statement over its
+    middle, read in one snapshot: group columns plus the AGGREGATES columns (h0..),
+    several rows per group where both parts hold it (callers fold them)."""
+    with store.snapshot() as read:
+        usable = compiled is None or not compiled.per_bucket
+        found = plan(window, store.tier_range(read) if usable else None)
+        if on_plan is not None:
+            on_plan(found)
+        rows: list[Row] = []
+        for statement, args in _bucket_reads(buckets, found, params):
+            rows += read(statement, args)
+        if found.blocks:
+            rows += _tier_rows(read, shape, compiled, found, params)
+    return rows
+
+
+def _tier_rows(
+    read: Reader, shape: Shape, compiled: CompiledFilter | None, found: Plan,
+    params: Mapping[str, Any],
+) -> list[Row]:
+    args = {**params, **found.tier_params}
+    rows = read(tier_statement(shape, compiled, len(found.blocks)), args)
+    if all((row["total"] or 0) < tiers.PACK_LIMIT for row in rows):
+        return [_from_packed(row) for row in rows]
+    return read(tier_statement(shape, compiled, len(found.blocks), packed=False), args)
+
+
+def read_traffic_table(
+    store: GraphStore, window: Window, buckets: Statement, shape: Shape,
+    compiled: CompiledFilter | None, params: Mapping[str, Any],
+) -> pa.Table | None:
+    """`read_traffic` as one Arrow table (h0.. columns, tier rows unpacked), or None
+    when nothing matched."""
+    with store.snapshot():
+        usable = compiled is None or not compiled.per_bucket
+        found = plan(window, store.tier_range() if usable else None)
+        tables = [store.read_arrow(statement, args)
+                  for statement, args in _bucket_reads(buckets, found, params)]
+        if found.blocks:
+            tables.append(_tier_table(store, shape, compiled, found, params))
+    return fold.concat(tables)
+
+
+def _tier_table(
+    store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
+    params: Mapping[str, Any],
+) -> pa.Table:
+    args = {**params, **found.tier_params}
+    slots = len(found.blocks)
+    by_series = shape.series and not tiers.SERIES.collided
+    packed = store.read_arrow(tier_statement(shape, compiled, slots, by_series=by_series), args)
+    if by_series and packed.num_rows:
+        packed = _named(store, packed, slots, args)
+        if packed is None:  # two series share an id: group by the names instead
+            return _tier_table(store, shape, compiled, found, params)
+    if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
+        return fold.unpack(packed)
+    return store.read_arrow(tier_statement(shape, compiled, slots, packed=False), args,
+                            ).drop_columns(["total"])
+
+
+_SERIES_NAMES: dict[int, Statement] = {}
+
+
+def _named(store: GraphStore, table: pa.Table, slots: int, args: Mapping[str, Any]
+           ) -> pa.Table | None:
+    """The table with the names of its series ids in place of them (None after a
+    collision of ids). Names missing from the registry are read from the tiers."""
+    registry = tiers.SERIES
+    sids = table.column("sid").to_pylist()
+    if any(sid not in registry.names for sid in sids):
+        statement = _SERIES_NAMES.get(slots)
+        if statement is None:
+            statement = _SERIES_NAMES[slots] = Statement.same(
+                "tier_series_names", _blocks(slots) + " RETURN DISTINCT k.client AS client, "
+                "k.server AS server, k.protocol AS protocol, k.path AS path")
+        for row in store.read(statement, args):
+            registry.add(row["client"], row["server"], row["protocol"], row["path"])
+    if registry.collided:
+        return None
+    names = [registry.names[sid] for sid in sids]
+    columns = {name: pa.array(values, pa.string()) for name, values in zip(
+        ("client", "server", "protocol", "path"), zip(*names, strict=True), strict=True)}
+    return pa.table({**columns, **{n: table.column(n) for n in table.column_names
+                                   if n != "sid"}})
