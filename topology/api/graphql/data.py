@@ -1,8 +1,9 @@
 """Map data: bucket aggregates folded per (client, server), keeping histograms.
 
-Built on the named map statement (`queries.service_map.map_statement`); it
-keeps each pair's summed histogram (the named `fold_edges` keeps quantiles
-only) so service stats and health can be derived from the same rows. Time
+Built on the named map rows (`queries.service_map.map_rows`: whole blocks
+from the tiers, the window's edge minutes from buckets); it keeps each
+pair's summed histogram (the named `fold_edges` keeps quantiles only) so
+service stats and health can be derived from the same rows. Time
 series and exemplars have their own statements, run only when a query asks
 for those fields.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from queries.compiler import CompiledFilter
 from queries.external import EXTERNAL_SERVER_KINDS
-from queries.service_map import TOP_PATHS
+from queries.service_map import TOP_PATHS, map_rows
 from queries.services import SERVICE_COLUMNS, ServiceNode
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
@@ -70,22 +71,11 @@ def focused(compiled: CompiledFilter, service_id: str) -> CompiledFilter:
                    param_items=(*compiled.param_items, ("service", service_id)))
 
 
-def map_statement(compiled: CompiledFilter) -> Statement:
-    """The named map statement's rows (per client, server, protocol, path).
-
-    LadybugDB sums INT64 into INT128, which its Python driver hands over as
-    Decimal, about four times slower to fetch than INT64: the sums are cast back.
-    """
-    return filtered_statement("api_map", compiled, _MAP_COLUMNS + AGGREGATES["neo4j"],
-                              _MAP_COLUMNS + AGGREGATES["ladybug"])
-
-
 def fetch_pairs(
     store: GraphStore, compiled: CompiledFilter, window: Window
 ) -> dict[tuple[str, str], PairAgg]:
     """Per (client, server): summed traffic, protocols and per-path requests."""
-    rows = store.read(map_statement(compiled), {**compiled.params, **window.params()})
-    return _fold(rows)
+    return _fold(map_rows(store, compiled, window))
 
 
 def _fold(rows: list[dict[str, Any]]) -> dict[tuple[str, str], PairAgg]:

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from queries.compiler import compile_filter
-from tests.neo4j_lint import LinterUnavailable, lint_cypher
+from queries.service_map import MAP_SHAPE, map_statement
+from queries.tiering import Plan, tier_statement
+from tests.neo4j_lint import LABELS, LinterUnavailable, lint_cypher
 from topology.api.graphql import answers_graph, data
 from topology.api.graphql.scope import CALLED_FROM_SCOPE, Scope
 from topology.store.statement import Dialect, Statement
@@ -15,6 +17,7 @@ from topology.store.statement import Dialect, Statement
 WINDOW = {"since": 0, "until": 60}
 FILTERS = ("", "server.namespace = shop and client.label.team contains ay v1.traces")
 SHOP = Scope(frozenset({"shop"}))
+TIERS = Plan((), ((300, 0, 600), (1800, 1800, 3600))).tier_params
 
 
 def statements() -> list[tuple[str, Statement, dict[str, Any]]]:
@@ -24,10 +27,14 @@ def statements() -> list[tuple[str, Statement, dict[str, Any]]]:
             compiled = scope.compile(text)
             label = f"scoped={scope.limited} filter={text!r}"
             params = {**compiled.params, **WINDOW}
-            found.append((f"map {label}", data.map_statement(compiled), params))
+            found.append((f"map {label}", map_statement(compiled), params))
+            found.append((f"map tiers {label}", tier_statement(MAP_SHAPE, compiled, 2),
+                          {**compiled.params, **TIERS}))
             focused = data.focused(compiled, "x")
-            found.append((f"focus {label}", data.map_statement(focused), {
+            found.append((f"focus {label}", map_statement(focused), {
                 **focused.params, **WINDOW}))
+            found.append((f"focus tiers {label}", tier_statement(MAP_SHAPE, focused, 2),
+                          {**focused.params, **TIERS}))
             found.append((f"series {label}", data.filtered_statement(
                 "s", compiled, data._SERIES_RETURNS), params))
             found.append((f"exemplars {label}", data.filtered_statement(
@@ -50,7 +57,8 @@ def test_every_neo4j_text_lints_clean() -> None:
              for name, statement, params in statements()]
     assert compile_filter(FILTERS[1]).params  # the filtered cases carry parameters
     try:
-        problems = lint_cypher(items)
+        # CallTier: the pre-aggregated tiers (docs/storage.md), embedded store only today
+        problems = lint_cypher(items, labels=(*LABELS, "CallTier"))
     except LinterUnavailable as exc:
         pytest.fail(str(exc))
     assert problems == []
