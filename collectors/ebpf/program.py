@@ -78,7 +78,7 @@ class Program:
         self._handler = handler
         size = self.options.ringbuf_pages * mmap.PAGESIZE
         self._reader = RingReader(self._bpf[b"events"].map_fd, size,
-                                  events.record_decoder(self.options.max_head), handler)
+                                  events.record_decoder(), handler)
 
     def consume(self) -> int:
         """Drain what the ring buffer holds now (never blocks); returns the count."""

@@ -191,9 +191,9 @@ def test_dns_answer_becomes_an_observation(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     payload = response("db.test", [_rr(POINTER, 1, 30, bytes([10, 1, 2, 3]))])
     h.tracker.handle(s.data(CLIENT, 9, IN, payload, ts=5 * MS, role=ev.ROLE_DATAGRAM,
-                            transport=ev.TRANSPORT_UDP, remote=("10.0.0.2", 53)))
+                            transport=ev.TRANSPORT_UDP))
     h.tracker.handle(s.data(CLIENT, 9, IN, b"\x00\x01junk", ts=6 * MS, role=ev.ROLE_DATAGRAM,
-                            transport=ev.TRANSPORT_UDP, remote=("10.0.0.2", 53)))
+                            transport=ev.TRANSPORT_UDP))
     assert h.dns == [{"name": "db.test", "ips": ["10.1.2.3"], "ttl": 30,
                       "timestamp": pytest.approx(1_000.005)}]
     assert h.stats.unparsable["dns"] == 1
@@ -246,7 +246,7 @@ def test_batches_validate_against_the_schema(tmp_path: Path) -> None:
     h.client_conn(fd=6, port=6379)
     h.tracker.handle(s.close(CLIENT, 6, ts=10 * MS, sent=1, received=2))
     h.tracker.handle(s.data(CLIENT, 9, IN, response("x.test", [_rr(POINTER, 1, 5, bytes(4))]),
-                            ts=MS, transport=ev.TRANSPORT_UDP, remote=("10.0.0.2", 53)))
+                            ts=MS, transport=ev.TRANSPORT_UDP))
     batch = outbox.seal()
     assert batch is not None
     assert {k: len(v) for k, v in batch.items() if isinstance(v, list)} == {
