@@ -25,6 +25,9 @@ from collectors.ebpf.protocols.http1 import Parse
 from collectors.ebpf.stats import Stats
 
 Emit = Callable[[dict[str, Any]], None]
+TRANSPORT_TCP, DIR_INGRESS, DIR_EGRESS = ev.TRANSPORT_TCP, ev.DIR_INGRESS, ev.DIR_EGRESS
+ROLE_CLIENT = ev.ROLE_CLIENT
+_NOT_PARSED = (TCP, DONE)
 
 
 class Tracker:
@@ -150,6 +153,15 @@ class Tracker:
         self.emit_call(call)
 
     def _call(self, conn: Conn, start_ns: int, protocol: str) -> dict[str, Any]:
+        ends = conn.ends
+        if ends is None:
+            ends = self._ends(conn)
+        return {"timestamp": start_ns / 1e9 + self.wall_offset, "side": ends[2],
+                "source": ends[0], "destination": ends[1], "protocol": protocol}
+
+    def _ends(self, conn: Conn) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(source, destination, side) of the connection's calls; kept on the connection
+        (every call of a connection shares them) once the destination is named."""
         local = {"ip": conn.local_ip, "workload": conn.workload}
         if conn.role == ev.ROLE_CLIENT:
             remote: dict[str, Any] = {"ip": conn.remote_ip, "port": conn.remote_port}
@@ -157,38 +169,39 @@ class Tracker:
             if owner is None:
                 owner = conn.peer_workload = self.listeners.lookup(conn.remote_ip,
                                                                    conn.remote_port)
-            if owner is not None:
-                remote["workload"] = owner
-            source, destination, side = local, remote, "client"
+            if owner is None:
+                return local, remote, "client"  # not cached: a later scan may name it
+            remote["workload"] = owner
+            conn.ends = (local, remote, "client")
         else:
             local["port"] = conn.local_port
-            source, destination, side = {"ip": conn.remote_ip}, local, "server"
-        return {"timestamp": self.wall(start_ns), "side": side, "source": source,
-                "destination": destination, "protocol": protocol}
+            conn.ends = ({"ip": conn.remote_ip}, local, "server")
+        return conn.ends
 
     # payloads
 
     def _on_data(self, event: Any) -> None:
-        data = event.payload
-        if event.transport == ev.TRANSPORT_UDP:
-            if event.direction == ev.DIR_INGRESS:
-                self._on_dns(data, event.ts_ns)
+        if event.transport != TRANSPORT_TCP:
+            if event.direction == DIR_INGRESS:
+                self._on_dns(event.payload, event.ts_ns)
             return
         key = (event.tgid, event.fd)
         conn = self.conns.get(key)
-        if conn is None or conn.protocol in (TCP, DONE):
+        if conn is None or conn.protocol in _NOT_PARSED:
             return
-        conn.last_ns = event.ts_ns
-        self.conns.move_to_end(key)
-        whole = event.cap_len == event.len
-        is_request = (event.direction == ev.DIR_EGRESS) == (conn.role == ev.ROLE_CLIENT)
-        earlier = conn.partial.pop(event.direction, None)
+        data = event.payload
+        ts_ns = conn.last_ns = event.ts_ns
+        direction = event.direction
+        earlier = conn.partial.pop(direction, None) if conn.partial else None
         if earlier is not None:
             data = earlier + data
-        if is_request:
-            self._on_request(conn, data, whole, event.ts_ns, event.direction, earlier is not None)
+        if (direction == DIR_EGRESS) == (conn.role == ROLE_CLIENT):
+            self.conns.move_to_end(key)  # least recently used first, for eviction
+            self._on_request(conn, data, event.cap_len == event.len, ts_ns, direction,
+                             earlier is not None)
         else:
-            self._on_response(conn, data, whole, event.ts_ns, event.direction, earlier is not None)
+            self._on_response(conn, data, event.cap_len == event.len, ts_ns, direction,
+                              earlier is not None)
 
     def _on_request(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
                     direction: int, continued: bool) -> None:
@@ -248,9 +261,13 @@ class Tracker:
             return
         start_ns, request = conn.pending.popleft()
         self.pending_total -= 1
-        self.stats.pending_requests = self.pending_total
-        call = self._call(conn, start_ns, conn.protocol)
-        call["method"] = request.method
+        stats = self.stats
+        stats.pending_requests = self.pending_total
+        protocol = conn.protocol
+        ends = conn.ends or self._ends(conn)
+        call = {"timestamp": start_ns / 1e9 + self.wall_offset, "side": ends[2],
+                "source": ends[0], "destination": ends[1], "protocol": protocol,
+                "method": request.method}
         if request.path:
             call["path"] = request.path
         if request.host:
@@ -258,8 +275,8 @@ class Tracker:
         if response.status is not None:
             call["status"] = response.status
         call["error"] = response.error
-        call["duration_ms"] = max(0.0, (ts_ns - start_ns) / 1e6)
-        self.stats.calls[conn.protocol] += 1
+        call["duration_ms"] = (ts_ns - start_ns) / 1e6 if ts_ns > start_ns else 0.0
+        stats.calls[protocol] += 1
         self.emit_call(call)
         if response.upgrade:
             self._give_up(conn, keep_parsed=True)  # switched protocols (WebSocket, h2c)
