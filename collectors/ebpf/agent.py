@@ -7,6 +7,7 @@ and backoff. Losses are counted in Stats and summarised in the log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -99,8 +100,7 @@ class Agent:
         self._thread: threading.Thread | None = None
 
     def _emit(self, kind: str) -> Any:
-        add = self.outbox.add
-        return lambda item: add(kind, item)
+        return functools.partial(self.outbox.add, kind)
 
     def start(self) -> None:
         """Load the BPF program (may raise: no root, no BCC) and start shipping."""

@@ -26,7 +26,7 @@ from collectors.ebpf.stats import Stats
 
 Emit = Callable[[dict[str, Any]], None]
 TRANSPORT_TCP, DIR_INGRESS, DIR_EGRESS = ev.TRANSPORT_TCP, ev.DIR_INGRESS, ev.DIR_EGRESS
-ROLE_CLIENT = ev.ROLE_CLIENT
+ROLE_CLIENT, EV_DATA = ev.ROLE_CLIENT, ev.EV_DATA
 _NOT_PARSED = (TCP, DONE)
 
 
@@ -55,25 +55,26 @@ class Tracker:
         self.conns: OrderedDict[tuple[int, int], Conn] = OrderedDict()
         self.by_tgid: dict[int, set[int]] = {}
         self.pending_total = 0
+        self._counts = stats.events
 
     def wall(self, ts_ns: int) -> float:
         return ts_ns / 1e9 + self.wall_offset
 
     def handle(self, event: Any) -> None:
         kind = event.kind
-        if kind == ev.EV_DATA:
-            self.stats.events["data"] += 1
+        if kind == EV_DATA:
+            self._counts["data"] += 1
             self._on_data(event)
         elif kind == ev.EV_CONN:
-            self.stats.events["conn"] += 1
+            self._counts["conn"] += 1
             self._on_conn(event)
         elif kind == ev.EV_CLOSE:
-            self.stats.events["close"] += 1
+            self._counts["close"] += 1
             conn = self._pop(event.tgid, event.fd)
             if conn is not None:
                 self._finish(conn, event.ts_ns, event.bytes_sent, event.bytes_received)
         elif kind == ev.EV_EXIT:
-            self.stats.events["exit"] += 1
+            self._counts["exit"] += 1
             self._on_exit(event.tgid, event.ts_ns)
 
     # connections
