@@ -14,6 +14,8 @@
  * the connecting task for SYN_SENT and in softirq for SYN_RECV -> ESTABLISHED
  * (matched to accept by the peer address). Tracked sockets get their payload
  * heads captured and their bytes counted; close() and process exit end them.
+ * Payload records carry only the bytes captured (ringbuf_output from a per-CPU
+ * scratch record), and only heads: see io_exit for what counts as one.
  */
 #include <uapi/linux/ptrace.h>
 #include <linux/socket.h>
