@@ -132,7 +132,7 @@ class Agent:
             wall_offset=offset, limits=self.config.limits,
             release=program.release, stop_capture=program.stop_capture,
         )
-        program.open(self.tracker.handle)
+        program.open_raw(self.tracker.record_handler())
         self.program = program
         for lease in self.listeners.refresh(time.time()):
             self.outbox.add("endpoints", lease)

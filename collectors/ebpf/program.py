@@ -70,15 +70,17 @@ class Program:
             self._bpf = bcc.BPF(text=render(options).encode(), cflags=cflags)
         self._lost = self._bpf[b"lost"]
         self._tracked = self._bpf[b"tracked"]
-        self._handler: Callable[[Any], None] | None = None
         self._reader: RingReader | None = None
 
     def open(self, handler: Callable[[Any], None]) -> None:
         """Route every event record (decoded by events.record_decoder) to handler."""
-        self._handler = handler
+        decode = events.record_decoder()
+        self.open_raw(lambda buffer, offset: handler(decode(buffer, offset)))
+
+    def open_raw(self, on_record: Callable[[Any, int], None]) -> None:
+        """Route every record undecoded: on_record(buffer, offset), valid during the call."""
         size = self.options.ringbuf_pages * mmap.PAGESIZE
-        self._reader = RingReader(self._bpf[b"events"].map_fd, size,
-                                  events.record_decoder(), handler)
+        self._reader = RingReader(self._bpf[b"events"].map_fd, size, on_record)
 
     def consume(self) -> int:
         """Drain what the ring buffer holds now (never blocks); returns the count."""

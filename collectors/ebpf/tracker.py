@@ -28,6 +28,8 @@ Emit = Callable[[dict[str, Any]], None]
 TRANSPORT_TCP, DIR_INGRESS, DIR_EGRESS = ev.TRANSPORT_TCP, ev.DIR_INGRESS, ev.DIR_EGRESS
 ROLE_CLIENT, EV_DATA = ev.ROLE_CLIENT, ev.EV_DATA
 _NOT_PARSED = (TCP, DONE)
+_DATA_FIELDS = ("kind", "role", "direction", "transport", "tgid", "fd", "len", "ts_ns",
+                "cap_len", "pad")
 
 
 class Tracker:
@@ -60,11 +62,37 @@ class Tracker:
     def wall(self, ts_ns: int) -> float:
         return ts_ns / 1e9 + self.wall_offset
 
+    def record_handler(self) -> Callable[[Any, int], None]:
+        """on_record(buffer, offset) for the ring reader: a payload record is read straight
+        from the buffer into locals (no record object; its payload is copied only when
+        its socket is parsed); the other kinds are decoded and given to handle()."""
+        decode = ev.record_decoder()
+        packed, names = ev.record_format("data_event")
+        if names != _DATA_FIELDS:
+            raise ValueError(f"events.h: struct data_event is {names}, expected {_DATA_FIELDS}")
+        unpack_from, size = packed.unpack_from, packed.size
+        counts, on_data, handle = self._counts, self._on_data, self.handle
+
+        def on_record(buffer: Any, offset: int) -> None:
+            if buffer[offset] != EV_DATA:
+                handle(decode(buffer, offset))
+                return
+            counts["data"] += 1
+            _, _, direction, transport, tgid, fd, length, ts_ns, cap_len, _ = unpack_from(
+                buffer, offset)
+            on_data(tgid, fd, direction, transport, cap_len == length, ts_ns, buffer,
+                    offset + size, cap_len)
+
+        return on_record
+
     def handle(self, event: Any) -> None:
+        """One decoded record (events.record_decoder)."""
         kind = event.kind
         if kind == EV_DATA:
             self._counts["data"] += 1
-            self._on_data(event)
+            self._on_data(event.tgid, event.fd, event.direction, event.transport,
+                          event.cap_len == event.len, event.ts_ns, event.payload, 0,
+                          event.cap_len)
         elif kind == ev.EV_CONN:
             self._counts["conn"] += 1
             self._on_conn(event)
@@ -181,28 +209,27 @@ class Tracker:
 
     # payloads
 
-    def _on_data(self, event: Any) -> None:
-        if event.transport != TRANSPORT_TCP:
-            if event.direction == DIR_INGRESS:
-                self._on_dns(event.payload, event.ts_ns)
+    def _on_data(self, tgid: int, fd: int, direction: int, transport: int, whole: bool,
+                 ts_ns: int, buffer: Any, start: int, cap_len: int) -> None:
+        """A payload: buffer[start:start + cap_len] (whole: nothing was cut off)."""
+        if transport != TRANSPORT_TCP:
+            if direction == DIR_INGRESS:
+                self._on_dns(bytes(buffer[start : start + cap_len]), ts_ns)
             return
-        key = (event.tgid, event.fd)
+        key = (tgid, fd)
         conn = self.conns.get(key)
         if conn is None or conn.protocol in _NOT_PARSED:
             return
-        data = event.payload
-        ts_ns = conn.last_ns = event.ts_ns
-        direction = event.direction
+        data = bytes(buffer[start : start + cap_len])
+        conn.last_ns = ts_ns
         earlier = conn.partial.pop(direction, None) if conn.partial else None
         if earlier is not None:
             data = earlier + data
         if (direction == DIR_EGRESS) == (conn.role == ROLE_CLIENT):
             self.conns.move_to_end(key)  # least recently used first, for eviction
-            self._on_request(conn, data, event.cap_len == event.len, ts_ns, direction,
-                             earlier is not None)
+            self._on_request(conn, data, whole, ts_ns, direction, earlier is not None)
         else:
-            self._on_response(conn, data, event.cap_len == event.len, ts_ns, direction,
-                              earlier is not None)
+            self._on_response(conn, data, whole, ts_ns, direction, earlier is not None)
 
     def _on_request(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
                     direction: int, continued: bool) -> None:

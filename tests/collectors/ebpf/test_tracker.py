@@ -55,12 +55,25 @@ class Harness:
                                    local=("10.0.0.9", 0), ts=ts, comm=b"curl"))
 
     def feed(self, steps: list[tuple[int, bytes] | tuple[int, bytes, int]], fd: int = 5,
-             start: int = 1) -> None:
+             start: int = 1, raw: bool = False) -> None:
+        """Payload records, decoded and given to handle(), or (raw) laid out one after
+        the other in a buffer and read by the ring reader's record handler."""
+        records = []
         for index, step in enumerate(steps):
             direction, payload = step[0], step[1]
             length = step[2] if len(step) == 3 else None
-            self.tracker.handle(s.data(CLIENT, fd, direction, payload,
-                                       ts=(start + index) * MS, length=length))
+            records.append(s.data_record(CLIENT, fd, direction, payload,
+                                         ts=(start + index) * MS, length=length))
+        if not raw:
+            for record in records:
+                self.tracker.handle(s.decode(record))
+            return
+        on_record = self.tracker.record_handler()
+        ring = memoryview(b"".join(records))
+        offset = 0
+        for record in records:
+            on_record(ring, offset)
+            offset += len(record)
 
 
 def summary(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -117,13 +130,15 @@ CONVERSATIONS = [
 ]
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["decoded", "raw"])
 @pytest.mark.parametrize(("case", "steps", "expected", "losses"), CONVERSATIONS,
                          ids=[c[0] for c in CONVERSATIONS])
 def test_client_conversation(tmp_path: Path, case: str, steps: list[Any],
-                             expected: list[tuple[Any, ...]], losses: dict[str, int]) -> None:
+                             expected: list[tuple[Any, ...]], losses: dict[str, int],
+                             raw: bool) -> None:
     h = Harness(tmp_path)
     h.client_conn()
-    h.feed(steps)
+    h.feed(steps, raw=raw)
     h.tracker.handle(s.close(CLIENT, 5, ts=100 * MS, sent=500, received=700))
     assert summary(h.calls) == expected
     reported = {k: v for k, v in h.stats.losses().items() if v}
