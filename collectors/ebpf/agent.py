@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.ebpf import scheduling
 from collectors.ebpf.identity import Identities
 from collectors.ebpf.listeners_table import ListenerTable
 from collectors.ebpf.outbox import Outbox
@@ -25,15 +25,6 @@ from collectors.ebpf.stats import Stats
 from collectors.ebpf.tracker import Limits, Tracker
 
 log = logging.getLogger("topology.agent")
-
-
-def run_in_background() -> None:
-    """Moves the calling thread to SCHED_BATCH (Linux; a no-op where it is missing)."""
-    if hasattr(os, "sched_setscheduler"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-        except OSError as exc:
-            log.warning("cannot use SCHED_BATCH, agent threads keep the default policy: %s", exc)
 
 
 @dataclass(frozen=True)
@@ -47,8 +38,8 @@ class AgentConfig:
     # The ring buffer holds seconds of events: draining it 10 times a second is
     # plenty, and large batches cost less per event than many small ones.
     poll_interval: float = 0.1
-    # SCHED_BATCH for the agent's threads: the same share of CPU, but waking up to
-    # drain the ring buffer never preempts the applications being observed.
+    # Out of the applications' way (scheduling.py): the polling thread under
+    # SCHED_IDLE while it keeps up, the shipper under SCHED_BATCH.
     background: bool = True
     listener_interval: float = 30.0
     log_interval: float = 60.0
@@ -65,7 +56,7 @@ class Shipper(threading.Thread):
 
     def run(self) -> None:
         if self.config.background:
-            run_in_background()
+            scheduling.background()
         self.ready.set()
         delay = self.config.retry_initial
         failing = 0  # consecutive failures: logged when they start and when they end
@@ -143,8 +134,7 @@ class Agent:
     def run(self) -> None:
         """Poll until stop(); then flush what is left."""
         config = self.config
-        if config.background:
-            run_in_background()
+        policy = scheduling.PollingPolicy() if config.background else None
         self.polling.set()
         assert self.program is not None and self.tracker is not None, "start() first"
         next_listeners = time.monotonic() + config.listener_interval
@@ -152,6 +142,8 @@ class Agent:
         next_expire = time.monotonic() + 1.0
         last_losses: dict[str, int] = {}
         while not self.stopping.is_set():
+            if policy is not None:
+                policy.follow(self.program.backlog())
             self.program.consume()
             now = time.monotonic()
             if now >= next_expire:

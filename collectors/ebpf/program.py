@@ -86,6 +86,10 @@ class Program:
         """Drain what the ring buffer holds now (never blocks); returns the count."""
         return self._reader.consume() if self._reader is not None else 0
 
+    def backlog(self) -> float:
+        """The fraction of the ring buffer holding records not read yet."""
+        return self._reader.used() if self._reader is not None else 0.0
+
     def lost(self) -> dict[str, int]:
         """Events the kernel could not queue (ring buffer full), by kind, since load."""
         totals = {}

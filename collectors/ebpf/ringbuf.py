@@ -72,6 +72,12 @@ class RingReader:
             _U64.pack_into(self._consumer, 0, consumer)
         return count
 
+    def used(self) -> float:
+        """The fraction of the buffer holding records not consumed yet."""
+        consumer = _U64.unpack_from(self._consumer, 0)[0]
+        producer = _U64.unpack_from(self._producer, 0)[0]
+        return (producer - consumer) / (self.mask + 1)
+
     def close(self) -> None:
         self._data.release()
         self._producer.close()
