@@ -3,7 +3,7 @@
 The shipper runs under SCHED_BATCH: its fair share of CPU, but its wake-ups
 never preempt anyone. The polling thread runs under SCHED_IDLE, so that any
 application waking up preempts it at once, for as long as it keeps up: when
-the ring buffer gets more than a quarter full it moves to SCHED_BATCH (a fair
+the ring buffer gets more than 1/32 full it moves to SCHED_BATCH (a fair
 share) until it has drained the buffer, so a busy machine cannot starve it
 into losing events. Linux only; elsewhere, or when refused, threads keep the
 default policy (logged once).
@@ -16,8 +16,11 @@ import os
 
 log = logging.getLogger("topology.agent")
 
-BUSY_ABOVE = 0.25  # fraction of the ring buffer in use: take a fair share of CPU
-IDLE_BELOW = 1 / 16  # back in the background once drained below this
+# Fractions of the ring buffer in use. A thread under SCHED_IDLE on a saturated
+# machine runs rarely, so it must take its fair share early: 1/32 of the default
+# 16 MiB is about 5,000 requests, a tenth of a second at full speed.
+BUSY_ABOVE = 1 / 32
+IDLE_BELOW = 1 / 256  # back in the background once drained below this
 
 
 def _set(policy_name: str) -> bool:

@@ -19,9 +19,9 @@ pytestmark = [
 IDLE, BATCH = getattr(os, "SCHED_IDLE", -1), getattr(os, "SCHED_BATCH", -1)
 
 CASES = [
-    ("keeps up", [0.0, 0.1, 0.25], [IDLE, IDLE, IDLE]),
-    ("falls behind, drains", [0.5, 0.2, 0.07, 0.01, 0.0], [BATCH, BATCH, BATCH, IDLE, IDLE]),
-    ("behind twice", [0.3, 0.0, 0.9, 0.05], [BATCH, IDLE, BATCH, IDLE]),
+    ("keeps up", [0.0, 0.01, 1 / 32], [IDLE, IDLE, IDLE]),
+    ("falls behind, drains", [0.5, 0.2, 0.01, 0.001, 0.0], [BATCH, BATCH, BATCH, IDLE, IDLE]),
+    ("behind twice", [0.04, 0.0, 0.9, 0.002], [BATCH, IDLE, BATCH, IDLE]),
 ]
 
 
