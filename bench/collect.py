@@ -2,11 +2,17 @@
 
 Runs wrk against a small asyncio keep-alive HTTP server, alternating rounds
 without and with `topology collect` (as a separate process, batches to
-/dev/null), and prints per round and as medians: throughput, p50/p99 latency
-(wrk), the agent's CPU time per 1,000 requests and per request, and the
-events the kernel could not queue (agent /metrics).
+/dev/null), at full speed and paced at --rate requests/s, and prints per round
+and as medians: throughput, p50/p99 latency (wrk), the agent's CPU time per
+1,000 requests and per request, the events the kernel could not queue and the
+agent's other losses (agent /metrics), and the calls it reported.
 
-    sudo .venv/bin/python bench/collect.py [--seconds 8] [--rounds 3] [--connections 16]
+Pacing: every connection waits --pace-ms between a response and its next
+request, with enough connections to offer --rate: a long wait keeps the
+offered rate nearly independent of the latency (and of the agent's effect on
+it). The number of connections is calibrated without the agent.
+
+    sudo .venv/bin/python bench/collect.py [--seconds 8] [--rounds 3] [--rate 5000]
 """
 
 from __future__ import annotations
@@ -112,14 +118,28 @@ def metric(metrics_url: str, name: str) -> float:
                if line.startswith(name) and not line.startswith("#"))
 
 
-PACE_MS = 1
+LOSSES = ("lost_events", "unparsable_payloads", "evicted_connections", "evicted_requests",
+          "unmatched_responses")
+
+
+def calibrate(port: int, rate: int, pace_ms: int) -> tuple[int, float]:
+    """Connections that offer `rate` requests/s at pace_ms between requests, and the rate
+    the last calibration run reached (short runs without the agent)."""
+    connections = max(1, round(rate * pace_ms / 1000))
+    reached = 0.0
+    for _ in range(3):
+        reached = wrk(port, 3, connections, delay_ms=pace_ms)["rps"]
+        if abs(reached - rate) <= 0.02 * rate:
+            break
+        connections = max(1, round(connections * rate / reached))
+    return connections, reached
 
 
 def measured(pid: int, metrics_url: str, load: Callable[[], dict[str, float]]) -> dict[str, float]:
     """Runs load and adds the agent's CPU time, lost events and calls reported meanwhile."""
     cpu_before = cpu_seconds(pid)
     started = time.monotonic()
-    counters = ("lost_events", "calls", "events")
+    counters = ("calls", "events", *LOSSES)
     before = {name: metric(metrics_url, f"topology_agent_{name}_total") for name in counters}
     result = load()
     time.sleep(2.0)  # the agent drains the ring buffer and refreshes its loss counters each second
@@ -128,6 +148,7 @@ def measured(pid: int, metrics_url: str, load: Callable[[], dict[str, float]]) -
     for name in counters:
         result[name] = metric(metrics_url, f"topology_agent_{name}_total") - before[name]
     result["lost"] = result.pop("lost_events")
+    result["other_losses"] = sum(result.pop(name) for name in LOSSES[1:])
     if result["requests"]:
         # CPU microseconds per request == CPU milliseconds per 1,000 requests.
         result["us_per_request"] = result["agent_cpu_s"] / result["requests"] * 1e6
@@ -146,7 +167,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate", type=int, default=5000,
-                        help="target requests/s of the paced run (wrk with a per-request delay)")
+                        help="target requests/s of the paced runs (wrk with a per-request delay)")
+    parser.add_argument("--pace-ms", type=int, default=20,
+                        help="wait of each paced connection between requests")
     args = parser.parse_args()
     if os.geteuid() != 0 or shutil.which("wrk") is None:
         print("bench/collect.py needs root and wrk (scripts/setup-ebpf.sh)", file=sys.stderr)
@@ -160,11 +183,15 @@ def main() -> int:
     try:
         wait_for(port)
         wrk(port, 2, args.connections)  # warm-up
-        # wrk's delay() has millisecond timers: calibrate the rate one paced connection gets.
-        per_connection = wrk(port, 2, 4, delay_ms=PACE_MS)["rps"] / 4
-        paced_connections = max(1, round(args.rate / per_connection))
+        paced_connections, calibrated = calibrate(port, args.rate, args.pace_ms)
+        args.paced_connections, args.calibrated = paced_connections, calibrated
+
+        def paced() -> dict[str, float]:
+            return wrk(port, args.seconds, paced_connections, delay_ms=args.pace_ms)
+
         for index in range(args.rounds):
             rows.append(("without", wrk(port, args.seconds, args.connections)))
+            rows.append(("paced0", paced()))
             agent = subprocess.Popen(
                 [sys.executable, "-m", "collectors.cli_collect", "--output", os.devnull,
                  "--metrics-port", str(metrics_port), "--log-level", "warning"], cwd=ROOT)
@@ -172,8 +199,7 @@ def main() -> int:
             rows.append(("idle", measured(agent.pid, metrics_url, lambda: idle(args.seconds))))
             rows.append(("with", measured(agent.pid, metrics_url, lambda: wrk(
                 port, args.seconds, args.connections))))
-            rows.append(("paced", measured(agent.pid, metrics_url, lambda: wrk(
-                port, args.seconds, paced_connections, delay_ms=PACE_MS))))
+            rows.append(("paced", measured(agent.pid, metrics_url, paced)))
             agent.terminate()
             agent.wait(timeout=30)
             agent = None
@@ -188,10 +214,15 @@ def main() -> int:
     return 0
 
 
+LABELS = {"without": "full speed, no agent", "with": "full speed, agent",
+          "paced0": "paced, no agent", "paced": "paced, agent", "idle": "idle, agent"}
+
+
 def report(rows: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -> None:
     print(f"loopback HTTP (asyncio server), wrk -t2 -d{args.seconds}s; full speed with "
-          f"-c{args.connections}; paced: {PACE_MS} ms between requests per connection "
-          f"(target {args.rate} req/s, calibrated without the agent); {args.rounds} rounds; "
+          f"-c{args.connections}; paced: {args.pace_ms} ms between requests on "
+          f"{args.paced_connections} connections (target {args.rate} req/s, calibration "
+          f"reached {args.calibrated:.0f} without the agent); {args.rounds} rounds; "
           "agent = topology collect; "
           f"load average before: {os.getloadavg()[0]:.1f}")
     for label, row in rows:
@@ -200,17 +231,26 @@ def report(rows: list[tuple[str, dict[str, float]]], args: argparse.Namespace) -
                                   for name, r in rows if name == "idle")
     print(f"agent CPU with no load of ours (other processes' traffic): "
           f"{idle_rate * 1000:.1f} ms per second")
-    for label in ("without", "with", "paced"):
+    medians = {}
+    for label in ("without", "with", "paced0", "paced"):
         chosen = [row for name, row in rows if name == label]
-        median = {key: statistics.median(r[key] for r in chosen) for key in chosen[0]}
-        line = f"median {label:7s} {_line(median)}"
-        if label != "without":
+        median = medians[label] = {key: statistics.median(r[key] for r in chosen)
+                                   for key in chosen[0]}
+        line = f"median {LABELS[label]:21s} {_line(median)}"
+        if label in ("with", "paced"):
             net = statistics.median(
                 (r["agent_cpu_s"] - idle_rate * r["elapsed_s"]) / r["requests"] * 1e6
                 for r in chosen)
-            line += (f"  net of idle {net:.1f} us/req;"
-                     f" lost over all rounds {sum(r['lost'] for r in chosen):.0f}")
+            line += (f"  net of idle {net:.1f} us/req; over all rounds: kernel lost "
+                     f"{sum(r['lost'] for r in chosen):.0f}, other losses "
+                     f"{sum(r['other_losses'] for r in chosen):.0f}, calls/requests "
+                     f"{sum(r['calls'] for r in chosen) / sum(r['requests'] for r in chosen):.3f}")
         print(line)
+    for label, base in (("with", "without"), ("paced", "paced0")):
+        noise = [r["p99_ms"] for name, r in rows if name == base]
+        print(f"p99 {LABELS[label]} vs {LABELS[base]}: "
+              f"{medians[label]['p99_ms'] - medians[base]['p99_ms']:+.3f} ms; run-to-run "
+              f"spread of {LABELS[base]} p99: {min(noise):.3f}..{max(noise):.3f} ms")
 
 
 def _line(row: dict[str, float]) -> str:
@@ -219,9 +259,10 @@ def _line(row: dict[str, float]) -> str:
     if "agent_cpu_s" in row:
         text += f"  agent CPU {row['agent_cpu_s']:.2f} s"
     if "us_per_request" in row:
-        text += f" = {row['us_per_request']:.1f} us/req (ms per 1,000 req)"
+        text += f" = {row['us_per_request']:.1f} us/req"
     if "lost" in row:
-        text += f"  lost {row['lost']:.0f}  events {row['events']:.0f}  calls {row['calls']:.0f}"
+        text += (f"  lost {row['lost']:.0f} (+{row['other_losses']:.0f})  "
+                 f"events {row['events']:.0f}  calls {row['calls']:.0f}")
     return text
 
 

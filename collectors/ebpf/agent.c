@@ -14,6 +14,8 @@
  * the connecting task for SYN_SENT and in softirq for SYN_RECV -> ESTABLISHED
  * (matched to accept by the peer address). Tracked sockets get their payload
  * heads captured and their bytes counted; close() and process exit end them.
+ * Payload records carry only the bytes captured (ringbuf_output from a per-CPU
+ * scratch record), and only heads: see io_exit for what counts as one.
  */
 #include <uapi/linux/ptrace.h>
 #include <linux/socket.h>
@@ -37,7 +39,15 @@ struct conn_val {
     u8 role;
     u8 transport;
     u8 capture;
-    u8 pad[5];
+    u8 last_dir;   /* direction of the last read/write seen */
+    u8 last_long;  /* it moved MAX_HEAD bytes or more: later ones that way carry no head */
+    u8 pad[3];
+};
+/* A payload record is built here (per CPU: tracepoint programs do not nest on
+ * a CPU) and copied into the ring buffer at its captured length only. */
+struct data_record {
+    struct data_event head;
+    u8 buf[MAX_HEAD];
 };
 struct call_args { s32 fd; u32 pad; u64 addr; };
 struct tuple {
@@ -69,6 +79,7 @@ BPF_HASH(syn_tuple, u64, struct tuple, 10240);
 BPF_TABLE("lru_hash", struct peer_key, struct tuple, established, MAX_CONNS);
 BPF_HASH(io, u64, struct io_args, 10240);
 BPF_PERCPU_ARRAY(lost, u64, LOST_SLOTS);
+BPF_PERCPU_ARRAY(scratch, struct data_record, 1);
 /* Processes that own tracked sockets: only their exits are reported. */
 BPF_TABLE("lru_hash", u32, u8, owners, MAX_CONNS);
 
@@ -88,35 +99,44 @@ static __always_inline void track(struct conn_key *key, struct conn_val *val) {
     owners.update(&key->tgid, &one);
 }
 
-static __always_inline struct event *reserve(u8 kind, int slot) {
-    struct event *ev = events.ringbuf_reserve(sizeof(struct event));
+static __always_inline struct conn_event *reserve_conn(u8 role, u8 transport, s32 fd) {
+    struct conn_event *ev = events.ringbuf_reserve(sizeof(struct conn_event));
     if (!ev) {
-        count_lost(slot);
+        count_lost(LOST_CONN);
         return 0;
     }
     u64 id = bpf_get_current_pid_tgid();
-    ev->ts_ns = bpf_ktime_get_ns();
-    ev->cgroup_id = bpf_get_current_cgroup_id();
-    ev->bytes_sent = 0;
-    ev->bytes_received = 0;
+    __builtin_memset(ev, 0, sizeof(*ev));
+    ev->kind = EV_CONN;
+    ev->role = role;
+    ev->transport = transport;
     ev->tgid = id >> 32;
     ev->pid = (u32)id;
-    ev->fd = -1;
-    ev->len = 0;
-    ev->cap_len = 0;
-    ev->family = 0;
-    ev->lport = 0;
-    ev->rport = 0;
-    ev->kind = kind;
-    ev->role = 0;
-    ev->direction = 0;
-    ev->transport = 0;
-    ev->flags = 0;
-    __builtin_memset(ev->pad, 0, sizeof(ev->pad));
-    __builtin_memset(ev->laddr, 0, sizeof(ev->laddr));
-    __builtin_memset(ev->raddr, 0, sizeof(ev->raddr));
+    ev->fd = fd;
+    ev->ts_ns = bpf_ktime_get_ns();
+    ev->cgroup_id = bpf_get_current_cgroup_id();
     bpf_get_current_comm(&ev->comm, sizeof(ev->comm));
     return ev;
+}
+
+/* EV_CLOSE or EV_EXIT, submitted at once. */
+static __always_inline void send_end(u8 kind, int slot, s32 fd, u8 role, u8 transport,
+                                     u64 sent, u64 received) {
+    struct end_event *ev = events.ringbuf_reserve(sizeof(struct end_event));
+    if (!ev) {
+        count_lost(slot);
+        return;
+    }
+    __builtin_memset(ev, 0, sizeof(*ev));
+    ev->kind = kind;
+    ev->role = role;
+    ev->transport = transport;
+    ev->tgid = bpf_get_current_pid_tgid() >> 32;
+    ev->fd = fd;
+    ev->ts_ns = bpf_ktime_get_ns();
+    ev->bytes_sent = sent;
+    ev->bytes_received = received;
+    events.ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline int is_loopback6(u8 *a) {
@@ -213,12 +233,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect) {
     struct conn_val val = {.role = ROLE_CLIENT, .capture = 1};
     val.transport = is_tcp ? TRANSPORT_TCP : TRANSPORT_UDP;
     track(&key, &val);
-    struct event *ev = reserve(EV_CONN, LOST_CONN);
+    struct conn_event *ev = reserve_conn(ROLE_CLIENT, val.transport, saved.fd);
     if (!ev)
         return 0;
-    ev->fd = saved.fd;
-    ev->role = ROLE_CLIENT;
-    ev->transport = val.transport;
     ev->family = family;
     ev->rport = port;
     __builtin_memcpy(ev->raddr, addr, 16);
@@ -259,13 +276,10 @@ static __always_inline int accept_exit(long ret) {
         struct conn_val val = {.role = ROLE_SERVER, .transport = TRANSPORT_TCP, .capture = 1};
         track(&key, &val);
     }
-    struct event *ev = reserve(EV_CONN, LOST_CONN);
+    struct conn_event *ev = reserve_conn(ROLE_SERVER, TRANSPORT_TCP, ret);
     if (!ev)
         return 0;
-    ev->fd = ret;
     ev->flags = (SKIP_LOOPBACK_SERVER && loopback) ? FLAG_LOOPBACK_PEER : 0;
-    ev->role = ROLE_SERVER;
-    ev->transport = TRANSPORT_TCP;
     ev->family = family;
     ev->rport = port;
     __builtin_memcpy(ev->raddr, addr, 16);
@@ -334,8 +348,6 @@ static __always_inline int io_exit(long ret) {
     }
     struct conn_key key = {.tgid = id >> 32, .fd = a.fd};
     struct conn_val *val = tracked.lookup(&key);
-    u16 family = 0, port = 0;
-    u8 addr[16] = {};
     u8 role = ROLE_DATAGRAM, transport = TRANSPORT_UDP;
     if (val) {
         if (a.direction == DIR_EGRESS)
@@ -346,32 +358,46 @@ static __always_inline int io_exit(long ret) {
             return 0;
         role = val->role;
         transport = val->transport;
-        if (peer)
-            read_sockaddr(peer, &family, &port, addr);
+        if (transport == TRANSPORT_TCP) {
+            /* The same direction again after a long read/write: the rest of a long
+             * message (a body), not a new head. A short one may be a head split
+             * across writes, or the next request of a pipeline: captured. */
+            int more = val->last_dir == a.direction && val->last_long;
+            val->last_dir = a.direction;
+            val->last_long = ret >= MAX_HEAD;
+            if (more)
+                return 0;
+        }
     } else {
         /* Untracked socket: only datagrams from the DNS port are wanted. */
+        u16 family = 0, port = 0;
+        u8 addr[16] = {};
         if (!read_sockaddr(peer, &family, &port, addr) || port != DNS_PORT)
             return 0;
     }
-    struct event *ev = reserve(EV_DATA, LOST_DATA);
-    if (!ev)
+    int zero = 0;
+    struct data_record *rec = scratch.lookup(&zero);
+    if (!rec)
         return 0;
-    ev->fd = a.fd;
-    ev->len = ret;
-    ev->role = role;
-    ev->transport = transport;
-    ev->direction = a.direction;
-    ev->family = family;
-    ev->rport = port;
-    __builtin_memcpy(ev->raddr, addr, 16);
     u64 n = avail;
     if (n > MAX_HEAD)
         n = MAX_HEAD;
     /* Keep the clamped value in one register so the verifier sees its bound. */
     asm volatile("" : "+r"(n));
-    ev->cap_len = n;
-    bpf_probe_read_user(ev->buf, n, (void *)buf);
-    events.ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+    if (bpf_probe_read_user(rec->buf, n, (void *)buf))
+        n = 0;
+    rec->head.kind = EV_DATA;
+    rec->head.role = role;
+    rec->head.direction = a.direction;
+    rec->head.transport = transport;
+    rec->head.tgid = id >> 32;
+    rec->head.fd = a.fd;
+    rec->head.len = ret;
+    rec->head.ts_ns = bpf_ktime_get_ns();
+    rec->head.cap_len = n;
+    rec->head.pad = 0;
+    if (events.ringbuf_output(rec, sizeof(struct data_event) + n, BPF_RB_NO_WAKEUP))
+        count_lost(LOST_DATA);
     return 0;
 }
 
@@ -419,15 +445,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close) {
     u64 sent = val->bytes_sent, received = val->bytes_received;
     u8 role = val->role, transport = val->transport;
     tracked.delete(&key);
-    struct event *ev = reserve(EV_CLOSE, LOST_CLOSE);
-    if (!ev)
-        return 0;
-    ev->fd = args->fd;
-    ev->role = role;
-    ev->transport = transport;
-    ev->bytes_sent = sent;
-    ev->bytes_received = received;
-    events.ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+    send_end(EV_CLOSE, LOST_CLOSE, args->fd, role, transport, sent, received);
     return 0;
 }
 
@@ -437,9 +455,6 @@ TRACEPOINT_PROBE(sched, sched_process_exit) {
     if (skip(id) || tgid != (u32)id || !owners.lookup(&tgid))
         return 0;
     owners.delete(&tgid);
-    struct event *ev = reserve(EV_EXIT, LOST_EXIT);
-    if (!ev)
-        return 0;
-    events.ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
+    send_end(EV_EXIT, LOST_EXIT, -1, 0, 0, 0, 0);
     return 0;
 }

@@ -7,6 +7,7 @@ and backoff. Losses are counted in Stats and summarised in the log.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.ebpf import scheduling
 from collectors.ebpf.identity import Identities
 from collectors.ebpf.listeners_table import ListenerTable
 from collectors.ebpf.outbox import Outbox
@@ -33,7 +35,12 @@ class AgentConfig:
     batch_size: int = 500
     flush_interval: float = 5.0
     max_backlog: int = 64
-    poll_interval: float = 0.02
+    # The ring buffer holds seconds of events: draining it 10 times a second is
+    # plenty, and large batches cost less per event than many small ones.
+    poll_interval: float = 0.1
+    # Out of the applications' way (scheduling.py): the polling thread under
+    # SCHED_IDLE while it keeps up, the shipper under SCHED_BATCH.
+    background: bool = True
     listener_interval: float = 30.0
     log_interval: float = 60.0
     retry_initial: float = 0.5
@@ -45,8 +52,12 @@ class Shipper(threading.Thread):
         super().__init__(name="topology-agent-shipper", daemon=True)
         self.outbox, self.sink, self.stats, self.config = outbox, sink, stats, config
         self.stopping = threading.Event()
+        self.ready = threading.Event()  # its scheduling policy is set
 
     def run(self) -> None:
+        if self.config.background:
+            scheduling.background()
+        self.ready.set()
         delay = self.config.retry_initial
         failing = 0  # consecutive failures: logged when they start and when they end
         while True:
@@ -97,11 +108,11 @@ class Agent:
         self.shipper = Shipper(self.outbox, sink, self.stats, config)
         self.stopping = threading.Event()
         self.started = threading.Event()
+        self.polling = threading.Event()  # run() has started, its policy set
         self._thread: threading.Thread | None = None
 
     def _emit(self, kind: str) -> Any:
-        add = self.outbox.add
-        return lambda item: add(kind, item)
+        return functools.partial(self.outbox.add, kind)
 
     def start(self) -> None:
         """Load the BPF program (may raise: no root, no BCC) and start shipping."""
@@ -113,22 +124,27 @@ class Agent:
             wall_offset=offset, limits=self.config.limits,
             release=program.release, stop_capture=program.stop_capture,
         )
-        program.open(self.tracker.handle)
+        program.open_raw(self.tracker.record_handler())
         self.program = program
         for lease in self.listeners.refresh(time.time()):
             self.outbox.add("endpoints", lease)
         self.shipper.start()
+        self.shipper.ready.wait()
         self.started.set()
 
     def run(self) -> None:
         """Poll until stop(); then flush what is left."""
-        assert self.program is not None and self.tracker is not None, "start() first"
         config = self.config
+        policy = scheduling.PollingPolicy() if config.background else None
+        self.polling.set()
+        assert self.program is not None and self.tracker is not None, "start() first"
         next_listeners = time.monotonic() + config.listener_interval
         next_log = time.monotonic() + config.log_interval
         next_expire = time.monotonic() + 1.0
         last_losses: dict[str, int] = {}
         while not self.stopping.is_set():
+            if policy is not None:
+                policy.follow(self.program.backlog())
             self.program.consume()
             now = time.monotonic()
             if now >= next_expire:
@@ -160,6 +176,7 @@ class Agent:
     def run_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.run, name="topology-agent", daemon=True)
         self._thread.start()
+        self.polling.wait()
 
     def stop(self, drain_timeout: float = 10.0) -> None:
         self.stopping.set()

@@ -33,6 +33,8 @@ class Conn:
     parser: ModuleType | None = None  # protocols.http1 or protocols.resp once recognised
     pending: deque[tuple[int, http1.Request]] = field(default_factory=deque)
     partial: dict[int, bytes] = field(default_factory=dict)
+    # (source, destination, side) shared by every call of this connection, once known
+    ends: tuple[dict[str, Any], dict[str, Any], str] | None = None
 
 
 def address(family: int, raw: bytes) -> str:

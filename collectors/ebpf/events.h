@@ -1,7 +1,7 @@
 /* Event records shared by the BPF program (agent.c) and user space.
  *
- * User space builds its ctypes decoder from this file (collectors/ebpf/events.py
- * parses the struct below), so this is the one definition of the layout.
+ * User space builds its decoders from this file (collectors/ebpf/events.py
+ * parses the structs below), so this is the one definition of the layouts.
  * Only fixed-width fields, one per line, natural alignment, no implicit padding.
  */
 #ifndef TOPOLOGY_EVENTS_H
@@ -38,29 +38,58 @@
 #define LOST_EXIT 3
 #define LOST_SLOTS 4
 
-struct event {
-    u64 ts_ns;
-    u64 cgroup_id;
-    u64 bytes_sent;
-    u64 bytes_received;
+/* Every record starts with its kind (u8): user space reads that byte first,
+ * then the struct of that kind. Three layouts, each as small as its job:
+ * a connection (addresses, process), a payload (the bytes follow the struct,
+ * cap_len of them, so a record is only as long as what was captured), and
+ * the end of a socket or a process (byte totals). */
+
+/* EV_CONN */
+struct conn_event {
+    u8 kind;
+    u8 role;
+    u8 transport;
+    u8 flags;
     u32 tgid;
     u32 pid;
     s32 fd;
-    u32 len;
-    u32 cap_len;
+    u64 ts_ns;
+    u64 cgroup_id;
     u16 family;
     u16 lport;
     u16 rport;
+    u16 pad;
+    u8 laddr[16];
+    u8 raddr[16];
+    char comm[16];
+};
+
+/* EV_DATA, followed by cap_len bytes of payload (at most MAX_HEAD) */
+struct data_event {
     u8 kind;
     u8 role;
     u8 direction;
     u8 transport;
-    u8 flags;
-    u8 pad[1];
-    u8 laddr[16];
-    u8 raddr[16];
-    char comm[16];
-    u8 buf[MAX_HEAD];
+    u32 tgid;
+    s32 fd;
+    u32 len;
+    u64 ts_ns;
+    u32 cap_len;
+    u32 pad;
+};
+
+/* EV_CLOSE (a tracked socket closed) and EV_EXIT (a process owning some ended) */
+struct end_event {
+    u8 kind;
+    u8 role;
+    u8 transport;
+    u8 pad;
+    u32 tgid;
+    s32 fd;
+    u32 pad2;
+    u64 ts_ns;
+    u64 bytes_sent;
+    u64 bytes_received;
 };
 
 #endif

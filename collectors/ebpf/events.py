@@ -1,8 +1,9 @@
-"""The kernel's event records, decoded with a ctypes Structure built from events.h.
+"""The kernel's event records, decoded with formats built from events.h.
 
-events.h is the single definition of the layout: this module parses its
-#defines and `struct event` (fixed-width fields only) and builds the matching
-ctypes Structure for a given MAX_HEAD, so the C and the decoder cannot drift.
+events.h is the single definition of the layouts: this module parses its
+#defines and its record structs (fixed-width fields only) and builds the
+matching struct formats (and ctypes twins for tests), so the C and the
+decoder cannot drift.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def constants() -> dict[str, int]:
     return {name: int(value) for name, value in _DEFINE.findall(header_text())}
 
 
-def struct_fields(text: str, name: str = "event") -> list[tuple[str, str, str | None]]:
+def struct_fields(text: str, name: str) -> list[tuple[str, str, str | None]]:
     """(type, field, array length or None) of `struct <name>` in a header."""
     match = re.search(r"struct\s+" + name + r"\s*\{(.*?)\};", text, re.DOTALL)
     if match is None:
@@ -58,56 +59,70 @@ def struct_fields(text: str, name: str = "event") -> list[tuple[str, str, str | 
     return fields
 
 
+STRUCTS = ("conn_event", "data_event", "end_event")
+
+
 @cache
-def event_struct(max_head: int) -> type[ctypes.Structure]:
-    """The ctypes twin of `struct event` compiled with MAX_HEAD=max_head."""
+def record_struct(name: str) -> type[ctypes.Structure]:
+    """The ctypes twin of `struct <name>` (tests build records with it)."""
     defines = constants()
     layout: list[tuple[str, object]] = []
-    for ctype, name, length in struct_fields(header_text()):
+    for ctype, field_name, length in struct_fields(header_text(), name):
         base = _CTYPES[ctype]
-        if length is None:
-            layout.append((name, base))
-            continue
-        size = max_head if length == "MAX_HEAD" else int(defines.get(length, length))
-        layout.append((name, base * size))
-    return type("Event", (ctypes.Structure,), {"_fields_": layout})
+        layout.append((field_name, base if length is None
+                       else base * int(defines.get(length, length))))
+    return type(name, (ctypes.Structure,), {"_fields_": layout})
 
 
-_CODES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "s32": "i"}
+_CODES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "s32": "i", "char": "c"}
 
 
 @cache
-def record_decoder(max_head: int) -> Callable[[Any, int], Any]:
-    """decode(buffer, offset) -> a named tuple of `struct event`'s fields plus `payload`
-    (the captured bytes of `buf`, cap_len long). Arrays come out as bytes.
-
-    One struct.unpack_from per record: several times cheaper than a ctypes copy
-    and its per-field descriptors, on the agent's hottest path.
-    """
+def record_format(name: str) -> tuple[struct.Struct, tuple[str, ...]]:
+    """One struct.Struct for all of `struct <name>`'s fields (arrays come out as bytes),
+    checked against the C alignment: the header must spell out its padding."""
     defines = constants()
     fmt = "<"
-    names: list[str] = []
-    for ctype, name, length in struct_fields(header_text()):
-        if name == "buf":
-            break
-        if length is None:
-            fmt += _CODES[ctype]
-        else:
-            fmt += f"{max_head if length == 'MAX_HEAD' else int(defines.get(length, length))}s"
-        names.append(name)
-    header = struct.Struct(fmt)
-    if header.size != event_struct(max_head).buf.offset:
-        raise ValueError(f"events.h: record header is {header.size} bytes packed, "
-                         f"{event_struct(max_head).buf.offset} aligned: add explicit padding")
-    record = namedtuple("Record", [*names, "payload"])  # type: ignore[misc]
-    cap_index = names.index("cap_len")
-    size = header.size
-    unpack_from = header.unpack_from
+    names = []
+    for ctype, field_name, length in struct_fields(header_text(), name):
+        fmt += _CODES[ctype] if length is None else f"{int(defines.get(length, length))}s"
+        names.append(field_name)
+    packed = struct.Struct(fmt)
+    aligned = ctypes.sizeof(record_struct(name))
+    if packed.size != aligned:
+        raise ValueError(f"events.h: struct {name} is {packed.size} bytes packed, "
+                         f"{aligned} aligned: add explicit padding")
+    return packed, tuple(names)
+
+
+@cache
+def record_decoder() -> Callable[[Any, int], Any]:
+    """decode(buffer, offset) -> the record at offset as a named tuple of its struct's
+    fields; a payload record also carries `payload` (the cap_len bytes after it).
+
+    One struct.unpack_from per record, dispatched on the kind byte every record
+    starts with: the agent's hottest path.
+    """
+    table: dict[int, tuple[Any, Any, int, int]] = {}
+    for kinds, name in (((EV_CONN,), "conn_event"), ((EV_DATA,), "data_event"),
+                        ((EV_CLOSE, EV_EXIT), "end_event")):
+        packed, names = record_format(name)
+        payload = name == "data_event"
+        maker = namedtuple(name, [*names, "payload"] if payload else names)  # type: ignore[misc]
+        cap = names.index("cap_len") if payload else -1
+        for kind in kinds:
+            table[kind] = (packed.unpack_from, maker, packed.size, cap)
 
     def decode(buffer: Any, offset: int = 0) -> Any:
+        try:
+            unpack_from, maker, size, cap = table[buffer[offset]]
+        except KeyError:
+            raise ValueError(f"ring record of unknown kind {buffer[offset]}") from None
         values = unpack_from(buffer, offset)
+        if cap < 0:
+            return maker(*values)
         start = offset + size
-        return record(*values, bytes(buffer[start : start + values[cap_index]]))
+        return maker(*values, bytes(buffer[start : start + values[cap]]))
 
     return decode
 

@@ -70,19 +70,25 @@ class Program:
             self._bpf = bcc.BPF(text=render(options).encode(), cflags=cflags)
         self._lost = self._bpf[b"lost"]
         self._tracked = self._bpf[b"tracked"]
-        self._handler: Callable[[Any], None] | None = None
         self._reader: RingReader | None = None
 
     def open(self, handler: Callable[[Any], None]) -> None:
         """Route every event record (decoded by events.record_decoder) to handler."""
-        self._handler = handler
+        decode = events.record_decoder()
+        self.open_raw(lambda buffer, offset: handler(decode(buffer, offset)))
+
+    def open_raw(self, on_record: Callable[[Any, int], None]) -> None:
+        """Route every record undecoded: on_record(buffer, offset), valid during the call."""
         size = self.options.ringbuf_pages * mmap.PAGESIZE
-        self._reader = RingReader(self._bpf[b"events"].map_fd, size,
-                                  events.record_decoder(self.options.max_head), handler)
+        self._reader = RingReader(self._bpf[b"events"].map_fd, size, on_record)
 
     def consume(self) -> int:
         """Drain what the ring buffer holds now (never blocks); returns the count."""
         return self._reader.consume() if self._reader is not None else 0
+
+    def backlog(self) -> float:
+        """The fraction of the ring buffer holding records not read yet."""
+        return self._reader.used() if self._reader is not None else 0.0
 
     def lost(self) -> dict[str, int]:
         """Events the kernel could not queue (ring buffer full), by kind, since load."""

@@ -25,6 +25,11 @@ from collectors.ebpf.protocols.http1 import Parse
 from collectors.ebpf.stats import Stats
 
 Emit = Callable[[dict[str, Any]], None]
+TRANSPORT_TCP, DIR_INGRESS, DIR_EGRESS = ev.TRANSPORT_TCP, ev.DIR_INGRESS, ev.DIR_EGRESS
+ROLE_CLIENT, EV_DATA = ev.ROLE_CLIENT, ev.EV_DATA
+_NOT_PARSED = (TCP, DONE)
+_DATA_FIELDS = ("kind", "role", "direction", "transport", "tgid", "fd", "len", "ts_ns",
+                "cap_len", "pad")
 
 
 class Tracker:
@@ -52,25 +57,52 @@ class Tracker:
         self.conns: OrderedDict[tuple[int, int], Conn] = OrderedDict()
         self.by_tgid: dict[int, set[int]] = {}
         self.pending_total = 0
+        self._counts = stats.events
 
     def wall(self, ts_ns: int) -> float:
         return ts_ns / 1e9 + self.wall_offset
 
+    def record_handler(self) -> Callable[[Any, int], None]:
+        """on_record(buffer, offset) for the ring reader: a payload record is read straight
+        from the buffer into locals (no record object; its payload is copied only when
+        its socket is parsed); the other kinds are decoded and given to handle()."""
+        decode = ev.record_decoder()
+        packed, names = ev.record_format("data_event")
+        if names != _DATA_FIELDS:
+            raise ValueError(f"events.h: struct data_event is {names}, expected {_DATA_FIELDS}")
+        unpack_from, size = packed.unpack_from, packed.size
+        counts, on_data, handle = self._counts, self._on_data, self.handle
+
+        def on_record(buffer: Any, offset: int) -> None:
+            if buffer[offset] != EV_DATA:
+                handle(decode(buffer, offset))
+                return
+            counts["data"] += 1
+            _, _, direction, transport, tgid, fd, length, ts_ns, cap_len, _ = unpack_from(
+                buffer, offset)
+            on_data(tgid, fd, direction, transport, cap_len == length, ts_ns, buffer,
+                    offset + size, cap_len)
+
+        return on_record
+
     def handle(self, event: Any) -> None:
+        """One decoded record (events.record_decoder)."""
         kind = event.kind
-        if kind == ev.EV_DATA:
-            self.stats.events["data"] += 1
-            self._on_data(event)
+        if kind == EV_DATA:
+            self._counts["data"] += 1
+            self._on_data(event.tgid, event.fd, event.direction, event.transport,
+                          event.cap_len == event.len, event.ts_ns, event.payload, 0,
+                          event.cap_len)
         elif kind == ev.EV_CONN:
-            self.stats.events["conn"] += 1
+            self._counts["conn"] += 1
             self._on_conn(event)
         elif kind == ev.EV_CLOSE:
-            self.stats.events["close"] += 1
+            self._counts["close"] += 1
             conn = self._pop(event.tgid, event.fd)
             if conn is not None:
                 self._finish(conn, event.ts_ns, event.bytes_sent, event.bytes_received)
         elif kind == ev.EV_EXIT:
-            self.stats.events["exit"] += 1
+            self._counts["exit"] += 1
             self._on_exit(event.tgid, event.ts_ns)
 
     # connections
@@ -150,6 +182,15 @@ class Tracker:
         self.emit_call(call)
 
     def _call(self, conn: Conn, start_ns: int, protocol: str) -> dict[str, Any]:
+        ends = conn.ends
+        if ends is None:
+            ends = self._ends(conn)
+        return {"timestamp": start_ns / 1e9 + self.wall_offset, "side": ends[2],
+                "source": ends[0], "destination": ends[1], "protocol": protocol}
+
+    def _ends(self, conn: Conn) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """(source, destination, side) of the connection's calls; kept on the connection
+        (every call of a connection shares them) once the destination is named."""
         local = {"ip": conn.local_ip, "workload": conn.workload}
         if conn.role == ev.ROLE_CLIENT:
             remote: dict[str, Any] = {"ip": conn.remote_ip, "port": conn.remote_port}
@@ -157,38 +198,38 @@ class Tracker:
             if owner is None:
                 owner = conn.peer_workload = self.listeners.lookup(conn.remote_ip,
                                                                    conn.remote_port)
-            if owner is not None:
-                remote["workload"] = owner
-            source, destination, side = local, remote, "client"
+            if owner is None:
+                return local, remote, "client"  # not cached: a later scan may name it
+            remote["workload"] = owner
+            conn.ends = (local, remote, "client")
         else:
             local["port"] = conn.local_port
-            source, destination, side = {"ip": conn.remote_ip}, local, "server"
-        return {"timestamp": self.wall(start_ns), "side": side, "source": source,
-                "destination": destination, "protocol": protocol}
+            conn.ends = ({"ip": conn.remote_ip}, local, "server")
+        return conn.ends
 
     # payloads
 
-    def _on_data(self, event: Any) -> None:
-        data = event.payload
-        if event.transport == ev.TRANSPORT_UDP:
-            if event.direction == ev.DIR_INGRESS:
-                self._on_dns(data, event.ts_ns)
+    def _on_data(self, tgid: int, fd: int, direction: int, transport: int, whole: bool,
+                 ts_ns: int, buffer: Any, start: int, cap_len: int) -> None:
+        """A payload: buffer[start:start + cap_len] (whole: nothing was cut off)."""
+        if transport != TRANSPORT_TCP:
+            if direction == DIR_INGRESS:
+                self._on_dns(bytes(buffer[start : start + cap_len]), ts_ns)
             return
-        key = (event.tgid, event.fd)
+        key = (tgid, fd)
         conn = self.conns.get(key)
-        if conn is None or conn.protocol in (TCP, DONE):
+        if conn is None or conn.protocol in _NOT_PARSED:
             return
-        conn.last_ns = event.ts_ns
-        self.conns.move_to_end(key)
-        whole = event.cap_len == event.len
-        is_request = (event.direction == ev.DIR_EGRESS) == (conn.role == ev.ROLE_CLIENT)
-        earlier = conn.partial.pop(event.direction, None)
+        data = bytes(buffer[start : start + cap_len])
+        conn.last_ns = ts_ns
+        earlier = conn.partial.pop(direction, None) if conn.partial else None
         if earlier is not None:
             data = earlier + data
-        if is_request:
-            self._on_request(conn, data, whole, event.ts_ns, event.direction, earlier is not None)
+        if (direction == DIR_EGRESS) == (conn.role == ROLE_CLIENT):
+            self.conns.move_to_end(key)  # least recently used first, for eviction
+            self._on_request(conn, data, whole, ts_ns, direction, earlier is not None)
         else:
-            self._on_response(conn, data, whole, event.ts_ns, event.direction, earlier is not None)
+            self._on_response(conn, data, whole, ts_ns, direction, earlier is not None)
 
     def _on_request(self, conn: Conn, data: bytes, whole: bool, ts_ns: int,
                     direction: int, continued: bool) -> None:
@@ -254,9 +295,13 @@ class Tracker:
             return
         start_ns, request = conn.pending.popleft()
         self.pending_total -= 1
-        self.stats.pending_requests = self.pending_total
-        call = self._call(conn, start_ns, conn.protocol)
-        call["method"] = request.method
+        stats = self.stats
+        stats.pending_requests = self.pending_total
+        protocol = conn.protocol
+        ends = conn.ends or self._ends(conn)
+        call = {"timestamp": start_ns / 1e9 + self.wall_offset, "side": ends[2],
+                "source": ends[0], "destination": ends[1], "protocol": protocol,
+                "method": request.method}
         if request.path:
             call["path"] = request.path
         if request.host:
@@ -264,8 +309,8 @@ class Tracker:
         if response.status is not None:
             call["status"] = response.status
         call["error"] = response.error
-        call["duration_ms"] = max(0.0, (ts_ns - start_ns) / 1e6)
-        self.stats.calls[conn.protocol] += 1
+        call["duration_ms"] = (ts_ns - start_ns) / 1e6 if ts_ns > start_ns else 0.0
+        stats.calls[protocol] += 1
         self.emit_call(call)
         if response.upgrade:
             self._give_up(conn, keep_parsed=True)  # switched protocols (WebSocket, h2c)

@@ -3,7 +3,6 @@ to drive the tracker without a kernel."""
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import json
 import os
@@ -16,8 +15,10 @@ import jsonschema
 from collectors.ebpf import events as ev
 
 MAX_HEAD = 256
-Event = ev.event_struct(MAX_HEAD)
-decode = ev.record_decoder(MAX_HEAD)
+Conn = ev.record_struct("conn_event")
+Data = ev.record_struct("data_event")
+End = ev.record_struct("end_event")
+decode = ev.record_decoder()
 
 
 def _ip(text: str) -> bytes:
@@ -25,36 +26,38 @@ def _ip(text: str) -> bytes:
 
 
 def conn(tgid: int, fd: int, role: int, *, remote: tuple[str, int], local: tuple[str, int],
-         ts: int, comm: bytes = b"app", transport: int = ev.TRANSPORT_TCP) -> Any:
-    event = Event(kind=ev.EV_CONN, tgid=tgid, pid=tgid, fd=fd, role=role, transport=transport,
-                  family=2, ts_ns=ts, rport=remote[1], lport=local[1], comm=comm)
+         ts: int, comm: bytes = b"app", transport: int = ev.TRANSPORT_TCP, flags: int = 0) -> Any:
+    event = Conn(kind=ev.EV_CONN, tgid=tgid, pid=tgid, fd=fd, role=role, transport=transport,
+                 family=2, ts_ns=ts, rport=remote[1], lport=local[1], comm=comm, flags=flags)
     event.raddr[:] = list(_ip(remote[0]))
     event.laddr[:] = list(_ip(local[0]))
     return decode(bytes(event))
 
 
-def data(tgid: int, fd: int, direction: int, payload: bytes, *, ts: int, length: int | None = None,
-         role: int = ev.ROLE_CLIENT, transport: int = ev.TRANSPORT_TCP,
-         remote: tuple[str, int] | None = None) -> Any:
+def data_record(tgid: int, fd: int, direction: int, payload: bytes, *, ts: int,
+                length: int | None = None, role: int = ev.ROLE_CLIENT,
+                transport: int = ev.TRANSPORT_TCP) -> bytes:
+    """A payload record as the kernel writes it: the struct, then the captured bytes."""
     captured = payload[:MAX_HEAD]
-    event = Event(kind=ev.EV_DATA, tgid=tgid, pid=tgid, fd=fd, direction=direction, role=role,
-                  transport=transport, ts_ns=ts, len=length or len(payload),
-                  cap_len=len(captured))
-    if remote is not None:
-        event.family = 2
-        event.rport = remote[1]
-        event.raddr[:] = list(_ip(remote[0]))
-    ctypes.memmove(ctypes.addressof(event) + Event.buf.offset, captured, len(captured))
-    return decode(bytes(event))
+    event = Data(kind=ev.EV_DATA, tgid=tgid, fd=fd, direction=direction, role=role,
+                 transport=transport, ts_ns=ts, len=length or len(payload),
+                 cap_len=len(captured))
+    return bytes(event) + captured
+
+
+def data(tgid: int, fd: int, direction: int, payload: bytes, *, ts: int, length: int | None = None,
+         role: int = ev.ROLE_CLIENT, transport: int = ev.TRANSPORT_TCP) -> Any:
+    return decode(data_record(tgid, fd, direction, payload, ts=ts, length=length, role=role,
+                              transport=transport))
 
 
 def close(tgid: int, fd: int, *, ts: int, sent: int = 0, received: int = 0) -> Any:
-    return decode(bytes(Event(kind=ev.EV_CLOSE, tgid=tgid, pid=tgid, fd=fd, ts_ns=ts,
-                              bytes_sent=sent, bytes_received=received)))
+    return decode(bytes(End(kind=ev.EV_CLOSE, tgid=tgid, fd=fd, ts_ns=ts,
+                            bytes_sent=sent, bytes_received=received)))
 
 
 def exit_(tgid: int, *, ts: int) -> Any:
-    return decode(bytes(Event(kind=ev.EV_EXIT, tgid=tgid, pid=tgid, fd=-1, ts_ns=ts)))
+    return decode(bytes(End(kind=ev.EV_EXIT, tgid=tgid, fd=-1, ts_ns=ts)))
 
 
 def fake_proc(root: Path, processes: dict[int, tuple[str, str]]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,16 @@ pytestmark = pytest.mark.ebpf
 def _workload(peer: dict[str, Any]) -> str | None:
     workload = peer.get("workload")
     return workload["name"] if workload else None
+
+
+def test_agent_threads_run_in_the_background(agent: live.RunningAgent) -> None:
+    """Out of the applications' way: polling under SCHED_IDLE (it keeps up here), the
+    shipper under SCHED_BATCH."""
+    thread = agent.agent._thread
+    assert thread is not None and thread.native_id is not None
+    assert os.sched_getscheduler(thread.native_id) == os.SCHED_IDLE
+    shipper = agent.agent.shipper.native_id
+    assert shipper is not None and os.sched_getscheduler(shipper) == os.SCHED_BATCH
 
 
 def test_curl_keep_alive_requests(agent: live.RunningAgent, http_server: int) -> None:

@@ -55,12 +55,25 @@ class Harness:
                                    local=("10.0.0.9", 0), ts=ts, comm=b"curl"))
 
     def feed(self, steps: list[tuple[int, bytes] | tuple[int, bytes, int]], fd: int = 5,
-             start: int = 1) -> None:
+             start: int = 1, raw: bool = False) -> None:
+        """Payload records, decoded and given to handle(), or (raw) laid out one after
+        the other in a buffer and read by the ring reader's record handler."""
+        records = []
         for index, step in enumerate(steps):
             direction, payload = step[0], step[1]
             length = step[2] if len(step) == 3 else None
-            self.tracker.handle(s.data(CLIENT, fd, direction, payload,
-                                       ts=(start + index) * MS, length=length))
+            records.append(s.data_record(CLIENT, fd, direction, payload,
+                                         ts=(start + index) * MS, length=length))
+        if not raw:
+            for record in records:
+                self.tracker.handle(s.decode(record))
+            return
+        on_record = self.tracker.record_handler()
+        ring = memoryview(b"".join(records))
+        offset = 0
+        for record in records:
+            on_record(ring, offset)
+            offset += len(record)
 
 
 def summary(calls: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -117,13 +130,15 @@ CONVERSATIONS = [
 ]
 
 
+@pytest.mark.parametrize("raw", [False, True], ids=["decoded", "raw"])
 @pytest.mark.parametrize(("case", "steps", "expected", "losses"), CONVERSATIONS,
                          ids=[c[0] for c in CONVERSATIONS])
 def test_client_conversation(tmp_path: Path, case: str, steps: list[Any],
-                             expected: list[tuple[Any, ...]], losses: dict[str, int]) -> None:
+                             expected: list[tuple[Any, ...]], losses: dict[str, int],
+                             raw: bool) -> None:
     h = Harness(tmp_path)
     h.client_conn()
-    h.feed(steps)
+    h.feed(steps, raw=raw)
     h.tracker.handle(s.close(CLIENT, 5, ts=100 * MS, sent=500, received=700))
     assert summary(h.calls) == expected
     reported = {k: v for k, v in h.stats.losses().items() if v}
@@ -191,9 +206,9 @@ def test_dns_answer_becomes_an_observation(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     payload = response("db.test", [_rr(POINTER, 1, 30, bytes([10, 1, 2, 3]))])
     h.tracker.handle(s.data(CLIENT, 9, IN, payload, ts=5 * MS, role=ev.ROLE_DATAGRAM,
-                            transport=ev.TRANSPORT_UDP, remote=("10.0.0.2", 53)))
+                            transport=ev.TRANSPORT_UDP))
     h.tracker.handle(s.data(CLIENT, 9, IN, b"\x00\x01junk", ts=6 * MS, role=ev.ROLE_DATAGRAM,
-                            transport=ev.TRANSPORT_UDP, remote=("10.0.0.2", 53)))
+                            transport=ev.TRANSPORT_UDP))
     assert h.dns == [{"name": "db.test", "ips": ["10.1.2.3"], "ttl": 30,
                       "timestamp": pytest.approx(1_000.005)}]
     assert h.stats.unparsable["dns"] == 1
@@ -246,7 +261,7 @@ def test_batches_validate_against_the_schema(tmp_path: Path) -> None:
     h.client_conn(fd=6, port=6379)
     h.tracker.handle(s.close(CLIENT, 6, ts=10 * MS, sent=1, received=2))
     h.tracker.handle(s.data(CLIENT, 9, IN, response("x.test", [_rr(POINTER, 1, 5, bytes(4))]),
-                            ts=MS, transport=ev.TRANSPORT_UDP, remote=("10.0.0.2", 53)))
+                            ts=MS, transport=ev.TRANSPORT_UDP))
     batch = outbox.seal()
     assert batch is not None
     assert {k: len(v) for k, v in batch.items() if isinstance(v, list)} == {
