@@ -98,7 +98,17 @@ def main() -> None:
 
     def resolved(run: int) -> list[Any]:
         resolver = Resolver(ingestor.leases.table(()), ingestor.dns.table(()))
-        return list(ingestor._events(payload(run)["calls"], resolver))
+        fold = ingestor.folder.fold
+        events = []
+        for call in payload(run)["calls"]:
+            ends = resolver.resolve(call)
+            if ends is not None:
+                status = call.get("status")
+                events.append((*ends, call["timestamp"], call["protocol"], call.get("method", ""),
+                               fold(call.get("path", "")), call.get("duration_ms", 0.0),
+                               call.get("error", False) or (status is not None and status >= 500),
+                               status, call.get("trace_id", "")))
+        return events
 
     def aggregate(events: list[Any]) -> int:
         return Aggregator(settings.bucket_width).add_all(events)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from topology.ingest.aggregate import Aggregator, Event
+from topology.ingest.aggregate import Aggregator
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
 from topology.ingest.paths import PathFolder
@@ -116,7 +116,7 @@ class Ingestor:
                         ips.add(ip)
         resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
         aggregator = Aggregator(self.settings.bucket_width)
-        aggregator.add_all(self._events(calls, resolver))
+        aggregator.add_calls(calls, resolver.resolve, self.folder.fold)
         rows = aggregator.capped(self.templates)
         stats = self.stats
         stats.calls += len(calls)
@@ -127,19 +127,3 @@ class Ingestor:
             stats.dropped[reason] = stats.dropped.get(reason, 0) + count
         return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
                      calls=rows)
-
-    def _events(self, calls: Iterable[Mapping[str, Any]], resolver: Resolver) -> Iterator[Event]:
-        """The calls that count, resolved and folded, as aggregation events."""
-        resolve, fold, folded = resolver.resolve, self.folder.fold, self.folder.memo.get
-        for call in calls:
-            ends = resolve(call)
-            if ends is None:
-                continue
-            status = call.get("status")
-            path = call.get("path", "")
-            yield (
-                *ends, call["timestamp"], call["protocol"], call.get("method", ""),
-                folded(path) or fold(path), call.get("duration_ms", 0.0),
-                call.get("error", False) or (status is not None and status >= 500),
-                status, call.get("trace_id", ""),
-            )
