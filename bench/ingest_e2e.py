@@ -171,6 +171,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0,
                         help="publish at this many events/s (0: as fast as possible)")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--buffer-pool-mb", type=int,
+                        help="TOPOLOGY_EMBEDDED_BUFFER_POOL_MB of the worker (default: its own)")
+    parser.add_argument("--threads", type=int, help="worker --concurrency (default: its own)")
     args = parser.parse_args()
 
     batches = make_batches(args.events, args.batch_size, args.events_per_minute)
@@ -182,10 +185,14 @@ def main() -> None:
         "TOPOLOGY_STORE": "embedded",
         "TOPOLOGY_DATA_DIR": str(work / "data"),
     }
+    if args.buffer_pool_mb is not None:
+        env["TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"] = str(args.buffer_pool_mb)
     settings = Settings.load(env)
     log = work / "worker.log"
     log.write_text("")
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, "--logfile", str(log)], env=env,
+    threads = ["--concurrency", str(args.threads)] if args.threads else []
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, "--logfile", str(log), *threads],
+                            env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     app = create_app(settings, DeliveryOptions.load(env))
@@ -216,6 +223,7 @@ def main() -> None:
 
         task_times = [float(t) for t in re.findall(r"succeeded in ([0-9.]+)s",
                                                    log.read_text())][1:-1]
+        log_text = log.read_text(errors="replace")
         done_at = _applied_at(log)
         lags = [done_at[b] - at for b, at in sent.items() if b in done_at]
     finally:
@@ -232,8 +240,12 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     expected = args.events + 10
 
+    commits = re.findall(r"store commit: (\d+) batch", log_text)
     print(f"events: {args.events} in {len(batches)} batches of {args.batch_size}; "
           f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events")
+    print(f"worker: threads {args.threads or 'default'}, buffer pool "
+          f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB; "
+          f"{len(commits)} store commits, up to {max(map(int, commits), default=0)} batches each")
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
     print(f"publish: {args.events / published:,.0f} events/s"
           f"{f' (paced at {args.rate:,.0f})' if args.rate else ' (flat out)'}")

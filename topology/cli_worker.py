@@ -29,7 +29,7 @@ EMBEDDED_THREADS = 8
 # The worker's LadybugDB buffer pool unless TOPOLOGY_EMBEDDED_BUFFER_POOL_MB is
 # set (LadybugDB's own default is 80% of RAM): bench/ingest_e2e.py writes fine
 # with it (docs/delivery.md).
-WORKER_BUFFER_POOL_MB = 128
+WORKER_BUFFER_POOL_MB = 256
 BUFFER_POOL_ENV = "TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"
 
 

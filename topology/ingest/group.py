@@ -3,7 +3,8 @@
 A worker that takes several batches at once (Celery's threads pool) builds
 each on its own thread, then hands the result to `GroupCommit.apply` and
 waits. Whoever finds no write running becomes the writer: it takes every
-batch waiting (up to `max_batches`) and applies them together with
+batch waiting (up to `max_batches` and `max_rows` bucket rows) and applies
+them together with
 `GraphStore.apply_many`, then hands each waiting thread its own outcome.
 While that write runs, the next batches gather for the next one, so the
 slower the store, the more batches each transaction carries; with a bounded
@@ -33,6 +34,9 @@ from topology.store.base import GraphStore
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCHES = 64
+# Bucket rows per transaction (before merging across batches): a transaction's
+# memory in the store (LadybugDB's buffer pool) grows with it.
+DEFAULT_MAX_ROWS = 100_000
 
 
 class _Waiting:
@@ -53,13 +57,14 @@ class _Waiting:
 class GroupCommit:
     def __init__(
         self, store: GraphStore, clock: Callable[[], float],
-        max_batches: int = DEFAULT_MAX_BATCHES,
+        max_batches: int = DEFAULT_MAX_BATCHES, max_rows: int = DEFAULT_MAX_ROWS,
     ) -> None:
         if max_batches < 1:
             raise ValueError(f"max_batches must be at least 1, not {max_batches}")
         self.store = store
         self.clock = clock
         self.max_batches = max_batches
+        self.max_rows = max_rows
         self._cond = threading.Condition()
         self._waiting: list[_Waiting] = []
         self._writing = False
@@ -79,14 +84,25 @@ class GroupCommit:
                 if me.done:
                     return me.outcome()
                 self._writing = True
-                group = self._waiting[:self.max_batches]
-                del self._waiting[:self.max_batches]
+                group = self._take()
             try:
                 self._write(group)
             finally:
                 with self._cond:
                     self._writing = False
                     self._cond.notify_all()
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest waiting batches within both bounds (always at least one)."""
+        rows = taken = 0
+        for waiting in self._waiting[:self.max_batches]:
+            rows += len(waiting.batch.calls)
+            if taken and rows > self.max_rows:
+                break
+            taken += 1
+        group = self._waiting[:taken]
+        del self._waiting[:taken]
+        return group
 
     @property
     def waiting(self) -> int:

@@ -189,14 +189,23 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 _forget(self, runtime)
                 return False
             countdown = options.countdown(self.request.retries)
-            log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs",
-                        batch_id, attempt, exc, countdown)
+            log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs%s",
+                        batch_id, attempt, exc, countdown, _hint(exc, settings))
             raise self.retry(exc=exc, countdown=countdown) from exc
         log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
         _forget(self, runtime)
         return applied
 
     return ingest_batch
+
+
+def _hint(exc: Exception, settings: Settings) -> str:
+    """What an operator can do about an error that retrying alone may not cure."""
+    if settings.store == "embedded" and "buffer pool is full" in str(exc):
+        size = settings.embedded_buffer_pool_mb
+        return (f"; the embedded store's buffer pool ({size or 'default'} MiB) is too small"
+                " for this write: raise TOPOLOGY_EMBEDDED_BUFFER_POOL_MB")
+    return ""
 
 
 def _lost_deliveries(task: Task, runtime: WorkerRuntime) -> int:

@@ -224,3 +224,26 @@ def test_store_unavailable_for_a_while_loses_nothing(
     worker.stop()
     assert len(DeadLetters.from_url(redis_url)) == 0
     assert _store_totals(settings_for) == expected_totals(*batches)
+
+
+def test_write_too_big_for_the_buffer_pool_is_retried_then_replayed_exactly(
+    app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    letters = DeadLetters.from_url(redis_url)
+    small, big = batch("small", 20), big_batch()
+    cramped = _start(workers, env | {"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "16"}, tmp_path)
+    publish(app, small)
+    publish(app, big)
+    wait_for(lambda: letters.get("big"), 60, "the batch in the dead letters")
+    assert cramped.count(r"ingest batch big: attempt \d+ failed .*buffer pool is full.*"
+                         r"raise TOPOLOGY_EMBEDDED_BUFFER_POOL_MB") == MAX_RETRIES
+    cramped.wait_log(r"ingest batch small: applied")
+    cramped.stop()
+
+    roomy = _start(workers, env, tmp_path)  # the worker's own buffer pool
+    result = CliRunner().invoke(deadletter, ["--redis-url", redis_url, "replay", "big"], env=env)
+    assert result.exit_code == 0, result.output
+    roomy.wait_log(r"ingest batch big: applied", timeout=120)
+    roomy.stop()
+    assert _store_totals(settings_for) == expected_totals(small, big)

@@ -54,13 +54,20 @@ def test_batches_waiting_together_are_one_transaction_each_counted_once(
     assert totals(embedded_store)[0] == 1 + sum(range(1, 7))
 
 
-@pytest.mark.parametrize("max_batches", [1, 3])
-def test_groups_are_bounded(embedded_store: GraphStore, max_batches: int) -> None:
-    group = GroupCommit(embedded_store, clock=lambda: 1_763_700_100, max_batches=max_batches)
-    outcomes = _run(group, [Batch(id=f"b-{n}", calls=[_bucket(1)]) for n in range(7)])
+@pytest.mark.parametrize(("bounds", "largest"), [
+    ({"max_batches": 1}, 1),
+    ({"max_batches": 3}, 3),
+    ({"max_rows": 4}, 2),  # two rows per batch
+    ({"max_rows": 1}, 1),  # a batch larger than the bound still goes, alone
+])
+def test_groups_are_bounded(embedded_store: GraphStore, bounds: dict[str, int],
+                            largest: int) -> None:
+    group = GroupCommit(embedded_store, clock=lambda: 1_763_700_100, **bounds)
+    outcomes = _run(group, [Batch(id=f"b-{n}", calls=[_bucket(1), _bucket(1, method="GET")])
+                            for n in range(7)])
     assert all(outcomes.values()) and len(outcomes) == 7
-    assert group.largest == max_batches
-    assert totals(embedded_store)[0] == 7
+    assert group.largest == largest
+    assert totals(embedded_store)[0] == 14
 
 
 def test_a_failing_batch_fails_alone_and_the_rest_of_its_group_is_written(
