@@ -124,6 +124,9 @@ class Aggregator:
         return len(self._acc)
 
     def buckets(self) -> list[CallBucket]:
+        return self._buckets(self._acc)
+
+    def _buckets(self, acc: dict[RowKey, list]) -> list[CallBucket]:
         width = self.width
         return [
             CallBucket(
@@ -132,23 +135,59 @@ class Aggregator:
                 latency_sum_ms=row[_LATENCY], histogram=row[_HIST], status_classes=row[_STATUS],
                 exemplars=row[_EXEMPLARS], naming=row[_NAMING],
             )
-            for (client, server, start, protocol, method, path), row in self._acc.items()
+            for (client, server, start, protocol, method, path), row in acc.items()
         ]
 
     def capped(self, cap: TemplateCap) -> list[CallBucket]:
-        """The rows, with templates an edge may not keep folded into `{overflow}`."""
-        wanted: dict[str, set[str]] = {}
+        """The rows, with templates an edge may not keep folded into `{overflow}`.
+
+        Works on the row keys: templates are gathered per edge, the cap asked
+        once per batch, and rows are re-keyed (and merged) only when an edge
+        has templates refused.
+        """
+        by_edge: dict[tuple[str, str], set[str]] = {}
         for client, server, _, _, _, path in self._acc:
             if path:
-                wanted.setdefault(f"{client}|{server}", set()).add(path)
-        admitted = cap.admit(wanted) if wanted else {}
-        out: dict[str, CallBucket] = {}
-        for row in self.buckets():
-            if row.path and row.path not in admitted.get(f"{row.client}|{row.server}", ()):
-                row.path = OVERFLOW_TEMPLATE
-            existing = out.get(row.key)
-            if existing is None:
-                out[row.key] = row
+                paths = by_edge.get((client, server))
+                if paths is None:
+                    paths = by_edge[(client, server)] = set()
+                paths.add(path)
+        if not by_edge:
+            return self.buckets()
+        admitted = cap.admit({f"{c}|{s}": paths for (c, s), paths in by_edge.items()})
+        refused = {}
+        for (c, s), paths in by_edge.items():
+            left = paths - admitted.get(f"{c}|{s}", set())
+            if left:
+                refused[(c, s)] = left
+        if not refused:
+            return self.buckets()
+        out: dict[RowKey, list] = {}
+        for key, row in self._acc.items():
+            client, server, start, protocol, method, path = key
+            if path and path in refused.get((client, server), ()):
+                key = (client, server, start, protocol, method, OVERFLOW_TEMPLATE)
+            into = out.get(key)
+            if into is None:
+                out[key] = row
             else:
-                existing.merge(row)
-        return list(out.values())
+                _merge(into, row)
+        return self._buckets(out)
+
+
+def _merge(into: list, row: list) -> None:
+    """Add accumulator `row` into `into`, as CallBucket.merge does."""
+    into[_REQUESTS] += row[_REQUESTS]
+    into[_ERRORS] += row[_ERRORS]
+    into[_LATENCY] += row[_LATENCY]
+    for i, count in enumerate(row[_HIST]):
+        into[_HIST][i] += count
+    for i, count in enumerate(row[_STATUS]):
+        into[_STATUS][i] += count
+    exemplars = into[_EXEMPLARS]
+    for trace in row[_EXEMPLARS]:
+        if len(exemplars) >= MAX_EXEMPLARS:
+            break
+        if trace not in exemplars:
+            exemplars.append(trace)
+    into[_NAMING] = row[_NAMING] or into[_NAMING]

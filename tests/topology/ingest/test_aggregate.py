@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from topology.ingest.aggregate import Aggregator
+from topology.ingest.paths import OVERFLOW_TEMPLATE
+from topology.ingest.templates import MemoryTemplateCap
 from topology.model import CallBucket
 
 
@@ -70,3 +74,30 @@ def test_calls_aggregate_as_their_events() -> None:
     slow = Aggregator(60)
     assert counted == slow.add_all(events) < len(calls)
     assert fast.buckets() == slow.buckets()
+
+
+@pytest.mark.parametrize("cap", [1, 3, 100])
+def test_capped_rows_equal_buckets_merged_into_overflow(cap: int) -> None:
+    rng = random.Random(cap)
+    events = [(f"c{rng.randrange(3)}", "s", rng.choice(["dns", "host"]),
+               1_000.0 + rng.random() * 120, "http", "GET", rng.choice(["", "/a", "/b", "/c"]),
+               rng.random() * 50, False, 200, rng.choice(["", f"t{n % 13}"]))
+              for n in range(2_000)]
+    aggregator = Aggregator(60)
+    aggregator.add_all(events)
+    reference = Aggregator(60)
+    reference.add_all(events)
+    admitted = MemoryTemplateCap(cap).admit(
+        {f"{row.client}|{row.server}": {r.path for r in reference.buckets()
+                                        if (r.client, r.server) == (row.client, row.server)
+                                        and r.path}
+         for row in reference.buckets()})
+    expected: dict[str, CallBucket] = {}
+    for row in reference.buckets():
+        if row.path and row.path not in admitted[f"{row.client}|{row.server}"]:
+            row.path = OVERFLOW_TEMPLATE
+        if row.key in expected:
+            expected[row.key].merge(row)
+        else:
+            expected[row.key] = row
+    assert {row.key: row for row in aggregator.capped(MemoryTemplateCap(cap))} == expected
