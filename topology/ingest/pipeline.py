@@ -77,7 +77,7 @@ class Ingestor:
             self.templates = MemoryTemplateCap(template_cap)
         else:
             self.leases = RedisLeaseStore(redis, keep, clock)
-            self.dns = RedisDnsStore(redis, settings.dns_retention)
+            self.dns = RedisDnsStore(redis, settings.dns_retention, clock)
             self.templates = RedisTemplateCap(redis, template_cap, settings.hour_retention)
         self.stats = IngestStats()
         # Building touches the in-memory lease/DNS/template state; callers on
