@@ -180,7 +180,8 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             _forget(self, runtime)
             return False
         except Exception as exc:
-            if isinstance(exc, StoreUnavailable) and ingestor is not None:
+            if ingestor is not None and (isinstance(exc, StoreUnavailable)
+                                         or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)
             if self.request.retries >= options.max_retries:
                 letter = _dead_letter(self, runtime, payload, exc, attempt)
@@ -199,12 +200,26 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
     return ingest_batch
 
 
+# LadybugDB's words when its buffer pool ran out, in a write or in the
+# checkpoint after one (whose data is committed: the batch marker turns the
+# retry into a duplicate). Memory it holds after many updates is only given
+# back when the database is closed, so the worker reopens it before retrying.
+_EXHAUSTED = ("buffer pool is full", "checkpoint failed")
+
+
+def store_exhausted(exc: Exception, settings: Settings) -> bool:
+    """The embedded store ran out of buffer pool: reopening it frees the memory."""
+    return settings.store == "embedded" and any(words in str(exc).lower()
+                                                for words in _EXHAUSTED)
+
+
 def _hint(exc: Exception, settings: Settings) -> str:
     """What an operator can do about an error that retrying alone may not cure."""
-    if settings.store == "embedded" and "buffer pool is full" in str(exc):
+    if store_exhausted(exc, settings):
         size = settings.embedded_buffer_pool_mb
-        return (f"; the embedded store's buffer pool ({size or 'default'} MiB) is too small"
-                " for this write: raise TOPOLOGY_EMBEDDED_BUFFER_POOL_MB")
+        return (f"; the embedded store's buffer pool ({size or 'default'} MiB) ran out:"
+                " the store is reopened for the retry; if this repeats for the same batch,"
+                " raise TOPOLOGY_EMBEDDED_BUFFER_POOL_MB")
     return ""
 
 
