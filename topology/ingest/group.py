@@ -65,6 +65,9 @@ class GroupCommit:
         self.clock = clock
         self.max_batches = max_batches
         self.max_rows = max_rows
+        # Whether a failed group is worth writing batch by batch: not when the
+        # error is the store's, not a batch's (e.g. it ran out of memory).
+        self.isolate: Callable[[Exception], bool] = lambda exc: True
         self._cond = threading.Condition()
         self._waiting: list[_Waiting] = []
         self._writing = False
@@ -133,8 +136,9 @@ class GroupCommit:
                 outcomes = self.store.apply_many([w.batch for w in group],
                                                  now=int(self.clock()))
             except Exception as exc:
-                if len(group) == 1:
-                    group[0].error = exc
+                if len(group) == 1 or not self.isolate(exc):
+                    for waiting in group:
+                        waiting.error = exc
                     return
                 log.warning("group commit of %d batches failed (%r); writing each alone",
                             len(group), exc)

@@ -100,6 +100,10 @@ class WorkerRuntime:
                     raise
                 self._store = store
                 self._ingestor = Ingestor(store, self.settings, redis=self.redis)
+                # Out of buffer pool: every batch would fail alone too; the
+                # tasks retry after the store is reopened.
+                self._ingestor.group.isolate = lambda exc: not store_exhausted(
+                    exc, self.settings)
             return self._ingestor
 
     def reset_store(self, failed: Ingestor | None = None) -> None:

@@ -88,3 +88,19 @@ def test_a_failing_batch_fails_alone_and_the_rest_of_its_group_is_written(
 def test_max_batches_must_be_positive(embedded_store: GraphStore) -> None:
     with pytest.raises(ValueError, match="max_batches must be at least 1"):
         GroupCommit(embedded_store, clock=lambda: 0, max_batches=0)
+
+
+def test_a_group_failing_for_the_store_is_not_written_batch_by_batch(
+    embedded_store: GraphStore,
+) -> None:
+    group = GroupCommit(embedded_store, clock=lambda: 1_763_700_100)
+    group.apply(Batch(id="first", calls=[_bucket(1)]))
+    group.isolate = lambda exc: False  # e.g. the store ran out of memory
+    poison = Batch(id="poison", calls=[_bucket(1, histogram=[1])])
+    good = Batch(id="good", calls=[_bucket(2)])
+
+    outcomes = _run(group, [good, poison])
+
+    assert all(isinstance(outcome, ValueError) for outcome in outcomes.values())
+    assert group.commits == 2  # "first", then the one failed group
+    assert totals(embedded_store)[0] == 1
