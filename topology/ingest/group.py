@@ -6,10 +6,12 @@ waits. Whoever finds no write running becomes the writer: it takes every
 batch waiting (up to `max_batches` and `max_rows` bucket rows) and applies
 them together with
 `GraphStore.apply_many`, then hands each waiting thread its own outcome.
-While that write runs, the next batches gather for the next one, so the
-slower the store, the more batches each transaction carries; with a bounded
-number of distinct keys (edges per minute), the rows per transaction stay
-bounded while the events per transaction grow.
+While that write runs, the next batches gather for the next one (and a
+writer lingers, up to `linger` seconds, for batches other threads announced
+with `expect` and are still building), so the slower the store, the more
+batches each transaction carries; with a bounded number of distinct keys
+(edges per minute), the rows per transaction stay bounded while the events
+per transaction grow.
 
 Exactly-once is the store's: each batch keeps its id, applied at most once.
 A caller learns its outcome only after the transaction holding its batch
@@ -37,6 +39,10 @@ DEFAULT_MAX_BATCHES = 64
 # Bucket rows per transaction (before merging across batches): a transaction's
 # memory in the store (LadybugDB's buffer pool) grows with it.
 DEFAULT_MAX_ROWS = 100_000
+# Longest a writer waits for batches announced (`expect`) but still being
+# built: a transaction costs about the same for one batch as for several
+# over the same keys, so waiting a little for the others saves a whole one.
+DEFAULT_LINGER = 1.0
 
 
 class _Waiting:
@@ -58,6 +64,7 @@ class GroupCommit:
     def __init__(
         self, store: GraphStore, clock: Callable[[], float],
         max_batches: int = DEFAULT_MAX_BATCHES, max_rows: int = DEFAULT_MAX_ROWS,
+        linger: float = DEFAULT_LINGER,
     ) -> None:
         if max_batches < 1:
             raise ValueError(f"max_batches must be at least 1, not {max_batches}")
@@ -65,6 +72,8 @@ class GroupCommit:
         self.clock = clock
         self.max_batches = max_batches
         self.max_rows = max_rows
+        self.linger = linger
+        self._expected = 0  # batches being built that will be handed in
         # Whether a failed group is worth writing batch by batch: not when the
         # error is the store's, not a batch's (e.g. it ran out of memory).
         self.isolate: Callable[[Exception], bool] = lambda exc: True
@@ -74,12 +83,28 @@ class GroupCommit:
         self.commits = 0  # transactions attempted (for tests and benchmarks)
         self.largest = 0  # most batches in one transaction
 
-    def apply(self, batch: Batch) -> bool:
+    def expect(self) -> None:
+        """A batch is being built and will be handed to `apply` (or `cancel`led):
+        a writer lingers for it, up to `linger` seconds."""
+        with self._cond:
+            self._expected += 1
+
+    def cancel(self) -> None:
+        """The batch announced by `expect` will not come (its build failed)."""
+        with self._cond:
+            self._expected -= 1
+            self._cond.notify_all()
+
+    def apply(self, batch: Batch, *, expected: bool = False) -> bool:
         """Write `batch` (with whatever else is waiting); True when applied, False when
-        its id was applied before. Raises what the write raised."""
+        its id was applied before. Raises what the write raised. `expected`: the
+        batch was announced with `expect`."""
         me = _Waiting(batch)
         with self._cond:
+            if expected:
+                self._expected -= 1
             self._waiting.append(me)
+            self._cond.notify_all()
         while True:
             with self._cond:
                 while not me.done and self._writing:
@@ -87,6 +112,10 @@ class GroupCommit:
                 if me.done:
                     return me.outcome()
                 self._writing = True
+                deadline = time.monotonic() + self.linger
+                while (self._expected > 0 and len(self._waiting) < self.max_batches
+                       and (left := deadline - time.monotonic()) > 0):
+                    self._cond.wait(left)
                 group = self._take()
             try:
                 self._write(group)

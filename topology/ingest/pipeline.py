@@ -92,9 +92,14 @@ class Ingestor:
         False when the batch id was applied before. Raises InvalidBatch; store
         errors propagate (retryable).
         """
-        with self._building:
-            batch = self.build(payload)
-        applied = self.group.apply(batch)
+        self.group.expect()
+        try:
+            with self._building:
+                batch = self.build(payload)
+        except BaseException:
+            self.group.cancel()
+            raise
+        applied = self.group.apply(batch, expected=True)
         self._count([applied])
         return applied
 

@@ -104,3 +104,35 @@ def test_a_group_failing_for_the_store_is_not_written_batch_by_batch(
     assert all(isinstance(outcome, ValueError) for outcome in outcomes.values())
     assert group.commits == 2  # "first", then the one failed group
     assert totals(embedded_store)[0] == 1
+
+
+@pytest.mark.parametrize(("linger", "commits"), [(60.0, 1), (0.0, 2)])
+def test_writer_lingers_for_batches_announced_and_still_being_built(
+    embedded_store: GraphStore, linger: float, commits: int,
+) -> None:
+    group = GroupCommit(embedded_store, clock=lambda: 1_763_700_100, linger=linger)
+    group.expect()  # another thread is building its batch
+    outcomes: dict[str, bool] = {}
+    first = threading.Thread(target=lambda: outcomes.update(
+        first=group.apply(Batch(id="first", calls=[_bucket(1)]))))
+    first.start()
+    if linger:
+        wait_for(lambda: group.waiting == 1, 30, "the writer to linger")
+    else:
+        first.join(60)
+    outcomes["late"] = group.apply(Batch(id="late", calls=[_bucket(2)]), expected=True)
+    first.join(60)
+    assert outcomes == {"first": True, "late": True}
+    assert group.commits == commits
+    assert totals(embedded_store)[0] == 3
+
+
+def test_a_cancelled_announcement_ends_the_lingering(embedded_store: GraphStore) -> None:
+    group = GroupCommit(embedded_store, clock=lambda: 1_763_700_100, linger=60.0)
+    group.expect()
+    done = threading.Thread(target=group.apply, args=(Batch(id="b", calls=[_bucket(1)]),))
+    done.start()
+    wait_for(lambda: group.waiting == 1, 30, "the writer to linger")
+    group.cancel()  # that build failed
+    done.join(60)
+    assert not done.is_alive() and group.commits == 1
