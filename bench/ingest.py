@@ -12,7 +12,10 @@ second, for:
 * resolve+aggregate: `Ingestor.build` minus schema validation (lease lookups,
   naming, de-duplication, path folding, aggregation, template cap);
 * validate: the JSON Schema check alone;
-* build: the whole of `Ingestor.build` (what a worker spends before the write).
+* build: the whole of `Ingestor.build` (what a worker spends before the write);
+* build, small batches: the same payload cut into batches of `--small` events,
+  as collectors send them (bench/ingest_e2e.py uses 5,000); with 10,000
+  edges, such a batch has about one row per event, so per-row costs show.
 
 Run: .venv/bin/python bench/ingest.py [--events N] [--runs R]
 """
@@ -87,6 +90,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--small", type=int, default=5_000, help="events per small batch")
     args = parser.parse_args()
     settings = Settings()
     ingestor = pipeline.Ingestor(store=None, settings=settings,  # type: ignore[arg-type]
@@ -98,7 +102,17 @@ def main() -> None:
 
     def resolved(run: int) -> list[Any]:
         resolver = Resolver(ingestor.leases.table(()), ingestor.dns.table(()))
-        return list(ingestor._events(payload(run)["calls"], resolver))
+        fold = ingestor.folder.fold
+        events = []
+        for call in payload(run)["calls"]:
+            ends = resolver.resolve(call)
+            if ends is not None:
+                status = call.get("status")
+                events.append((*ends, call["timestamp"], call["protocol"], call.get("method", ""),
+                               fold(call.get("path", "")), call.get("duration_ms", 0.0),
+                               call.get("error", False) or (status is not None and status >= 500),
+                               status, call.get("trace_id", "")))
+        return events
 
     def aggregate(events: list[Any]) -> int:
         return Aggregator(settings.bucket_width).add_all(events)
@@ -120,6 +134,16 @@ def main() -> None:
         ingestor.build(payload)
         return len(payload["calls"])
 
+    def small_batches(run: int) -> list[dict[str, Any]]:
+        calls = payload(run)["calls"]
+        return [{"batch_id": f"small-{run}-{n}", "agent": "bench",
+                 "calls": calls[n:n + args.small]} for n in range(0, len(calls), args.small)]
+
+    def build_small(batches: list[dict[str, Any]]) -> int:
+        for batch in batches:
+            ingestor.build(batch)
+        return sum(len(batch["calls"]) for batch in batches)
+
     rows = len(ingestor.build(make_batch(args.events, seed=99)).calls)
     print(f"events per batch: {args.events}, distinct edges: {EDGES}, "
           f"rows per batch: {rows}, runs: {args.runs}, "
@@ -129,6 +153,8 @@ def main() -> None:
     for name, fn in (("resolve+aggregate", resolve_aggregate), ("validate", validate),
                      ("build", build)):
         print(f"{name:>18}: {_median(args.runs, payload, fn):>12,.0f} events/s (median)")
+    rate = _median(args.runs, small_batches, build_small)
+    print(f"{'build, batches of ' + format(args.small, ','):>18}: {rate:>12,.0f} events/s (median)")
 
 if __name__ == "__main__":
     main()

@@ -2,13 +2,19 @@
 
 `worker` refuses to start unless Redis runs `maxmemory-policy noeviction`:
 an evicting Redis could drop queued batches or dead letters without a trace.
-With the embedded store a worker owns the database file, so it runs exactly
-one pool process (concurrency 1); several workers need the Neo4j store.
+With the embedded store a worker owns the database file, so it runs in one
+process with a pool of task threads (`--concurrency`, default
+EMBEDDED_THREADS) whose batches share transactions (group commit), and caps
+LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
+TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
+Neo4j store, where each pool process has its own driver.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -16,6 +22,20 @@ import redis
 
 from topology.cli_options import settings_from, store_flags
 from topology.settings import Settings, SettingsError
+
+# Task threads of an embedded-store worker: batches in flight, so at most this
+# many share one transaction (and this many payloads are held in memory).
+EMBEDDED_THREADS = 8
+# The worker's LadybugDB buffer pool unless TOPOLOGY_EMBEDDED_BUFFER_POOL_MB is
+# set (LadybugDB's own default is 80% of RAM): bench/ingest_e2e.py writes fine
+# with it (docs/delivery.md).
+WORKER_BUFFER_POOL_MB = 256
+BUFFER_POOL_ENV = "TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"
+
+
+def worker_buffer_pool(environ: Mapping[str, str]) -> int | None:
+    """The worker's buffer pool override: its own cap unless the setting is given."""
+    return None if BUFFER_POOL_ENV in environ else WORKER_BUFFER_POOL_MB
 
 
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
@@ -31,7 +51,8 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 @click.command("worker")
 @store_flags
 @click.option("--concurrency", type=click.IntRange(min=1),
-              help="pool processes (neo4j store only; the embedded store uses one)")
+              help="pool processes (neo4j store); task threads sharing transactions"
+                   f" (embedded store, default {EMBEDDED_THREADS})")
 @click.option("--loglevel", default="info", show_default=True)
 @click.option("--logfile", help="write the worker log to this file instead of stderr")
 @click.option("--hostname", default="topology@%h", show_default=True,
@@ -58,7 +79,8 @@ def worker(
     )
 
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
-                         neo4j_uri=neo4j_uri)
+                         neo4j_uri=neo4j_uri,
+                         embedded_buffer_pool_mb=worker_buffer_pool(os.environ))
     assert settings.redis_url is not None
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     try:
@@ -67,19 +89,16 @@ def worker(
         raise click.ClickException(f"refusing to start the worker: {exc}") from None
     finally:
         client.close()
+    pool = "prefork"
     if settings.store == "embedded":
-        if concurrency not in (None, 1):
-            raise click.UsageError(
-                "--concurrency: the embedded store has a single writer, so its worker runs one"
-                " pool process; use TOPOLOGY_STORE=neo4j for more"
-            )
-        concurrency = 1
+        # One process owns the file; its task threads share transactions.
+        pool, concurrency = "threads", concurrency or EMBEDDED_THREADS
     try:
         app = create_app(settings, DeliveryOptions.load())
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     argv = ["worker", f"--loglevel={loglevel}", f"--hostname={hostname}", f"--queues={QUEUE}",
-            "--pool=prefork", "--without-gossip", "--without-mingle"]
+            f"--pool={pool}", "--without-gossip", "--without-mingle"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     if logfile:

@@ -10,7 +10,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from topology.cli_worker import deadletter, worker
+from topology.cli_worker import WORKER_BUFFER_POOL_MB, deadletter, worker, worker_buffer_pool
 from topology.ingest.deadletter import DeadLetters
 
 
@@ -44,12 +44,14 @@ def test_worker_needs_a_redis_url(tmp_path: Path) -> None:
     assert "TOPOLOGY_REDIS_URL" in result.output
 
 
-def test_embedded_worker_refuses_more_than_one_process(redis_url: str, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        worker, ["--redis-url", redis_url, "--data-dir", str(tmp_path), "--concurrency", "2"]
-    )
-    assert result.exit_code == 2
-    assert "single writer" in result.output
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, WORKER_BUFFER_POOL_MB),
+    ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "512"}, None),  # the setting decides
+    ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "0"}, None),  # 0: LadybugDB's own default
+])
+def test_worker_caps_the_buffer_pool_unless_set(environ: dict[str, str],
+                                                expected: int | None) -> None:
+    assert worker_buffer_pool(environ) == expected
 
 
 @pytest.fixture

@@ -1,13 +1,14 @@
 """A GraphStore that times its writes, for /metrics' store write latency.
 
-Wraps the serving process's store for its Ingestor only: `apply` is timed
-into a histogram, everything else is passed through unchanged.
+Wraps the serving process's store for its Ingestor only: `apply` and
+`apply_many` are timed into a histogram, everything else is passed through
+unchanged.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import Histogram
@@ -27,6 +28,13 @@ class TimedStore(GraphStore):
         started = time.perf_counter()
         try:
             return self.inner.apply(batch, now=now)
+        finally:
+            self.latency.observe(time.perf_counter() - started)
+
+    def apply_many(self, batches: Sequence[Batch], *, now: int | None = None) -> list[bool]:
+        started = time.perf_counter()
+        try:
+            return self.inner.apply_many(batches, now=now)
         finally:
             self.latency.observe(time.perf_counter() - started)
 

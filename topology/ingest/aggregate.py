@@ -12,7 +12,8 @@ batch is folded, on distinct rows rather than on events.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from topology.histogram import BIN_COUNT, BOUNDS_MS
 from topology.ingest.paths import OVERFLOW_TEMPLATE
@@ -23,6 +24,8 @@ RowKey = tuple[str, str, int, str, str, str]
 # client, server, naming, timestamp, protocol, method, path template, duration ms,
 # error, status, trace id
 Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
+# A call of the batch format -> (client id, server id, naming), or None: it does not count.
+Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
 
 # Accumulator slots.
 _REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
@@ -68,10 +71,62 @@ class Aggregator:
                     exemplars.append(trace)
         return n
 
+    def add_calls(
+        self, calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
+    ) -> int:
+        """Resolve, fold and aggregate calls of the batch format in one loop.
+
+        The same rows as `add_all` over the events the calls become, without
+        making an event per call (the ingest hot path). Returns how many counted.
+        """
+        acc = self._acc
+        get = acc.get
+        width = self.width
+        bounds = BOUNDS_MS
+        bins, classes, max_exemplars = BIN_COUNT, STATUS_CLASSES, MAX_EXEMPLARS
+        status_index = _STATUS_INDEX
+        n = 0
+        for call in calls:
+            ends = resolve(call)
+            if ends is None:
+                continue
+            n += 1
+            field = call.get
+            client, server, naming = ends
+            key = (client, server, int(call["timestamp"]) // width * width, call["protocol"],
+                   field("method", ""), fold(field("path", "")))
+            row = get(key)
+            if row is None:
+                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], naming]
+            else:
+                row[_NAMING] = naming
+            row[_REQUESTS] += 1
+            status = field("status")
+            if status is None:
+                row[_STATUS][0] += 1
+                if field("error", False):
+                    row[_ERRORS] += 1
+            else:
+                row[_STATUS][status_index[status]] += 1
+                if status >= 500 or field("error", False):
+                    row[_ERRORS] += 1
+            ms = field("duration_ms", 0.0)
+            row[_LATENCY] += ms
+            row[_HIST][bisect_left(bounds, ms)] += 1
+            trace = field("trace_id")
+            if trace:
+                exemplars = row[_EXEMPLARS]
+                if len(exemplars) < max_exemplars and trace not in exemplars:
+                    exemplars.append(trace)
+        return n
+
     def __len__(self) -> int:
         return len(self._acc)
 
     def buckets(self) -> list[CallBucket]:
+        return self._buckets(self._acc)
+
+    def _buckets(self, acc: dict[RowKey, list]) -> list[CallBucket]:
         width = self.width
         return [
             CallBucket(
@@ -80,23 +135,59 @@ class Aggregator:
                 latency_sum_ms=row[_LATENCY], histogram=row[_HIST], status_classes=row[_STATUS],
                 exemplars=row[_EXEMPLARS], naming=row[_NAMING],
             )
-            for (client, server, start, protocol, method, path), row in self._acc.items()
+            for (client, server, start, protocol, method, path), row in acc.items()
         ]
 
     def capped(self, cap: TemplateCap) -> list[CallBucket]:
-        """The rows, with templates an edge may not keep folded into `{overflow}`."""
-        wanted: dict[str, set[str]] = {}
+        """The rows, with templates an edge may not keep folded into `{overflow}`.
+
+        Works on the row keys: templates are gathered per edge, the cap asked
+        once per batch, and rows are re-keyed (and merged) only when an edge
+        has templates refused.
+        """
+        by_edge: dict[tuple[str, str], set[str]] = {}
         for client, server, _, _, _, path in self._acc:
             if path:
-                wanted.setdefault(f"{client}|{server}", set()).add(path)
-        admitted = cap.admit(wanted) if wanted else {}
-        out: dict[str, CallBucket] = {}
-        for row in self.buckets():
-            if row.path and row.path not in admitted.get(f"{row.client}|{row.server}", ()):
-                row.path = OVERFLOW_TEMPLATE
-            existing = out.get(row.key)
-            if existing is None:
-                out[row.key] = row
+                paths = by_edge.get((client, server))
+                if paths is None:
+                    paths = by_edge[(client, server)] = set()
+                paths.add(path)
+        if not by_edge:
+            return self.buckets()
+        admitted = cap.admit({f"{c}|{s}": paths for (c, s), paths in by_edge.items()})
+        refused = {}
+        for (c, s), paths in by_edge.items():
+            left = paths - admitted.get(f"{c}|{s}", set())
+            if left:
+                refused[(c, s)] = left
+        if not refused:
+            return self.buckets()
+        out: dict[RowKey, list] = {}
+        for key, row in self._acc.items():
+            client, server, start, protocol, method, path = key
+            if path and path in refused.get((client, server), ()):
+                key = (client, server, start, protocol, method, OVERFLOW_TEMPLATE)
+            into = out.get(key)
+            if into is None:
+                out[key] = row
             else:
-                existing.merge(row)
-        return list(out.values())
+                _merge(into, row)
+        return self._buckets(out)
+
+
+def _merge(into: list, row: list) -> None:
+    """Add accumulator `row` into `into`, as CallBucket.merge does."""
+    into[_REQUESTS] += row[_REQUESTS]
+    into[_ERRORS] += row[_ERRORS]
+    into[_LATENCY] += row[_LATENCY]
+    for i, count in enumerate(row[_HIST]):
+        into[_HIST][i] += count
+    for i, count in enumerate(row[_STATUS]):
+        into[_STATUS][i] += count
+    exemplars = into[_EXEMPLARS]
+    for trace in row[_EXEMPLARS]:
+        if len(exemplars) >= MAX_EXEMPLARS:
+            break
+        if trace not in exemplars:
+            exemplars.append(trace)
+    into[_NAMING] = row[_NAMING] or into[_NAMING]

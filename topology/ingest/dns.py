@@ -14,13 +14,17 @@ Two clocks are involved, on purpose:
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from topology.ingest.snapshots import SnapshotCache
+
 SKEW = 5.0  # seconds a call may precede the answer's timestamp (clock skew, batching)
 _PREFIX = "topology:dns:"
+_VERSION = "topology:version:dns"  # bumped after every DNS write
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +151,20 @@ return 1
 
 
 class RedisDnsStore(DnsStore):
-    """Sightings in Redis, one hash per IP, expiring `retention` after the last write."""
+    """Sightings in Redis, one hash per IP, expiring `retention` after the last write.
 
-    def __init__(self, redis: Any, retention: float) -> None:
+    Reads go through a `SnapshotCache` (only IPs not read since the last DNS
+    write by any worker go to Redis).
+    """
+
+    def __init__(
+        self, redis: Any, retention: float, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__(retention)
         self._redis = redis
         self._script = redis.register_script(_RECORD)
+        self.cache: SnapshotCache[list[tuple[str, Sighting]]] = SnapshotCache(
+            redis, _VERSION, clock)
 
     def record(self, dns: Iterable[Mapping[str, Any]]) -> None:
         folded = answers(dns)
@@ -165,6 +177,7 @@ class RedisDnsStore(DnsStore):
             for name, (first, last) in names.items():
                 args += [name, repr(first), repr(last)]
             self._script(keys=[_PREFIX + ip], args=args, client=pipe)
+        self.cache.bump(pipe)
         pipe.execute()
 
     def table(self, ips: Iterable[str]) -> DnsTable:
@@ -172,13 +185,21 @@ class RedisDnsStore(DnsStore):
         wanted = list(dict.fromkeys(ips))
         if not wanted:
             return table
+        for sightings in self.cache.get(wanted, self._load).values():
+            for ip, sighting in sightings:
+                table.put(ip, sighting)
+        return table
+
+    def _load(self, ips: list[str]) -> dict[str, list[tuple[str, Sighting]]]:
         pipe = self._redis.pipeline(transaction=False)
-        for ip in wanted:
+        for ip in ips:
             pipe.hgetall(_PREFIX + ip)
-        for ip, fields in zip(wanted, pipe.execute(), strict=True):
+        out: dict[str, list[tuple[str, Sighting]]] = {}
+        for ip, fields in zip(ips, pipe.execute(), strict=True):
+            sightings = out[ip] = []
             for raw_name, raw in fields.items():
                 name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
                 text = raw.decode() if isinstance(raw, bytes) else raw
                 first, _, last = text.partition("|")
-                table.put(ip, Sighting(name, float(first), float(last)))
-        return table
+                sightings.append((ip, Sighting(name, float(first), float(last))))
+        return out

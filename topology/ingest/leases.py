@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from topology.ingest.identity import workload_service_id
+from topology.ingest.snapshots import SnapshotCache
 
 _PREFIX = "topology:lease:"
+_VERSION = "topology:version:leases"  # bumped after every lease write
 _INF = math.inf
 
 
@@ -191,13 +193,18 @@ return 1
 
 
 class RedisLeaseStore(LeaseStore):
-    """Leases in Redis, one hash per IP, shared by every worker."""
+    """Leases in Redis, one hash per IP, shared by every worker.
+
+    Reads go through a `SnapshotCache`: a batch reads Redis only for IPs this
+    process has not read since the last lease write (by any worker).
+    """
 
     def __init__(self, redis: Any, keep: float, clock: Callable[[], float]) -> None:
         self._redis = redis
         self._keep = keep
         self._clock = clock
         self._script = redis.register_script(_ADD)
+        self.cache: SnapshotCache[list[Lease]] = SnapshotCache(redis, _VERSION, clock)
 
     def add(self, leases: Iterable[Lease]) -> None:
         by_ip: dict[str, list[Lease]] = {}
@@ -216,6 +223,7 @@ class RedisLeaseStore(LeaseStore):
                                   separators=(",", ":"))
                 args += [lease.key, f"{end}|{body}"]
             self._script(keys=[_PREFIX + ip], args=args, client=pipe)
+        self.cache.bump(pipe)
         pipe.execute()
 
     def table(self, ips: Iterable[str]) -> LeaseTable:
@@ -223,17 +231,25 @@ class RedisLeaseStore(LeaseStore):
         wanted = list(dict.fromkeys(ips))
         if not wanted:
             return table
+        for leases in self.cache.get(wanted, self._load).values():
+            for lease in leases:
+                table.put(lease)
+        return table
+
+    def _load(self, ips: list[str]) -> dict[str, list[Lease]]:
         pipe = self._redis.pipeline(transaction=False)
-        for ip in wanted:
+        for ip in ips:
             pipe.hvals(_PREFIX + ip)
-        for ip, values in zip(wanted, pipe.execute(), strict=True):
+        out: dict[str, list[Lease]] = {}
+        for ip, values in zip(ips, pipe.execute(), strict=True):
+            leases = out[ip] = []
             for raw in values:
                 text = raw.decode() if isinstance(raw, bytes) else raw
                 end, _, body = text.partition("|")
                 data = json.loads(body)
-                table.put(Lease(
+                leases.append(Lease(
                     ip=ip, workload=data["workload"], start=float(data["from"]),
                     end=float(end) if end else None, port=data["port"],
                     watched=data["watched"], service_id=workload_service_id(data["workload"]),
                 ))
-        return table
+        return out

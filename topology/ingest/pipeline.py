@@ -1,4 +1,4 @@
-"""The one ingest function: a collector batch in, one `GraphStore.apply` out.
+"""The one ingest function: a collector batch in, one store transaction out.
 
 Every input path ends here: `POST /v1/events`, the Celery task, the embedded
 queue, the Kubernetes watcher's leases and OTLP traces (converted to the same
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from topology.ingest.aggregate import Aggregator, Event
+from topology.ingest.aggregate import Aggregator
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
+from topology.ingest.group import GroupCommit
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
 from topology.ingest.paths import PathFolder
 from topology.ingest.resolve import Resolver
@@ -76,26 +77,60 @@ class Ingestor:
             self.templates = MemoryTemplateCap(template_cap)
         else:
             self.leases = RedisLeaseStore(redis, keep, clock)
-            self.dns = RedisDnsStore(redis, settings.dns_retention)
+            self.dns = RedisDnsStore(redis, settings.dns_retention, clock)
             self.templates = RedisTemplateCap(redis, template_cap, settings.hour_retention)
         self.stats = IngestStats()
         # Building touches the in-memory lease/DNS/template state; callers on
         # several threads (embedded mode) take turns. The store write is outside.
         self._building = threading.Lock()
+        self.group = GroupCommit(store, clock)
 
     def ingest(self, payload: Mapping[str, Any]) -> bool:
-        """Validate, resolve, aggregate, store.apply(batch).
+        """Validate, resolve, aggregate, then write with whatever other threads are
+        writing (`GroupCommit`): returns once the batch's transaction committed.
 
         False when the batch id was applied before. Raises InvalidBatch; store
         errors propagate (retryable).
         """
-        with self._building:
-            batch = self.build(payload)
-        applied = self.store.apply(batch, now=int(self.clock()))
-        self.stats.batches += 1
-        if not applied:
-            self.stats.duplicates += 1
+        self.group.expect()
+        try:
+            with self._building:
+                batch = self.build(payload)
+        except BaseException:
+            self.group.cancel()
+            raise
+        applied = self.group.apply(batch, expected=True)
+        self._count([applied])
         return applied
+
+    def ingest_many(self, payloads: Sequence[Mapping[str, Any]]) -> list[bool | InvalidBatch]:
+        """Several batches in one store transaction (the embedded queue's group commit).
+
+        One outcome per payload, in order: True applied, False its id was
+        applied before (or by an earlier payload of this call), or the
+        InvalidBatch it raised (the valid ones are written all the same).
+        Store and Redis errors propagate, and then nothing was written.
+        """
+        outcomes: list[bool | InvalidBatch] = []
+        batches: list[Batch] = []
+        with self._building:
+            for payload in payloads:
+                try:
+                    batches.append(self.build(payload))
+                    outcomes.append(True)
+                except InvalidBatch as exc:
+                    outcomes.append(exc)
+        if not batches:
+            return outcomes
+        applied = iter(self.store.apply_many(batches, now=int(self.clock())))
+        outcomes = [next(applied) if outcome is True else outcome for outcome in outcomes]
+        self._count([o for o in outcomes if isinstance(o, bool)])
+        return outcomes
+
+    def _count(self, applied: list[bool]) -> None:
+        with self._building:
+            self.stats.batches += len(applied)
+            self.stats.duplicates += applied.count(False)
 
     def build(self, payload: Mapping[str, Any]) -> Batch:
         """Everything but the write: the Batch this payload becomes."""
@@ -116,7 +151,7 @@ class Ingestor:
                         ips.add(ip)
         resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
         aggregator = Aggregator(self.settings.bucket_width)
-        aggregator.add_all(self._events(calls, resolver))
+        aggregator.add_calls(calls, resolver.resolve, self.folder.fold)
         rows = aggregator.capped(self.templates)
         stats = self.stats
         stats.calls += len(calls)
@@ -127,19 +162,3 @@ class Ingestor:
             stats.dropped[reason] = stats.dropped.get(reason, 0) + count
         return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
                      calls=rows)
-
-    def _events(self, calls: Iterable[Mapping[str, Any]], resolver: Resolver) -> Iterator[Event]:
-        """The calls that count, resolved and folded, as aggregation events."""
-        resolve, fold, folded = resolver.resolve, self.folder.fold, self.folder.memo.get
-        for call in calls:
-            ends = resolve(call)
-            if ends is None:
-                continue
-            status = call.get("status")
-            path = call.get("path", "")
-            yield (
-                *ends, call["timestamp"], call["protocol"], call.get("method", ""),
-                folded(path) or fold(path), call.get("duration_ms", 0.0),
-                call.get("error", False) or (status is not None and status >= 500),
-                status, call.get("trace_id", ""),
-            )

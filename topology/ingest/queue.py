@@ -2,17 +2,21 @@
 
 The serving process accepts batches with `submit` (the API answers 429 with
 Retry-After when it raises `QueueFull`) and a single writer thread applies
-them one at a time, in order, through `Ingestor.ingest`; the embedded store
-has one writer, so one thread is all there is to have. Batches are never
-merged: each keeps its own id and transaction, so exactly-once per batch id
-is the store's and survives a retry.
+them in order; the embedded store has one writer, so one thread is all there
+is to have. Group commit: the writer takes every batch waiting at the head
+(up to `max_group`) and writes them in one store transaction
+(`Ingestor.ingest_many`), so batches that arrived during a slow write cost
+one transaction between them. Each batch keeps its own id within it, so
+exactly-once per batch id is the store's and survives a retry.
 
-A batch leaves the queue only once written: a store or Redis error keeps it
-at the head and the writer retries with backoff (meanwhile new batches fill
-the queue and callers are told to come back later). An invalid batch is
-dropped at once; any other error is retried `max_attempts` times, then the
-batch is dropped and logged, so an unforeseen bug cannot stall ingestion.
-`close()` stops accepting and returns once everything accepted is written.
+A batch leaves the queue only once written: a store or Redis error keeps the
+group at the head and the writer retries with backoff (meanwhile new batches
+fill the queue and callers are told to come back later). An invalid batch is
+dropped at once (the rest of its group is written); any other error sends
+the group's batches through one at a time, where each is retried
+`max_attempts` times, then dropped and logged, so an unforeseen bug cannot
+stall ingestion. `close()` stops accepting and returns once everything
+accepted is written.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis
@@ -33,6 +37,9 @@ from topology.store.base import StoreError
 log = logging.getLogger(__name__)
 
 Ingest = Callable[[Mapping[str, Any]], bool]
+# Payloads -> per payload: True written, False duplicate, or the InvalidBatch it raised.
+IngestMany = Callable[[Sequence[Mapping[str, Any]]], Sequence["bool | Exception"]]
+DEFAULT_MAX_GROUP = 64
 RETRY_FOREVER: tuple[type[BaseException], ...] = (StoreError, redis.RedisError, OSError)
 
 
@@ -78,7 +85,8 @@ class _Metrics:
         self.depth = Gauge(f"{prefix}_depth", "batches accepted and not yet written",
                            registry=registry)
         self.depth.set_function(depth)
-        self.latency = Histogram(f"{prefix}_write_seconds", "time to write one batch",
+        self.latency = Histogram(f"{prefix}_write_seconds",
+                                 "time of one write (one transaction, one or more batches)",
                                  registry=registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
                                           10, 30))
@@ -94,11 +102,21 @@ class IngestQueue:
         backoff: Callable[[int], float] = exponential_backoff,
         max_attempts: int = 3,
         retry_forever: tuple[type[BaseException], ...] = RETRY_FOREVER,
+        ingest_many: IngestMany | None = None,
+        max_group: int = DEFAULT_MAX_GROUP,
     ) -> None:
+        """`ingest` writes one batch; `ingest_many` several in one transaction. An
+        Ingestor's bound `ingest` brings its `ingest_many` along unless one is given."""
         if capacity < 1:
             raise ValueError(f"ingest queue capacity must be at least 1, not {capacity}")
+        if max_group < 1:
+            raise ValueError(f"ingest queue max_group must be at least 1, not {max_group}")
         self.capacity = capacity
         self._ingest = ingest
+        if ingest_many is None:
+            ingest_many = getattr(getattr(ingest, "__self__", None), "ingest_many", None)
+        self._ingest_many = ingest_many
+        self._max_group = max_group
         self._backoff = backoff
         self._max_attempts = max_attempts
         self._retry_forever = retry_forever
@@ -109,8 +127,9 @@ class IngestQueue:
         self._retry_until = 0.0
         self.accepted = self.rejected = self.dropped = self.retries = 0
         self.written = self.duplicates = 0
+        self.commits = 0  # transactions (a group of batches each)
         self.last_write_seconds = 0.0
-        self.mean_write_seconds = 0.0  # moving average, for the Retry-After hint
+        self.mean_write_seconds = 0.0  # per batch, moving average, for the Retry-After hint
         self._metrics = _Metrics(registry, lambda: self.depth)
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
@@ -171,14 +190,59 @@ class IngestQueue:
                     self._cond.wait()
                 if not self._items or self._abandon.is_set():
                     return
-                payload = self._items[0]
-            finished = self._write(payload)
+                group = [self._items[i]
+                         for i in range(min(len(self._items), self._max_group))]
+            finished = self._write_group(group)
             with self._cond:
-                if finished:
+                for _ in range(finished):
                     self._items.popleft()
-                    self._cond.notify_all()
+                self._cond.notify_all()
                 if self._abandon.is_set():
                     return
+
+    def _write_group(self, group: list[Mapping[str, Any]]) -> int:
+        """Write or drop the batches of `group`; how many are done with."""
+        if self._ingest_many is None:
+            return int(self._write(group[0]))
+        from topology.ingest.pipeline import InvalidBatch
+
+        attempt = 0
+        while not self._abandon.is_set():
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                outcomes = self._ingest_many(group)
+            except self._retry_forever as exc:
+                self._retry_later(group[0], attempt, exc)
+                continue
+            except Exception as exc:
+                log.warning("ingest group of %d batches failed (%r); writing each alone",
+                            len(group), exc)
+                for done, payload in enumerate(group):
+                    if not self._write(payload):
+                        return done
+                return len(group)
+            written = []
+            for payload, outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, InvalidBatch):
+                    log.error("ingest batch %s dropped: invalid: %s", _batch_id(payload),
+                              outcome)
+                    self._drop(1)
+                else:
+                    written.append(bool(outcome))
+            self._record(time.perf_counter() - started, written)
+            return len(group)
+        return 0
+
+    def _retry_later(self, payload: Mapping[str, Any], attempt: int, exc: Exception) -> None:
+        delay = self._backoff(attempt)
+        log.warning("ingest batch %s: attempt %d failed (%r), retry in %.2fs",
+                    _batch_id(payload), attempt, exc, delay)
+        self.retries += 1
+        if self._metrics.enabled:
+            self._metrics.retries.inc()
+        self._retry_until = time.monotonic() + delay
+        self._abandon.wait(delay)
 
     def _write(self, payload: Mapping[str, Any]) -> bool:
         """Write or drop one batch (True); False when close() gave up on it."""
@@ -201,27 +265,25 @@ class IngestQueue:
                                   _batch_id(payload), attempt)
                     self._drop(1)
                     return True
-                delay = self._backoff(attempt)
-                log.warning("ingest batch %s: attempt %d failed (%r), retry in %.2fs",
-                            _batch_id(payload), attempt, exc, delay)
-                self.retries += 1
-                if self._metrics.enabled:
-                    self._metrics.retries.inc()
-                self._retry_until = time.monotonic() + delay
-                self._abandon.wait(delay)
+                self._retry_later(payload, attempt, exc)
                 continue
-            self._record(time.perf_counter() - started, applied)
+            self._record(time.perf_counter() - started, [applied])
             return True
         return False
 
-    def _record(self, seconds: float, applied: bool) -> None:
+    def _record(self, seconds: float, applied: list[bool]) -> None:
+        """One transaction wrote `applied` (True: new, False: duplicate)."""
         self._retry_until = 0.0
-        self.written += 1
-        self.duplicates += not applied
+        first = self.written == 0
+        self.commits += 1
+        self.written += len(applied)
+        self.duplicates += applied.count(False)
         self.last_write_seconds = seconds
-        self.mean_write_seconds = (
-            seconds if self.written == 1 else 0.8 * self.mean_write_seconds + 0.2 * seconds
-        )
+        if applied:
+            each = seconds / len(applied)
+            self.mean_write_seconds = (
+                each if first else 0.8 * self.mean_write_seconds + 0.2 * each
+            )
         if self._metrics.enabled:
             self._metrics.latency.observe(seconds)
 

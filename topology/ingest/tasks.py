@@ -13,7 +13,11 @@ every worker that takes it cannot loop forever either.
 
 Embedded store: LadybugDB has one writer per file, so a worker that owns an
 embedded store must be the only worker process on that file (`topology
-worker` runs one pool process when TOPOLOGY_STORE=embedded). In production
+worker` runs a threads pool in one process when TOPOLOGY_STORE=embedded).
+Its task threads build their batches in turn and hand them to the
+Ingestor's `GroupCommit`: the batches that arrive while one write runs are
+written together in the next transaction, and each task returns (and its
+message is acknowledged) only once its batch is committed. In production
 workers share the Neo4j store instead.
 """
 
@@ -21,12 +25,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_shutdown, worker_shutdown
 
 from topology.ingest.deadletter import DeadLetter, DeadLetters
 from topology.ingest.pipeline import Ingestor, InvalidBatch
@@ -44,10 +49,14 @@ class WorkerLost(RuntimeError):
 
 
 class WorkerRuntime:
-    """The store, Redis client and Ingestor of one worker process, opened on first use."""
+    """The store, Redis client and Ingestor of one worker process, opened on first use.
+
+    Shared by the task threads of a threads pool: opening and closing take a lock.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._lock = threading.RLock()
         self._pid = os.getpid()
         self._store: GraphStore | None = None
         self._ingestor: Ingestor | None = None
@@ -62,48 +71,70 @@ class WorkerRuntime:
 
     @property
     def redis(self) -> redis.Redis:
-        self._check_pid()
-        if self._redis is None:
-            assert self.settings.redis_url is not None
-            self._redis = redis.Redis.from_url(self.settings.redis_url)
-        return self._redis
+        with self._lock:
+            self._check_pid()
+            if self._redis is None:
+                assert self.settings.redis_url is not None
+                self._redis = redis.Redis.from_url(self.settings.redis_url)
+            return self._redis
 
     @property
     def dead_letters(self) -> DeadLetters:
-        self._check_pid()
-        if self._dead is None:
-            self._dead = DeadLetters(self.redis)
-        return self._dead
+        with self._lock:
+            self._check_pid()
+            if self._dead is None:
+                self._dead = DeadLetters(self.redis)
+            return self._dead
 
     def ingestor(self) -> Ingestor:
-        self._check_pid()
-        if self._ingestor is None:
-            from topology.store import open_store
+        with self._lock:
+            self._check_pid()
+            if self._ingestor is None:
+                from topology.store import open_store
 
-            store = open_store(self.settings)
-            try:
-                store.init_schema()
-            except BaseException:
-                store.close()
-                raise
-            self._store = store
-            self._ingestor = Ingestor(store, self.settings, redis=self.redis)
-        return self._ingestor
+                store = open_store(self.settings)
+                try:
+                    store.init_schema()
+                except BaseException:
+                    store.close()
+                    raise
+                self._store = store
+                self._ingestor = Ingestor(store, self.settings, redis=self.redis)
+                # Out of buffer pool: every batch would fail alone too; the
+                # tasks retry after the store is reopened.
+                self._ingestor.group.isolate = lambda exc: not store_exhausted(
+                    exc, self.settings)
+            return self._ingestor
 
-    def reset_store(self) -> None:
-        """Close the store after it failed, so the next attempt opens it afresh."""
-        store, self._store, self._ingestor = self._store, None, None
-        if store is not None:
-            try:
+    def reset_store(self, failed: Ingestor | None = None) -> None:
+        """Close the store after it failed, so the next attempt opens it afresh.
+
+        With `failed`, only if that Ingestor is still the current one (another
+        thread may have reset it already). The store is closed while no write
+        of its group commit runs.
+        """
+        with self._lock:
+            if failed is not None and failed is not self._ingestor:
+                return
+            store, ingestor = self._store, self._ingestor
+            self._store = self._ingestor = None
+        if store is None:
+            return
+        try:
+            if ingestor is not None:
+                with ingestor.group.exclusive():
+                    store.close()
+            else:
                 store.close()
-            except StoreError:
-                log.warning("closing the failed store raised", exc_info=True)
+        except StoreError:
+            log.warning("closing the failed store raised", exc_info=True)
 
     def close(self) -> None:
         self.reset_store()
-        if self._redis is not None:
-            self._redis.close()
-            self._redis = None
+        with self._lock:
+            if self._redis is not None:
+                self._redis.close()
+                self._redis = None
 
 
 def register(app: Celery, settings: Settings, options: Any) -> Task:
@@ -112,8 +143,12 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
 
     runtime = WorkerRuntime(settings)
 
-    @worker_process_shutdown.connect(weak=False)
+    @worker_process_shutdown.connect(weak=False)  # a prefork pool process
     def _close_runtime(**_: Any) -> None:
+        runtime.close()
+
+    @worker_shutdown.connect(weak=False)  # the worker itself (threads pool)
+    def _close_worker_runtime(**_: Any) -> None:
         runtime.close()
 
     @app.task(
@@ -136,10 +171,12 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             _forget(self, runtime)
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
+        ingestor: Ingestor | None = None
         try:
             if not isinstance(payload, Mapping):
                 raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
-            applied = runtime.ingestor().ingest(payload)
+            ingestor = runtime.ingestor()
+            applied = ingestor.ingest(payload)
         except InvalidBatch as exc:
             letter = _dead_letter(self, runtime, payload, exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
@@ -147,8 +184,9 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             _forget(self, runtime)
             return False
         except Exception as exc:
-            if isinstance(exc, StoreUnavailable):
-                runtime.reset_store()
+            if ingestor is not None and (isinstance(exc, StoreUnavailable)
+                                         or store_exhausted(exc, settings)):
+                runtime.reset_store(ingestor)
             if self.request.retries >= options.max_retries:
                 letter = _dead_letter(self, runtime, payload, exc, attempt)
                 log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
@@ -156,14 +194,37 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 _forget(self, runtime)
                 return False
             countdown = options.countdown(self.request.retries)
-            log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs",
-                        batch_id, attempt, exc, countdown)
+            log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs%s",
+                        batch_id, attempt, exc, countdown, _hint(exc, settings))
             raise self.retry(exc=exc, countdown=countdown) from exc
         log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
         _forget(self, runtime)
         return applied
 
     return ingest_batch
+
+
+# LadybugDB's words when its buffer pool ran out, in a write or in the
+# checkpoint after one (whose data is committed: the batch marker turns the
+# retry into a duplicate). Memory it holds after many updates is only given
+# back when the database is closed, so the worker reopens it before retrying.
+_EXHAUSTED = ("buffer pool is full", "checkpoint failed")
+
+
+def store_exhausted(exc: Exception, settings: Settings) -> bool:
+    """The embedded store ran out of buffer pool: reopening it frees the memory."""
+    return settings.store == "embedded" and any(words in str(exc).lower()
+                                                for words in _EXHAUSTED)
+
+
+def _hint(exc: Exception, settings: Settings) -> str:
+    """What an operator can do about an error that retrying alone may not cure."""
+    if store_exhausted(exc, settings):
+        size = settings.embedded_buffer_pool_mb
+        return (f"; the embedded store's buffer pool ({size or 'default'} MiB) ran out:"
+                " the store is reopened for the retry; if this repeats for the same batch,"
+                " raise TOPOLOGY_EMBEDDED_BUFFER_POOL_MB")
+    return ""
 
 
 def _lost_deliveries(task: Task, runtime: WorkerRuntime) -> int:

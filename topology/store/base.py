@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -52,9 +52,20 @@ class GraphStore(ABC):
     def init_schema(self) -> None:
         """Create tables/constraints/indexes; idempotent."""
 
-    @abstractmethod
     def apply(self, batch: Batch, *, now: int | None = None) -> bool:
         """Write one batch atomically with its id; False when that id was applied before."""
+        return self.apply_many([batch], now=now)[0]
+
+    @abstractmethod
+    def apply_many(self, batches: Sequence[Batch], *, now: int | None = None) -> list[bool]:
+        """Write several batches in one transaction, each id at most once.
+
+        A batch whose id was applied before, or that repeats an earlier id of
+        the same call, is skipped and reported False. The rows of the others
+        are merged across batches (same key: added, as within one batch) and
+        written once, together with a marker per applied id (`applied_at` =
+        `now`). All or nothing: when the call raises, nothing was written.
+        """
 
     @abstractmethod
     def read(

@@ -41,8 +41,8 @@ PAIR_COLUMNS = pa.schema([
 ])
 KEY_COLUMNS = pa.schema([("key", pa.string())])
 
-BATCH_SEEN = "MATCH (b:Batch {id: $id}) RETURN count(b) AS n"
-BATCH_MARK = "CREATE (:Batch {id: $id, applied_at: $now})"
+BATCHES_SEEN = "LOAD FROM $rows MATCH (b:Batch {id: key}) RETURN b.id AS id"
+BATCHES_MARK = "LOAD FROM $rows CREATE (:Batch {id: key, applied_at: $now})"
 
 SERVICES_EXISTING = (
     "LOAD FROM $rows MATCH (s:Service {id: key}) "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -138,21 +138,27 @@ class LadybugStore(GraphStore):
             return QueryTimeout(f"query {statement.name} exceeded {self.settings.query_timeout:g}s")
         return StoreError(f"query {statement.name} failed: {exc}")
 
-    def apply(self, batch: Batch, *, now: int | None = None) -> bool:
+    def apply_many(self, batches: Sequence[Batch], *, now: int | None = None) -> list[bool]:
         self._check_open()
+        if not batches:
+            return []
         now = int(time.time()) if now is None else now
-        services = rows.merge_services(batch.services)
-        buckets = rows.merge_buckets(batch.calls)
         with self._write_lock, self._transaction() as conn:
-            if self._rows(conn, q.BATCH_SEEN, {"id": batch.id})[0]["n"]:
-                return False
-            self._upsert_services(conn, services)
+            ids = _keys([b.id for b in batches])
+            applied = {r["id"] for r in self._rows(conn, q.BATCHES_SEEN, {"rows": ids})}
+            keep = rows.fresh(batches, applied)
+            if not any(keep):
+                return keep
+            services, calls = rows.chosen(batches, keep)
+            buckets = rows.merge_buckets(calls)
+            self._upsert_services(conn, rows.merge_services(services))
             bucket_rows = [rows.bucket_row(b) for b in buckets.values()]
             self.tiers.absorb(conn, bucket_rows)
             self._upsert_buckets(conn, bucket_rows)
             self._upsert_pairs(conn, rows.pair_rows(buckets.values()))
-            conn.execute(q.BATCH_MARK, {"id": batch.id, "now": now})
-        return True
+            marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
+            conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
+        return keep
 
     def stats(self) -> dict[str, int]:
         conn = self._reader()
@@ -274,8 +280,7 @@ class LadybugStore(GraphStore):
     def _existing(
         self, conn: ladybug.Connection, text: str, keys: Iterable[str], key: str = "key"
     ) -> dict[str, dict]:
-        table = pa.table({"key": pa.array(list(keys), pa.string())})
-        return {r[key]: r for r in self._rows(conn, text, {"rows": table})}
+        return {r[key]: r for r in self._rows(conn, text, {"rows": _keys(list(keys))})}
 
     @staticmethod
     def _write(
@@ -331,3 +336,7 @@ def _table(data: list[dict], schema: pa.Schema) -> pa.Table:
         [pa.array([row[field.name] for row in data], field.type) for field in schema],
         schema=schema,
     )
+
+
+def _keys(keys: list[str]) -> pa.Table:
+    return pa.table({"key": pa.array(keys, pa.string())})

@@ -59,15 +59,17 @@ PING = Cypher("ping", "RETURN 1 AS ok")
 
 # MERGE first: it takes the unique-key lock, so a concurrent apply of the same
 # batch id waits for this transaction and then finds the marker. `fresh` only
-# tells this statement whether it created the node; it never persists.
-MARK_BATCH = Cypher(
-    "mark_batch",
-    "MERGE (b:Batch {id: $id}) "
+# tells this statement whether it created the node; it never persists. Ids come
+# distinct and sorted (lock order); one row per id, in the order given.
+MARK_BATCHES = Cypher(
+    "mark_batches",
+    "UNWIND $ids AS id "
+    "MERGE (b:Batch {id: id}) "
     "ON CREATE SET b.applied_at = $now, b.fresh = true "
     "WITH b, coalesce(b.fresh, false) AS created "
     "REMOVE b.fresh "
-    "RETURN created",
-    ("id", "now"),
+    "RETURN b.id AS id, created",
+    ("ids", "now"),
 )
 
 UPSERT_SERVICES = Cypher(
@@ -191,7 +193,7 @@ STATS = Cypher(
 )
 
 STATEMENTS: tuple[Cypher, ...] = (
-    *CONSTRAINTS, *INDEXES, AWAIT_INDEXES, PING, MARK_BATCH,
+    *CONSTRAINTS, *INDEXES, AWAIT_INDEXES, PING, MARK_BATCHES,
     UPSERT_SERVICES, UPSERT_BUCKETS, UPSERT_PAIRS,
     OLDEST_ENDED_MINUTE, MINUTES_ENDED_IN_HOUR, MINUTES_ENDED_IN_HOUR_DELETE,
     EXPIRED_HOURS_DELETE, EXPIRED_PAIRS_DELETE, EXPIRED_SERVICES_DELETE,

@@ -6,7 +6,7 @@ re-running the whole unit of work, which is safe because a failed attempt
 rolls back. Rows are merged by key first (topology/store/rows.py) and sorted
 by key, so concurrent writers take node locks in the same order and deadlock
 each other only rarely. Exactly-once: the batch marker is MERGEd first in the
-same transaction (see neo4j_statements.MARK_BATCH).
+same transaction (see neo4j_statements.MARK_BATCHES).
 
 Every text sent is in topology/store/neo4j_statements.py (linted by the tests).
 """
@@ -14,7 +14,7 @@ Every text sent is in topology/store/neo4j_statements.py (linted by the tests).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -116,25 +116,33 @@ class Neo4jStore(GraphStore):
         with self._errors(q.AWAIT_INDEXES.name), self._session() as session:
             session.run(q.AWAIT_INDEXES.text, timeout=AWAIT_INDEXES_SECONDS).consume()
 
-    def apply(self, batch: Batch, *, now: int | None = None) -> bool:
+    def apply_many(self, batches: Sequence[Batch], *, now: int | None = None) -> list[bool]:
+        if not batches:
+            return []
         now = int(time.time()) if now is None else now
-        buckets = rows.merge_buckets(batch.calls)
-        service_rows = list(rows.merge_services(batch.services).values())
-        bucket_rows = [rows.bucket_row(b) for b in buckets.values()]
-        pair_rows = rows.pair_rows(buckets.values())
+        ids = sorted({batch.id for batch in batches})
 
-        def work(tx: neo4j.ManagedTransaction) -> bool:
-            if not self._run(tx, q.MARK_BATCH, id=batch.id, now=now)[0]["created"]:
-                return False
+        def work(tx: neo4j.ManagedTransaction) -> list[bool]:
+            marked = self._run(tx, q.MARK_BATCHES, ids=ids, now=now)
+            applied = {r["id"] for r in marked if not r["created"]}
+            keep = rows.fresh(batches, applied)
+            if not any(keep):
+                return keep
+            services, calls = rows.chosen(batches, keep)
+            buckets = rows.merge_buckets(calls)
+            service_rows = list(rows.merge_services(services).values())
+            bucket_rows = [rows.bucket_row(b) for b in buckets.values()]
+            pair_rows = rows.pair_rows(buckets.values())
             if service_rows:
                 self._run(tx, q.UPSERT_SERVICES, rows=service_rows)
             if bucket_rows:
                 self._run(tx, q.UPSERT_BUCKETS, rows=bucket_rows, max_exemplars=MAX_EXEMPLARS)
             if pair_rows:
                 self._run(tx, q.UPSERT_PAIRS, rows=pair_rows)
-            return True
+            return keep
 
-        return self._write(f"apply batch {batch.id!r}", work)
+        names = ", ".join(repr(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+        return self._write(f"apply {len(batches)} batch(es) {names}", work)
 
     def read(
         self, statement: Statement, params: Mapping[str, Any] | None = None

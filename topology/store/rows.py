@@ -10,12 +10,32 @@ incoming row into a stored one and the hourly roll-up use them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
-from topology.model import MAX_EXEMPLARS, CallBucket, Service
+from topology.model import MAX_EXEMPLARS, Batch, CallBucket, Service
 
 Row = dict[str, Any]
+
+
+def fresh(batches: Sequence[Batch], applied: Collection[str]) -> list[bool]:
+    """Which batches to write: id not applied before and not repeated earlier in the call."""
+    taken = set(applied)
+    keep = []
+    for batch in batches:
+        keep.append(batch.id not in taken)
+        taken.add(batch.id)
+    return keep
+
+
+def chosen(
+    batches: Sequence[Batch], keep: Sequence[bool]
+) -> tuple[list[Service], list[CallBucket]]:
+    """Services and calls of the batches to write, in order, as one batch's would be."""
+    picked = [batch for batch, ok in zip(batches, keep, strict=True) if ok]
+    return (list(chain.from_iterable(b.services for b in picked)),
+            list(chain.from_iterable(b.calls for b in picked)))
 
 
 def merge_services(services: Iterable[Service]) -> dict[str, Row]:

@@ -16,7 +16,7 @@ START = "from topology.cli_worker import worker; worker(prog_name='topology work
 
 
 class WorkerProcess:
-    """One worker: its own session (so SIGKILL can take the pool with it) and log file."""
+    """One worker: its own session (so SIGKILL takes any pool process with it) and log file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
@@ -61,10 +61,6 @@ class WorkerProcess:
             if ppid == self.proc.pid:
                 children.append(int(entry.name))
         return children
-
-    def kill_pool_process(self) -> None:
-        [child] = self.pool_pids()
-        os.kill(child, signal.SIGKILL)
 
     def kill_all(self) -> None:
         """SIGKILL the whole worker: main process and pool, as a lost node would."""

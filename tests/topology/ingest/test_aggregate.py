@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from topology.ingest.aggregate import Aggregator
+from topology.ingest.paths import OVERFLOW_TEMPLATE
+from topology.ingest.templates import MemoryTemplateCap
 from topology.model import CallBucket
 
 
@@ -30,3 +34,70 @@ def test_rows_equal_record_by_record() -> None:
         row.record(ms, error=error, status=status, trace_id=trace)
         row.naming = naming
     assert {row.key: row for row in aggregator.buckets()} == expected
+
+
+def test_calls_aggregate_as_their_events() -> None:
+    """`add_calls` (the ingest hot path) gives the rows `add_all` gives for the same
+    calls turned into events; calls that do not resolve are not counted."""
+    rng = random.Random(11)
+    calls = []
+    for n in range(5_000):
+        call = {"timestamp": 1_000.0 + rng.random() * 300, "side": "client",
+                "source": {"ip": f"10.0.0.{rng.randrange(6)}"}, "destination": {"ip": "x"},
+                "protocol": rng.choice(["http", "grpc"])}
+        for name, values in (("method", ["GET", ""]), ("path", ["/a/1", "/b/22", ""]),
+                             ("status", [0, 101, 200, 404, 500, 503, 999]),
+                             ("error", [True, False]), ("duration_ms", [0.0, 3, 99.9]),
+                             ("trace_id", ["", f"t{n % 9}"])):
+            if rng.random() < 0.7:
+                call[name] = rng.choice(values)
+        calls.append(call)
+
+    def resolve(call: dict) -> tuple[str, str, str] | None:
+        ip = call["source"]["ip"]
+        return None if ip.endswith(".5") else (ip, "s", "dns" if ip.endswith(".1") else "host")
+
+    def fold(path: str) -> str:
+        return path.rsplit("/", 1)[0] + "/{id}" if path else path
+
+    fast = Aggregator(60)
+    counted = fast.add_calls(calls, resolve, fold)
+    events = []
+    for call in calls:
+        ends = resolve(call)
+        if ends is not None:
+            status = call.get("status")
+            events.append((*ends, call["timestamp"], call["protocol"], call.get("method", ""),
+                           fold(call.get("path", "")), call.get("duration_ms", 0.0),
+                           call.get("error", False) or (status is not None and status >= 500),
+                           status, call.get("trace_id", "")))
+    slow = Aggregator(60)
+    assert counted == slow.add_all(events) < len(calls)
+    assert fast.buckets() == slow.buckets()
+
+
+@pytest.mark.parametrize("cap", [1, 3, 100])
+def test_capped_rows_equal_buckets_merged_into_overflow(cap: int) -> None:
+    rng = random.Random(cap)
+    events = [(f"c{rng.randrange(3)}", "s", rng.choice(["dns", "host"]),
+               1_000.0 + rng.random() * 120, "http", "GET", rng.choice(["", "/a", "/b", "/c"]),
+               rng.random() * 50, False, 200, rng.choice(["", f"t{n % 13}"]))
+              for n in range(2_000)]
+    aggregator = Aggregator(60)
+    aggregator.add_all(events)
+    reference = Aggregator(60)
+    reference.add_all(events)
+    admitted = MemoryTemplateCap(cap).admit(
+        {f"{row.client}|{row.server}": {r.path for r in reference.buckets()
+                                        if (r.client, r.server) == (row.client, row.server)
+                                        and r.path}
+         for row in reference.buckets()})
+    expected: dict[str, CallBucket] = {}
+    for row in reference.buckets():
+        if row.path and row.path not in admitted[f"{row.client}|{row.server}"]:
+            row.path = OVERFLOW_TEMPLATE
+        if row.key in expected:
+            expected[row.key].merge(row)
+        else:
+            expected[row.key] = row
+    assert {row.key: row for row in aggregator.capped(MemoryTemplateCap(cap))} == expected

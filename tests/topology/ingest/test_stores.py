@@ -118,3 +118,48 @@ def test_redis_dns_keys_expire_after_retention(redis_url: str) -> None:
         [{"name": "a.example.com", "ips": ["1.1.1.1"], "timestamp": 1_000}])
     assert 599_000 < client.pttl("topology:dns:1.1.1.1") <= 600_000
     client.close()
+
+
+@pytest.fixture
+def two_workers(redis_url: str) -> Iterator[tuple[redis.Redis, redis.Redis, Clock]]:
+    """Two clients of one Redis, as two worker processes would have."""
+    first, second = redis.Redis.from_url(redis_url), redis.Redis.from_url(redis_url)
+    yield first, second, Clock(10_000.0)
+    first.close()
+    second.close()
+
+
+def test_lease_written_by_another_worker_is_seen_by_the_next_read(two_workers: Any) -> None:
+    one_client, other_client, clock = two_workers
+    reader, writer = RedisLeaseStore(one_client, KEEP, clock), RedisLeaseStore(
+        other_client, KEEP, clock)
+    assert _name(reader, "10.9.0.1", None, 9_500) is None  # read (and kept) as "no lease"
+    assert _name(reader, "10.9.0.1", None, 9_500) is None
+    assert reader.cache.loads == 1  # the second read came from the copy
+    writer.add([endpoint("10.9.0.1", "cart", 9_000)])
+    assert _name(reader, "10.9.0.1", None, 9_500) == "cart"
+    assert reader.cache.loads == 2
+
+
+def test_dns_answer_recorded_by_another_worker_is_seen_by_the_next_read(
+    two_workers: Any,
+) -> None:
+    one_client, other_client, clock = two_workers
+    reader = RedisDnsStore(one_client, 600.0, clock)
+    writer = RedisDnsStore(other_client, 600.0, clock)
+    assert reader.table(["8.8.0.1"]).lookup("8.8.0.1", 1_000) is None
+    writer.record([{"name": "api.example.com", "ips": ["8.8.0.1"], "timestamp": 1_000}])
+    assert reader.table(["8.8.0.1"]).lookup("8.8.0.1", 1_000) == "api.example.com"
+    assert reader.table(["8.8.0.1", "8.8.0.2"]).lookup("8.8.0.1", 1_000) == "api.example.com"
+    assert reader.cache.loads == 3  # 8.8.0.1 twice (before and after the write), 8.8.0.2
+
+
+def test_copy_is_dropped_after_max_age_so_redis_expiry_shows(two_workers: Any) -> None:
+    one_client, _, clock = two_workers
+    store = RedisDnsStore(one_client, 600.0, clock)
+    store.record([{"name": "gone.example.com", "ips": ["8.8.1.1"], "timestamp": 1_000}])
+    assert store.table(["8.8.1.1"]).lookup("8.8.1.1", 1_000) == "gone.example.com"
+    one_client.delete("topology:dns:8.8.1.1")  # as Redis expiring the key would
+    assert store.table(["8.8.1.1"]).lookup("8.8.1.1", 1_000) == "gone.example.com"
+    clock.now += 5.0
+    assert store.table(["8.8.1.1"]).lookup("8.8.1.1", 1_000) is None

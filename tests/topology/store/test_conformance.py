@@ -186,3 +186,51 @@ def test_ping_and_empty_batch(any_store: GraphStore) -> None:
     any_store.ping()
     assert any_store.apply(Batch("empty")) is True
     assert any_store.stats()["batches"] == 1
+
+
+def test_apply_many_merges_batches_into_one_write(any_store: GraphStore) -> None:
+    results = any_store.apply_many([
+        Batch("m1", [FRONTEND, CHECKOUT], [bucket(FRONTEND, CHECKOUT, T0, 1.0, trace="t1")]),
+        Batch("m2", [service("frontend", seen=T0 + 90, team="web"), PAYMENTS], [
+            bucket(FRONTEND, CHECKOUT, T0, 2.0, 3.0, status=500, trace="t2"),
+            bucket(CHECKOUT, PAYMENTS, T0 + 60, 4.0, protocol="grpc"),
+        ]),
+    ], now=T0 + 120)
+    assert results == [True, True]
+    rows = sorted(any_store.read(BUCKETS), key=lambda r: r["bucket"])
+    assert [(r["requests"], r["errors"], r["exemplars"]) for r in rows] == [
+        (3, 2, ["t1", "t2"]), (1, 0, [])]
+    assert sum(rows[0]["hist"]) == 3 and rows[0]["latency_sum"] == pytest.approx(6.0)
+    assert sorted((p["client"], p["server"], p["first_seen"], p["last_seen"], p["protocols"])
+                  for p in any_store.read(PAIRS)) == [
+        ("checkout", "payments", T0 + 60, T0 + 120, ["grpc"]),
+        ("frontend", "checkout", T0, T0 + 60, ["http"])]
+    frontend = next(s for s in any_store.read(SERVICES) if s["name"] == "frontend")
+    assert (frontend["first_seen"], frontend["last_seen"], frontend["labels"]) == (
+        T0, T0 + 90, ["team=web"])
+    assert any_store.stats() == {
+        "services": 3, "pairs": 2, "minute_buckets": 2, "hour_buckets": 0, "batches": 2}
+
+
+def test_apply_many_skips_applied_and_repeated_ids(any_store: GraphStore) -> None:
+    def one(batch_id: str, requests: int) -> Batch:
+        durations = [1.0] * requests
+        return Batch(batch_id, [FRONTEND, CHECKOUT],
+                     [bucket(FRONTEND, CHECKOUT, T0, *durations)])
+
+    assert any_store.apply(one("old", 1)) is True
+    results = any_store.apply_many(
+        [one("new1", 10), one("old", 100), one("new2", 1000), one("new1", 10_000)])
+    assert results == [True, False, True, False]
+    assert totals(any_store) == (1 + 10 + 1000, 0)
+    assert any_store.stats()["batches"] == 3
+    # Every id of that call is now applied: the whole call again changes nothing.
+    assert any_store.apply_many([one("new2", 5), one("new1", 5)]) == [False, False]
+    assert totals(any_store) == (1011, 0)
+
+
+def test_apply_many_of_nothing_and_of_only_applied_ids(any_store: GraphStore) -> None:
+    assert any_store.apply_many([]) == []
+    assert any_store.apply_many([Batch("e1"), Batch("e1"), Batch("e2")]) == [True, False, True]
+    assert any_store.apply_many([Batch("e2"), Batch("e1")]) == [False, False]
+    assert any_store.stats()["batches"] == 2

@@ -124,3 +124,23 @@ def test_write_the_database_aborts_is_a_store_error_and_changes_nothing(
     assert store.apply(Batch("small", [], rows[:10])) is True
     assert store.stats()["minute_buckets"] == 10
     store.close()
+
+
+def test_apply_many_that_fails_writes_none_of_its_batches(tmp_path: Path) -> None:
+    from topology.model import Batch, CallBucket
+
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="16"))
+    store.init_schema()
+    rows = []
+    for i in range(20_000):
+        row = CallBucket(f"process:h/c{i}", f"process:h/s{i}", 0, 60, "http", "GET", f"/{i}")
+        row.record(1.0, error=False, status=200, trace_id=f"{i:032x}")
+        rows.append(row)
+    small, big = Batch("small", [], rows[:10]), Batch("big", [], rows[10:])
+    with pytest.raises(StoreError, match="rolled back"):
+        store.apply_many([small, big])
+    assert store.stats() == {
+        "services": 0, "pairs": 0, "minute_buckets": 0, "hour_buckets": 0, "batches": 0}
+    assert store.apply_many([small]) == [True]
+    assert store.stats()["minute_buckets"] == 10
+    store.close()

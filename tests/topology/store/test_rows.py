@@ -12,6 +12,7 @@ from topology.model import (
     NAMING_DNS,
     NAMING_HOST,
     NAMING_WORKLOAD,
+    Batch,
     CallBucket,
     Service,
 )
@@ -217,3 +218,27 @@ def test_roll_up_rekeys_to_the_hour_and_merges() -> None:
     expected_key = call(bucket=HOUR0, width=HOUR).key
     assert rolled[0]["key"] == expected_key
     assert sum(rolled[0]["hist"]) == rolled[0]["requests"]
+
+
+FRESH_CASES = {
+    "all_new": (["a", "b"], set(), [True, True]),
+    "applied_before": (["a", "b", "c"], {"b"}, [True, False, True]),
+    "repeated_in_call": (["a", "b", "a", "a"], set(), [True, True, False, False]),
+    "applied_and_repeated": (["b", "a", "b"], {"b"}, [False, True, False]),
+    "empty": ([], {"a"}, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRESH_CASES))
+def test_fresh_keeps_first_unapplied_occurrence(case: str) -> None:
+    ids, applied, expected = FRESH_CASES[case]
+    assert rows.fresh([Batch(i) for i in ids], applied) == expected
+
+
+def test_chosen_concatenates_the_kept_batches_in_order() -> None:
+    first = Batch("1", [svc("a", T0)], [call("a", "b")])
+    skipped = Batch("2", [svc("z", T0)], [call("z", "b")])
+    last = Batch("3", [svc("b", T0)], [call("b", "a"), call("a", "b")])
+    services, calls = rows.chosen([first, skipped, last], [True, False, True])
+    assert [s.id for s in services] == ["a", "b"]
+    assert [(c.client, c.server) for c in calls] == [("a", "b"), ("b", "a"), ("a", "b")]
