@@ -111,7 +111,7 @@ def test_write_the_database_aborts_is_a_store_error_and_changes_nothing(
 ) -> None:
     from topology.model import Batch, CallBucket
 
-    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="16"))
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="24"))
     store.init_schema()
     rows = []
     for i in range(20_000):
@@ -129,7 +129,7 @@ def test_write_the_database_aborts_is_a_store_error_and_changes_nothing(
 def test_apply_many_that_fails_writes_none_of_its_batches(tmp_path: Path) -> None:
     from topology.model import Batch, CallBucket
 
-    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="16"))
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="24"))
     store.init_schema()
     rows = []
     for i in range(20_000):
