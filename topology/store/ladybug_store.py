@@ -197,7 +197,8 @@ class LadybugStore(GraphStore):
             else:
                 updated.append((old, rows.add_bucket_rows(old, row)))
         if created:
-            conn.execute(q.BUCKETS_COPY, {"rows": _table(created, q.BUCKET_COLUMNS)})
+            text = q.BUCKETS_COPY if len(created) >= q.COPY_MIN_ROWS else q.BUCKETS_CREATE
+            conn.execute(text, {"rows": _table(created, q.BUCKET_COLUMNS)})
         self._update_changed(conn, updated, ("key",), q.BUCKET_COUNTERS, q.buckets_update,
                              q.BUCKET_COLUMNS)
 
