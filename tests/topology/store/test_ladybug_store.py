@@ -175,3 +175,34 @@ def test_copied_and_created_buckets_add_up_exactly(embedded_store: GraphStore) -
     assert total == [{"keys": keys, "requests": requests, "errors": errors,
                       "exemplars": keys}]  # a re-sent row repeats its trace id
     assert embedded_store.stats()["minute_buckets"] == keys
+
+
+UPDATE_FIELD_CASES = {
+    "bucket_counters": ("buckets", ("requests", "hist"),
+                        "SET e.requests = requests, e.hist = hist"),
+    "pair_last_seen": ("pairs", ("last_seen",), "SET r.last_seen = last_seen"),
+}
+UPDATE_FIELD_ERRORS = {
+    "bucket_key": ("buckets", ("key",)),
+    "pair_unknown": ("pairs", ("requests",)),
+    "nothing": ("pairs", ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UPDATE_FIELD_CASES))
+def test_update_statements_set_only_the_fields_named(case: str) -> None:
+    from topology.store import ladybug_schema as q
+
+    table, fields, expected = UPDATE_FIELD_CASES[case]
+    build = q.buckets_update if table == "buckets" else q.pairs_update
+    assert build(fields).endswith(expected)
+
+
+@pytest.mark.parametrize("case", sorted(UPDATE_FIELD_ERRORS))
+def test_update_statements_refuse_fields_outside_the_catalogue(case: str) -> None:
+    from topology.store import ladybug_schema as q
+
+    table, fields = UPDATE_FIELD_ERRORS[case]
+    build = q.buckets_update if table == "buckets" else q.pairs_update
+    with pytest.raises(ValueError, match="cannot SET"):
+        build(fields)
