@@ -8,14 +8,17 @@ unchanged.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import pyarrow as pa
 from prometheus_client import Histogram
 
 from topology.model import Batch
-from topology.store.base import GraphStore, RetentionReport
+from topology.store.base import GraphStore, Reader, RetentionReport
 from topology.store.statement import Statement
+from topology.store.tiers import TierRange
 
 
 class TimedStore(GraphStore):
@@ -44,6 +47,18 @@ class TimedStore(GraphStore):
     def read(self, statement: Statement,
              params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         return self.inner.read(statement, params)
+
+    def read_arrow(self, statement: Statement,
+                   params: Mapping[str, Any] | None = None) -> pa.Table:
+        return self.inner.read_arrow(statement, params)
+
+    def tier_range(self, read: Reader | None = None) -> TierRange | None:
+        return self.inner.tier_range(read)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        with self.inner.snapshot() as read:
+            yield read
 
     def stats(self) -> dict[str, int]:
         return self.inner.stats()

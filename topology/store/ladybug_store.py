@@ -255,9 +255,12 @@ class LadybugStore(GraphStore):
             if old is None:
                 created.append(row)
             else:
-                updated.append(rows.add_bucket_rows(old, row))
-        self._write(conn, q.BUCKETS_CREATE, created, q.BUCKET_COLUMNS)
-        self._write(conn, q.BUCKETS_UPDATE, updated, q.BUCKET_COLUMNS)
+                updated.append((old, rows.add_bucket_rows(old, row)))
+        if created:
+            text = q.BUCKETS_COPY if len(created) >= q.COPY_MIN_ROWS else q.BUCKETS_CREATE
+            conn.execute(text, {"rows": _table(created, q.BUCKET_COLUMNS)})
+        self._update_changed(conn, updated, ("key",), q.BUCKET_COUNTERS, q.buckets_update,
+                             q.BUCKET_COLUMNS)
 
     def _upsert_pairs(self, conn: ladybug.Connection, incoming: list[dict]) -> None:
         if not incoming:
@@ -272,10 +275,27 @@ class LadybugStore(GraphStore):
             old = existing.get((row["client"], row["server"]))
             if old is None:
                 created.append(row)
-            elif (merged := rows.add_pair_rows(old, row)) != old:
-                updated.append(merged)
+            else:
+                updated.append((old, rows.add_pair_rows(old, row)))
         self._write(conn, q.PAIRS_CREATE, created, q.PAIR_COLUMNS)
-        self._write(conn, q.PAIRS_UPDATE, updated, q.PAIR_COLUMNS)
+        self._update_changed(conn, updated, ("client", "server"), q.PAIR_FIELDS,
+                             q.pairs_update, q.PAIR_COLUMNS)
+
+    @staticmethod
+    def _update_changed(
+        conn: ladybug.Connection, updated: list[tuple[dict, dict]], keys: tuple[str, ...],
+        fields: tuple[str, ...], statement: Callable[[tuple[str, ...]], str],
+        schema: pa.Schema,
+    ) -> None:
+        """Write each updated row's changed fields only, one statement per set of them."""
+        groups: dict[tuple[str, ...], list[dict]] = {}
+        for old, new in updated:
+            changed = tuple(name for name in fields if new[name] != old[name])
+            if changed:
+                groups.setdefault(changed, []).append(new)
+        for changed, data in groups.items():
+            columns = pa.schema([schema.field(name) for name in (*keys, *changed)])
+            conn.execute(statement(changed), {"rows": _table(data, columns)})
 
     def _existing(
         self, conn: ladybug.Connection, text: str, keys: Iterable[str], key: str = "key"

@@ -111,7 +111,7 @@ def test_write_the_database_aborts_is_a_store_error_and_changes_nothing(
 ) -> None:
     from topology.model import Batch, CallBucket
 
-    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="16"))
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="24"))
     store.init_schema()
     rows = []
     for i in range(20_000):
@@ -129,7 +129,7 @@ def test_write_the_database_aborts_is_a_store_error_and_changes_nothing(
 def test_apply_many_that_fails_writes_none_of_its_batches(tmp_path: Path) -> None:
     from topology.model import Batch, CallBucket
 
-    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="16"))
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="24"))
     store.init_schema()
     rows = []
     for i in range(20_000):
@@ -144,3 +144,65 @@ def test_apply_many_that_fails_writes_none_of_its_batches(tmp_path: Path) -> Non
     assert store.apply_many([small]) == [True]
     assert store.stats()["minute_buckets"] == 10
     store.close()
+
+
+def test_copied_and_created_buckets_add_up_exactly(embedded_store: GraphStore) -> None:
+    """Large sets of new keys take the COPY path, small ones CREATE; both sum exactly."""
+    from topology.model import Batch, CallBucket
+    from topology.store import ladybug_schema
+
+    def rows(first: int, count: int) -> list[CallBucket]:
+        out = []
+        for i in range(first, first + count):
+            row = CallBucket(f"process:h/c{i % 50}", f"process:h/s{i % 7}", 60 * (i // 500),
+                             60, "http", "GET", f"/{i}")
+            row.record(1.0 + i % 3, error=i % 10 == 0, status=500 if i % 10 == 0 else 200,
+                       trace_id=f"t{i}")
+            out.append(row)
+        return out
+
+    big = ladybug_schema.COPY_MIN_ROWS
+    embedded_store.apply(Batch("copied", [], rows(0, big)))
+    embedded_store.apply(Batch("created", [], rows(big, 10)))
+    embedded_store.apply(Batch("mixed", [], rows(big // 2, big + 100)))
+    total = embedded_store.read(Statement.same(
+        "t", "MATCH (e:CallBucket) RETURN count(e) AS keys, sum(e.requests) AS requests, "
+             "sum(e.errors) AS errors, sum(size(e.exemplars)) AS exemplars"))
+    keys = big + big // 2 + 100
+    requests = big + 10 + big + 100
+    errors = sum(1 for i in [*range(big + 10), *range(big // 2, big // 2 + big + 100)]
+                 if i % 10 == 0)
+    assert total == [{"keys": keys, "requests": requests, "errors": errors,
+                      "exemplars": keys}]  # a re-sent row repeats its trace id
+    assert embedded_store.stats()["minute_buckets"] == keys
+
+
+UPDATE_FIELD_CASES = {
+    "bucket_counters": ("buckets", ("requests", "hist"),
+                        "SET e.requests = requests, e.hist = hist"),
+    "pair_last_seen": ("pairs", ("last_seen",), "SET r.last_seen = last_seen"),
+}
+UPDATE_FIELD_ERRORS = {
+    "bucket_key": ("buckets", ("key",)),
+    "pair_unknown": ("pairs", ("requests",)),
+    "nothing": ("pairs", ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UPDATE_FIELD_CASES))
+def test_update_statements_set_only_the_fields_named(case: str) -> None:
+    from topology.store import ladybug_schema as q
+
+    table, fields, expected = UPDATE_FIELD_CASES[case]
+    build = q.buckets_update if table == "buckets" else q.pairs_update
+    assert build(fields).endswith(expected)
+
+
+@pytest.mark.parametrize("case", sorted(UPDATE_FIELD_ERRORS))
+def test_update_statements_refuse_fields_outside_the_catalogue(case: str) -> None:
+    from topology.store import ladybug_schema as q
+
+    table, fields = UPDATE_FIELD_ERRORS[case]
+    build = q.buckets_update if table == "buckets" else q.pairs_update
+    with pytest.raises(ValueError, match="cannot SET"):
+        build(fields)

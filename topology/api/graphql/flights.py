@@ -24,15 +24,18 @@ Nothing outlives its execution: there is no response cache.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from topology.api.writes import WriteCounter
-from topology.store.base import GraphStore, RetentionReport
+from topology.store.base import GraphStore, Reader, RetentionReport
 from topology.store.statement import Statement
+from topology.store.tiers import TierRange
 
 FLIGHT = "topology.flight"  # the ASGI scope key the GraphQL view finds its flight under
 _SHAPING_HEADERS = (b"content-type", b"content-encoding", b"accept")
@@ -67,7 +70,22 @@ class FlightStore(GraphStore):
         self.flight.reading = True  # before the read: a joiner seeing False reads later data
         return self.inner.read(statement, params)
 
-    def apply(self, batch: Any, *, now: int | None = None) -> bool:
+    def read_arrow(self, statement: Statement,
+                   params: Mapping[str, Any] | None = None) -> pa.Table:
+        self.flight.reading = True
+        return self.inner.read_arrow(statement, params)
+
+    def tier_range(self, read: Reader | None = None) -> TierRange | None:
+        self.flight.reading = True
+        return self.inner.tier_range(read)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        self.flight.reading = True
+        with self.inner.snapshot() as read:
+            yield read
+
+    def apply_many(self, batches: Any, *, now: int | None = None) -> list[bool]:
         raise TypeError("GraphQL answers never write")
 
     def init_schema(self) -> None:
