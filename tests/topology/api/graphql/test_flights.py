@@ -54,8 +54,8 @@ class Gate(GraphStore):
             assert self.opened.wait(60), "the test never opened the gate"
         return self.inner.read(statement, params)
 
-    def apply(self, batch: Any, *, now: int | None = None) -> bool:
-        return self.inner.apply(batch, now=now)
+    def apply_many(self, batches: Any, *, now: int | None = None) -> list[bool]:
+        return self.inner.apply_many(batches, now=now)
 
     def init_schema(self) -> None:
         self.inner.init_schema()
