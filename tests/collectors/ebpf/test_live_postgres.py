@@ -62,7 +62,7 @@ def test_psycopg_statements(agent: live.RunningAgent,
         ("SELECT", False), ("SELECT", True)]
     for call in calls:
         assert call["path"] == DATABASE
-        assert _workload(call["source"]).startswith("python3")
+        assert _workload(call["source"]).startswith("python")
         assert _workload(call["destination"]) == "postgres"
         assert call["duration_ms"] > 0
         assert "secret-note" not in str(call) and "orders" not in str(call)
