@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from topology.api.writes import WriteCounter
 from topology.store.base import GraphStore, Reader, RetentionReport
+from topology.store.proxy import StoreProxy
 from topology.store.statement import Statement
 from topology.store.tiers import TierRange
 
@@ -57,13 +58,12 @@ class Flight:
         return self.now
 
 
-class FlightStore(GraphStore):
+class FlightStore(StoreProxy):
     """The store as one flight reads it: notes that reading has begun."""
 
     def __init__(self, inner: GraphStore, flight: Flight) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.flight = flight
-        self.dialect = inner.dialect
 
     def read(self, statement: Statement,
              params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -91,14 +91,8 @@ class FlightStore(GraphStore):
     def init_schema(self) -> None:
         raise TypeError("GraphQL answers never write")
 
-    def stats(self) -> dict[str, int]:
-        return self.inner.stats()
-
     def retention(self, now: int) -> RetentionReport:
         raise TypeError("GraphQL answers never write")
-
-    def ping(self) -> None:
-        self.inner.ping()
 
     def close(self) -> None:
         """The flight does not own the store."""
