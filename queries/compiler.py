@@ -227,7 +227,7 @@ class _ToCypher(Transformer):
             return FALSE
         return Pred(
             "(" + " OR ".join(f"k.status[{i}] > 0" for i in sorted(wanted)) + ")",
-            "(" + " OR ".join(f"k.status[{i + 1}] > 0" for i in sorted(wanted)) + ")",
+            "(" + " OR ".join(f"k.s{i} > 0" for i in sorted(wanted)) + ")",
         )
 
     def _check_kind(self, value: Value) -> None:

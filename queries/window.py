@@ -68,12 +68,13 @@ class Traffic:
 EMPTY = Traffic(0, 0, 0.0, tuple(histogram.empty()))
 
 # Aggregate columns of bucket rows: the histogram is summed bin by bin in the
-# database (list indexes are 0-based in Neo4j, 1-based in LadybugDB). LadybugDB
-# sums INT64 into INT128, which reaches Python as Decimal and costs about four
-# times as much to fetch: its integer sums are cast back to INT64.
+# database (a list property `hist` in Neo4j, scalar columns h0..h25 in
+# LadybugDB: docs/storage.md). LadybugDB sums INT64 into INT128, which reaches
+# Python as Decimal and costs about four times as much to fetch: its integer
+# sums are cast back to INT64.
 _HIST_NEO4J = ", ".join(f"sum(k.hist[{i}]) AS h{i}" for i in range(histogram.BIN_COUNT))
 _HIST_LADYBUG = ", ".join(
-    f"CAST(sum(k.hist[{i + 1}]) AS INT64) AS h{i}" for i in range(histogram.BIN_COUNT)
+    f"CAST(sum(k.h{i}) AS INT64) AS h{i}" for i in range(histogram.BIN_COUNT)
 )
 _TOTALS_NEO4J = (
     "sum(k.requests) AS requests, sum(k.errors) AS errors, sum(k.latency_sum) AS latency"

@@ -14,6 +14,8 @@ WORDS = frozenset({
     # properties, from queries/catalogue.py
     "namespace", "name", "kind", "cluster", "labels", "path", "method", "protocol",
     "status", "errors", "requests",
+    # LadybugDB's status class columns (docs/storage.md)
+    "s0", "s1", "s2", "s3", "s4", "s5",
 })
 PARAM = re.compile(r"\$?p\d+")
 

@@ -29,10 +29,9 @@ CASES = [
      {"p0": ["Deployment", "Process"]}),
     ("client.external = true", "c.kind IN $p0", None, {"p0": list(EXTERNAL_KINDS)}),
     ("client.external = false", "NOT (c.kind IN $p0)", None, {"p0": list(EXTERNAL_KINDS)}),
-    ("status >= 500", "(k.status[5] > 0)", "(k.status[6] > 0)", {}),
+    ("status >= 500", "(k.status[5] > 0)", "(k.s5 > 0)", {}),
     ("status != 2xx", "(k.status[1] > 0 OR k.status[3] > 0 OR k.status[4] > 0 OR "
-     "k.status[5] > 0)", "(k.status[2] > 0 OR k.status[4] > 0 OR k.status[5] > 0 OR "
-     "k.status[6] > 0)", {}),
+     "k.status[5] > 0)", "(k.s1 > 0 OR k.s3 > 0 OR k.s4 > 0 OR k.s5 > 0)", {}),
     ("status = 600", "false", None, {}),
     ("error = true", "k.errors > 0", None, {}),
     ("error = false", "k.errors < k.requests", None, {}),

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from topology import histogram
+from topology.model import MAX_EXEMPLARS, STATUS_CLASSES
+
+# CallBucket keeps its counters in scalar columns: h0..h25 the histogram bins,
+# s0..s5 the status classes. With list columns every commit after an update
+# paid a checkpoint of 1-3 s per 10,000 rows (docs/storage.md).
+HIST = tuple(f"h{i}" for i in range(histogram.BIN_COUNT))
+STATUS = tuple(f"s{i}" for i in range(STATUS_CLASSES))
+
 SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Service("
     "id STRING PRIMARY KEY, name STRING, namespace STRING, cluster STRING, kind STRING, "
@@ -16,11 +25,15 @@ SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS CallBucket("
     "key STRING PRIMARY KEY, client STRING, server STRING, width INT64, bucket INT64, "
     "protocol STRING, method STRING, path STRING, requests INT64, errors INT64, "
-    "latency_sum DOUBLE, hist INT64[], status INT64[], exemplars STRING[], naming STRING)",
+    "latency_sum DOUBLE, " + ", ".join(f"{name} INT64" for name in (*HIST, *STATUS))
+    + ", exemplars STRING[], naming STRING, sid INT64)",
     "CREATE REL TABLE IF NOT EXISTS CALLS(FROM Service TO Service, "
     "first_seen INT64, last_seen INT64, protocols STRING[], naming STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Batch(id STRING PRIMARY KEY, applied_at INT64)",
 )
+
+SHOW_TABLES = "CALL SHOW_TABLES() RETURN *"  # column 1: the table name
+BUCKET_TABLE_INFO = "CALL TABLE_INFO('CallBucket') RETURN *"  # column 1: property name
 
 SERVICE_COLUMNS = pa.schema([
     ("id", pa.string()), ("name", pa.string()), ("namespace", pa.string()),
@@ -31,9 +44,9 @@ BUCKET_COLUMNS = pa.schema([
     ("key", pa.string()), ("client", pa.string()), ("server", pa.string()),
     ("width", pa.int64()), ("bucket", pa.int64()), ("protocol", pa.string()),
     ("method", pa.string()), ("path", pa.string()), ("requests", pa.int64()),
-    ("errors", pa.int64()), ("latency_sum", pa.float64()), ("hist", pa.list_(pa.int64())),
-    ("status", pa.list_(pa.int64())), ("exemplars", pa.list_(pa.string())),
-    ("naming", pa.string()),
+    ("errors", pa.int64()), ("latency_sum", pa.float64()),
+    *((name, pa.int64()) for name in (*HIST, *STATUS)),
+    ("exemplars", pa.list_(pa.string())), ("naming", pa.string()), ("sid", pa.int64()),
 ])
 PAIR_COLUMNS = pa.schema([
     ("client", pa.string()), ("server", pa.string()), ("first_seen", pa.int64()),
@@ -60,23 +73,23 @@ SERVICES_UPDATE = (
     "s.last_seen = last_seen"
 )
 
-_BUCKET_FIELDS = (
-    "e.key AS key, e.client AS client, e.server AS server, e.width AS width, "
-    "e.bucket AS bucket, e.protocol AS protocol, e.method AS method, e.path AS path, "
-    "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
-    "e.hist AS hist, e.status AS status, e.exemplars AS exemplars, e.naming AS naming"
-)
-# What an update can change; the rest of a bucket is its key, fixed at creation.
-BUCKET_COUNTERS = ("requests", "errors", "latency_sum", "hist", "status", "exemplars", "naming")
+_BUCKET_FIELDS = ", ".join(
+    f"e.{name} AS {name}" for name in BUCKET_COLUMNS.names if name != "sid")
+# Counters an update adds to; exemplars and naming are set (union, overwrite).
+BUCKET_ADDED = ("requests", "errors", "latency_sum", *HIST, *STATUS)
+BUCKET_SET = ("exemplars", "naming")
+# Which incoming keys exist (`i` is the incoming row's index: integers cost far
+# less to return than the keys), whether their naming stays, and the stored
+# exemplars where the incoming row brings some and there is room for them.
 BUCKETS_EXISTING = (
-    "LOAD FROM $rows MATCH (e:CallBucket {key: key}) RETURN e.key AS key, "
-    + ", ".join(f"e.{name} AS {name}" for name in BUCKET_COUNTERS)
+    "LOAD FROM $rows MATCH (e:CallBucket {key: key}) RETURN i, "
+    "e.naming = naming AS same_naming, "
+    f"CASE WHEN nex > 0 AND size(e.exemplars) < {MAX_EXEMPLARS} THEN e.exemplars END "
+    "AS exemplars"
 )
 BUCKETS_CREATE = (
-    "LOAD FROM $rows CREATE (:CallBucket {key: key, client: client, server: server, "
-    "width: width, bucket: bucket, protocol: protocol, method: method, path: path, "
-    "requests: requests, errors: errors, latency_sum: latency_sum, hist: hist, "
-    "status: status, exemplars: exemplars, naming: naming})"
+    "LOAD FROM $rows CREATE (:CallBucket {"
+    + ", ".join(f"{name}: {name}" for name in BUCKET_COLUMNS.names) + "})"
 )
 # New keys only (checked in the same transaction, under the write lock): COPY
 # from an arrow parameter writes about 3x faster than BUCKETS_CREATE and, like
@@ -87,11 +100,17 @@ COPY_MIN_ROWS = 5_000
 PAIR_FIELDS = ("first_seen", "last_seen", "protocols", "naming")
 
 
-def buckets_update(fields: tuple[str, ...]) -> str:
-    """SET only the given counters: writing a list or string column that did not
-    change costs as much as one that did."""
+def buckets_add(fields: tuple[str, ...]) -> str:
+    """Add the incoming values to the given counters: an update writes only the
+    columns its rows change (each column written costs, changed or not)."""
     return "LOAD FROM $rows MATCH (e:CallBucket {key: key}) SET " + ", ".join(
-        f"e.{name} = {name}" for name in _known(fields, BUCKET_COUNTERS))
+        f"e.{name} = e.{name} + {name}" for name in _known(fields, BUCKET_ADDED))
+
+
+def buckets_set(fields: tuple[str, ...]) -> str:
+    """Overwrite the given fields (exemplars, naming) with the incoming values."""
+    return "LOAD FROM $rows MATCH (e:CallBucket {key: key}) SET " + ", ".join(
+        f"e.{name} = {name}" for name in _known(fields, BUCKET_SET))
 
 
 def pairs_update(fields: tuple[str, ...]) -> str:

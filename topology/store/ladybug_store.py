@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from topology.model import HOUR, Batch
 from topology.settings import Settings
+from topology.store import ladybug_buckets, rows, tiers
 from topology.store import ladybug_schema as q
-from topology.store import rows, tiers
 from topology.store.base import (
     GraphStore,
     QueryTimeout,
@@ -67,6 +67,11 @@ class LadybugStore(GraphStore):
         self._readers: list[ladybug.Connection] = []
         self._closed = False
         self.tiers = Tiers(int(settings.bucket_width))
+        try:
+            self._check_layout()
+        except StoreError:
+            self.close()
+            raise
 
     # -- connections -------------------------------------------------------
 
@@ -87,8 +92,28 @@ class LadybugStore(GraphStore):
 
     # -- interface ---------------------------------------------------------
 
+    def _check_layout(self) -> None:
+        """Refuse a file whose CallBucket table has the old list columns (hist, status):
+        every statement of this version reads the scalar ones (h0.., s0..)."""
+        conn = self._writer
+        tables = {row[1] for row in conn.execute(q.SHOW_TABLES).get_all()}
+        if "CallBucket" not in tables:
+            return
+        columns = {row[1] for row in conn.execute(q.BUCKET_TABLE_INFO).get_all()}
+        missing = sorted(set(q.BUCKET_COLUMNS.names) - columns)
+        if missing:
+            raise StoreError(
+                f"embedded store {self.path} was written by an older version: its "
+                f"CallBucket table lacks {', '.join(missing[:4])}"
+                f"{' ...' if len(missing) > 4 else ''} (histogram and status counts are "
+                "scalar columns since this version). Move the file away (or point "
+                "TOPOLOGY_DATA_DIR elsewhere) to start an empty store; its data cannot be "
+                "read by this version"
+            )
+
     def init_schema(self) -> None:
         with self._write_lock:
+            self._check_layout()
             for statement in (*q.SCHEMA, *tiers.SCHEMA):
                 self._writer.execute(statement)
 
@@ -150,12 +175,11 @@ class LadybugStore(GraphStore):
             if not any(keep):
                 return keep
             services, calls = rows.chosen(batches, keep)
-            buckets = rows.merge_buckets(calls)
+            buckets = list(rows.merge_buckets(calls).values())
             self._upsert_services(conn, rows.merge_services(services))
-            bucket_rows = [rows.bucket_row(b) for b in buckets.values()]
-            self.tiers.absorb(conn, bucket_rows)
-            self._upsert_buckets(conn, bucket_rows)
-            self._upsert_pairs(conn, rows.pair_rows(buckets.values()))
+            self.tiers.absorb(conn, buckets)
+            ladybug_buckets.upsert(conn, buckets)
+            self._upsert_pairs(conn, rows.pair_rows(buckets))
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
         return keep
@@ -245,23 +269,6 @@ class LadybugStore(GraphStore):
         self._write(conn, q.SERVICES_CREATE, created, q.SERVICE_COLUMNS)
         self._write(conn, q.SERVICES_UPDATE, updated, q.SERVICE_COLUMNS)
 
-    def _upsert_buckets(self, conn: ladybug.Connection, incoming: list[dict]) -> None:
-        if not incoming:
-            return
-        existing = self._existing(conn, q.BUCKETS_EXISTING, (r["key"] for r in incoming))
-        created, updated = [], []
-        for row in incoming:
-            old = existing.get(row["key"])
-            if old is None:
-                created.append(row)
-            else:
-                updated.append((old, rows.add_bucket_rows(old, row)))
-        if created:
-            text = q.BUCKETS_COPY if len(created) >= q.COPY_MIN_ROWS else q.BUCKETS_CREATE
-            conn.execute(text, {"rows": _table(created, q.BUCKET_COLUMNS)})
-        self._update_changed(conn, updated, ("key",), q.BUCKET_COUNTERS, q.buckets_update,
-                             q.BUCKET_COLUMNS)
-
     def _upsert_pairs(self, conn: ladybug.Connection, incoming: list[dict]) -> None:
         if not incoming:
             return
@@ -314,8 +321,8 @@ class LadybugStore(GraphStore):
         params = {"hour": hour, "cutoff": cutoff}
         with self._write_lock, self._transaction() as conn:
             minutes = self._rows(conn, q.MINUTES_ENDED_IN_HOUR, params)
-            hours = rows.roll_up(minutes, HOUR)
-            self._upsert_buckets(conn, hours)
+            hours = rows.merge_buckets(ladybug_buckets.from_rows(minutes, HOUR))
+            ladybug_buckets.upsert(conn, list(hours.values()))
             conn.execute(q.MINUTES_ENDED_IN_HOUR_DELETE, params)
         return len(minutes)
 

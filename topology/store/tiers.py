@@ -28,7 +28,7 @@ summed `total` and re-read such results unpacked (`UNPACKED`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ import ladybug
 import pyarrow as pa
 
 from topology import histogram
+from topology.model import CallBucket
 
 LEVELS = (300, 1800)  # tier widths, seconds; each a multiple of the previous
 PACK_BITS = 31
@@ -80,14 +81,15 @@ BUCKETS_EXISTING = (
     "LOAD FROM $rows MATCH (e:CallBucket {key: key}) RETURN e.key AS key, "
     "e.client AS client, e.server AS server, e.width AS width, e.bucket AS bucket, "
     "e.protocol AS protocol, e.method AS method, e.path AS path, e.naming AS naming, "
-    "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, e.hist AS hist"
+    "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
+    + ", ".join(f"e.h{i} AS h{i}" for i in range(histogram.BIN_COUNT))
 )
 
 
 def _minutes_text(block: int) -> str:
     """Finest buckets in [$a, $b) summed per series and `block`-wide block."""
     hist = ", ".join(
-        f"CAST(sum(e.hist[{i + 1}]) AS INT64) AS h{i}" for i in range(histogram.BIN_COUNT)
+        f"CAST(sum(e.h{i}) AS INT64) AS h{i}" for i in range(histogram.BIN_COUNT)
     )
     return (
         "MATCH (e:CallBucket) WHERE e.width < 3600 AND e.bucket >= $a AND e.bucket < $b "
@@ -111,6 +113,7 @@ class SeriesNames:
 
     def __init__(self) -> None:
         self.names: dict[int, tuple[str, str, str, str]] = {}
+        self._ids: dict[tuple[str, str, str, str], int] = {}
         self.collided = False
 
     @staticmethod
@@ -119,10 +122,12 @@ class SeriesNames:
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 1
 
     def add(self, client: str, server: str, protocol: str, path: str) -> int:
-        sid = self.id(client, server, protocol, path)
         names = (client, server, protocol, path)
+        sid = self._ids.get(names)
+        if sid is None:  # hashing costs: ids are remembered (writes add every row)
+            sid = self._ids[names] = self.id(client, server, protocol, path)
         known = self.names.setdefault(sid, names)
-        if known != names:
+        if known is not names and known != names:
             self.collided = True
         return sid
 
@@ -170,22 +175,26 @@ class Tiers:
         self.bucket_width = int(bucket_width)
         self.levels = levels_for(self.bucket_width)
         self._state: tuple[int, int] | None = None
+        self._read = False  # whether _state reflects the stored state (None: no state)
 
     # -- state ---------------------------------------------------------------
 
     def state(self, conn: ladybug.Connection) -> tuple[int, int] | None:
-        if self._state is None:
+        if not self._read:
             found = conn.execute(STATE).get_all()
             self._state = (found[0][0], found[0][1]) if found else None
+            self._read = True
         return self._state
 
     def _set_state(self, conn: ladybug.Connection, low: int, high: int) -> None:
         conn.execute(STATE_SET, {"low": low, "high": high})
         self._state = (low, high)
+        self._read = True
 
     def forget(self) -> None:
         """Drop the cached state (after a rolled-back transaction)."""
         self._state = None
+        self._read = False
 
     # -- the retention job -----------------------------------------------------
 
@@ -232,23 +241,25 @@ class Tiers:
 
     # -- the write path ---------------------------------------------------------
 
-    def absorb(self, conn: ladybug.Connection, incoming: list[dict]) -> int:
+    def absorb(self, conn: ladybug.Connection, incoming: Sequence[CallBucket]) -> int:
         """Add late buckets (start in [low, high)) to their tier rows; call before the
         buckets themselves are upserted. Returns the number of late buckets."""
         state = self.state(conn) if self.levels else None
         if state is None:
             return 0
         low, high = state
-        late = [r for r in incoming if r["width"] < 3600 and low <= r["bucket"] < high]
+        late = [b for b in incoming if b.width < 3600 and low <= b.bucket < high]
         if not late:
             return 0
-        table = pa.table({"key": pa.array([r["key"] for r in late], pa.string())})
-        result = conn.execute(BUCKETS_EXISTING, {"rows": table})
+        keys = [b.key for b in late]
+        result = conn.execute(BUCKETS_EXISTING, {"rows": pa.table(
+            {"key": pa.array(keys, pa.string())})})
         names = result.get_column_names()
-        stored = {r[0]: dict(zip(names, r, strict=True)) for r in result.get_all()}
+        stored = {r[0]: _grouped(dict(zip(names, r, strict=True))) for r in result.get_all()}
         parts = []
-        for row in late:
-            old = stored.get(row["key"])
+        for bucket, bucket_key in zip(late, keys, strict=True):
+            row = _bucket_part(bucket)
+            old = stored.get(bucket_key)
             naming = row["naming"] or (old["naming"] if old else row["naming"])
             if old is not None and old["naming"] != naming:
                 parts.append(_part(old, sign=-1))
@@ -289,6 +300,13 @@ class Tiers:
         if deleted:
             conn.execute(DELETE, {"rows": pa.table(
                 {"key": pa.array([r["key"] for r in deleted], pa.string())})})
+
+
+def _bucket_part(bucket: CallBucket) -> dict:
+    return {"client": bucket.client, "server": bucket.server, "protocol": bucket.protocol,
+            "method": bucket.method, "path": bucket.path, "naming": bucket.naming,
+            "bucket": bucket.bucket, "requests": bucket.requests, "errors": bucket.errors,
+            "latency_sum": bucket.latency_sum_ms, "hist": bucket.histogram}
 
 
 def _grouped(row: dict) -> dict:

@@ -31,11 +31,17 @@ def bucket(client: Service, server: Service, start: int, *durations: float,
     return row
 
 
-BUCKETS = Statement.same(
-    "test.buckets",
+_BUCKET_FIELDS = (
     "MATCH (e:CallBucket) RETURN e.key AS key, e.width AS width, e.bucket AS bucket, "
     "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
-    "e.hist AS hist, e.status AS status, e.exemplars AS exemplars",
+)
+# Neo4j keeps list properties; LadybugDB scalar columns (docs/storage.md).
+BUCKETS = Statement(
+    "test.buckets",
+    _BUCKET_FIELDS + "e.hist AS hist, e.status AS status, e.exemplars AS exemplars",
+    _BUCKET_FIELDS + "[" + ", ".join(f"e.h{i}" for i in range(histogram.BIN_COUNT))
+    + "] AS hist, [" + ", ".join(f"e.s{i}" for i in range(6))
+    + "] AS status, e.exemplars AS exemplars",
 )
 PAIRS = Statement.same(
     "test.pairs",

@@ -178,12 +178,15 @@ def test_copied_and_created_buckets_add_up_exactly(embedded_store: GraphStore) -
 
 
 UPDATE_FIELD_CASES = {
-    "bucket_counters": ("buckets", ("requests", "hist"),
-                        "SET e.requests = requests, e.hist = hist"),
+    "bucket_counters": ("buckets_add", ("requests", "h3"),
+                        "SET e.requests = e.requests + requests, e.h3 = e.h3 + h3"),
+    "bucket_naming": ("buckets_set", ("naming",), "SET e.naming = naming"),
     "pair_last_seen": ("pairs", ("last_seen",), "SET r.last_seen = last_seen"),
 }
 UPDATE_FIELD_ERRORS = {
-    "bucket_key": ("buckets", ("key",)),
+    "bucket_key": ("buckets_add", ("key",)),
+    "bucket_hist_list": ("buckets_add", ("hist",)),
+    "bucket_set_counter": ("buckets_set", ("requests",)),
     "pair_unknown": ("pairs", ("requests",)),
     "nothing": ("pairs", ()),
 }
@@ -194,7 +197,7 @@ def test_update_statements_set_only_the_fields_named(case: str) -> None:
     from topology.store import ladybug_schema as q
 
     table, fields, expected = UPDATE_FIELD_CASES[case]
-    build = q.buckets_update if table == "buckets" else q.pairs_update
+    build = getattr(q, table) if table.startswith("buckets") else q.pairs_update
     assert build(fields).endswith(expected)
 
 
@@ -203,6 +206,6 @@ def test_update_statements_refuse_fields_outside_the_catalogue(case: str) -> Non
     from topology.store import ladybug_schema as q
 
     table, fields = UPDATE_FIELD_ERRORS[case]
-    build = q.buckets_update if table == "buckets" else q.pairs_update
+    build = getattr(q, table) if table.startswith("buckets") else q.pairs_update
     with pytest.raises(ValueError, match="cannot SET"):
         build(fields)

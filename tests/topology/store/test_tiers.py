@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from topology import histogram
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
 from topology.store import tiers
@@ -49,7 +50,8 @@ _ALL_BUCKETS = Statement.same(
     "all_buckets", "MATCH (e:CallBucket) WHERE e.width < 3600 RETURN e.client AS client, "
     "e.server AS server, e.bucket AS bucket, e.protocol AS protocol, e.method AS method, "
     "e.path AS path, e.naming AS naming, e.requests AS requests, e.errors AS errors, "
-    "e.latency_sum AS latency_sum, e.hist AS hist")
+    "e.latency_sum AS latency_sum, ["
+    + ", ".join(f"e.h{i}" for i in range(histogram.BIN_COUNT)) + "] AS hist")
 
 
 def expected_tiers(store: LadybugStore) -> dict[str, tuple]:
