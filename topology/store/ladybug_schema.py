@@ -57,11 +57,6 @@ KEY_COLUMNS = pa.schema([("key", pa.string())])
 BATCHES_SEEN = "LOAD FROM $rows MATCH (b:Batch {id: key}) RETURN b.id AS id"
 BATCHES_MARK = "LOAD FROM $rows CREATE (:Batch {id: key, applied_at: $now})"
 
-SERVICES_EXISTING = (
-    "LOAD FROM $rows MATCH (s:Service {id: key}) "
-    "RETURN s.id AS id, s.name AS name, s.namespace AS namespace, s.cluster AS cluster, "
-    "s.kind AS kind, s.labels AS labels, s.first_seen AS first_seen, s.last_seen AS last_seen"
-)
 SERVICES_CREATE = (
     "LOAD FROM $rows CREATE (:Service {id: id, name: name, namespace: namespace, "
     "cluster: cluster, kind: kind, labels: labels, first_seen: first_seen, "
@@ -128,11 +123,6 @@ def _known(fields: tuple[str, ...], catalogue: tuple[str, ...]) -> tuple[str, ..
     return fields
 
 
-PAIRS_EXISTING = (
-    "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
-    "RETURN a.id AS client, b.id AS server, r.first_seen AS first_seen, "
-    "r.last_seen AS last_seen, r.protocols AS protocols, r.naming AS naming"
-)
 # Two MATCH clauses, not one comma-separated pattern: the planner then looks
 # both ends up by primary key (1,000 pairs: 20 ms against 350 ms).
 PAIRS_CREATE = (

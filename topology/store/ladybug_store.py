@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from topology.model import HOUR, Batch
 from topology.settings import Settings
-from topology.store import ladybug_buckets, rows, tiers
+from topology.store import ladybug_buckets, ladybug_pairs, rows, tiers
 from topology.store import ladybug_schema as q
 from topology.store.base import (
     GraphStore,
@@ -175,11 +175,12 @@ class LadybugStore(GraphStore):
             if not any(keep):
                 return keep
             services, calls = rows.chosen(batches, keep)
-            buckets = list(rows.merge_buckets(calls).values())
-            self._upsert_services(conn, rows.merge_services(services))
+            merged = rows.merge_buckets(calls)
+            buckets = list(merged.values())
+            ladybug_pairs.upsert_services(conn, rows.merge_services(services))
             self.tiers.absorb(conn, buckets)
-            ladybug_buckets.upsert(conn, buckets)
-            self._upsert_pairs(conn, rows.pair_rows(buckets))
+            ladybug_buckets.upsert(conn, buckets, list(merged))
+            ladybug_pairs.upsert_pairs(conn, ladybug_pairs.pairs(buckets))
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
         return keep
@@ -255,74 +256,13 @@ class LadybugStore(GraphStore):
     def _transaction(self) -> _Transaction:
         return _Transaction(self._writer, self.tiers.forget)
 
-    def _upsert_services(self, conn: ladybug.Connection, incoming: Mapping[str, dict]) -> None:
-        if not incoming:
-            return
-        existing = self._existing(conn, q.SERVICES_EXISTING, incoming.keys(), key="id")
-        created, updated = [], []
-        for service_id, row in incoming.items():
-            old = existing.get(service_id)
-            if old is None:
-                created.append(row)
-            elif (merged := rows.add_service_rows(old, row)) != old:
-                updated.append(merged)
-        self._write(conn, q.SERVICES_CREATE, created, q.SERVICE_COLUMNS)
-        self._write(conn, q.SERVICES_UPDATE, updated, q.SERVICE_COLUMNS)
-
-    def _upsert_pairs(self, conn: ladybug.Connection, incoming: list[dict]) -> None:
-        if not incoming:
-            return
-        table = _table(incoming, q.PAIR_COLUMNS)
-        existing = {
-            (r["client"], r["server"]): r
-            for r in self._rows(conn, q.PAIRS_EXISTING, {"rows": table})
-        }
-        created, updated = [], []
-        for row in incoming:
-            old = existing.get((row["client"], row["server"]))
-            if old is None:
-                created.append(row)
-            else:
-                updated.append((old, rows.add_pair_rows(old, row)))
-        self._write(conn, q.PAIRS_CREATE, created, q.PAIR_COLUMNS)
-        self._update_changed(conn, updated, ("client", "server"), q.PAIR_FIELDS,
-                             q.pairs_update, q.PAIR_COLUMNS)
-
-    @staticmethod
-    def _update_changed(
-        conn: ladybug.Connection, updated: list[tuple[dict, dict]], keys: tuple[str, ...],
-        fields: tuple[str, ...], statement: Callable[[tuple[str, ...]], str],
-        schema: pa.Schema,
-    ) -> None:
-        """Write each updated row's changed fields only, one statement per set of them."""
-        groups: dict[tuple[str, ...], list[dict]] = {}
-        for old, new in updated:
-            changed = tuple(name for name in fields if new[name] != old[name])
-            if changed:
-                groups.setdefault(changed, []).append(new)
-        for changed, data in groups.items():
-            columns = pa.schema([schema.field(name) for name in (*keys, *changed)])
-            conn.execute(statement(changed), {"rows": _table(data, columns)})
-
-    def _existing(
-        self, conn: ladybug.Connection, text: str, keys: Iterable[str], key: str = "key"
-    ) -> dict[str, dict]:
-        return {r[key]: r for r in self._rows(conn, text, {"rows": _keys(list(keys))})}
-
-    @staticmethod
-    def _write(
-        conn: ladybug.Connection, text: str, data: list[dict], schema: pa.Schema
-    ) -> None:
-        if data:
-            conn.execute(text, {"rows": _table(data, schema)})
-
     def _roll_up_hour(self, hour: int, cutoff: int) -> int:
         """Fold the ended minute buckets of one hour into hour buckets, atomically."""
         params = {"hour": hour, "cutoff": cutoff}
         with self._write_lock, self._transaction() as conn:
             minutes = self._rows(conn, q.MINUTES_ENDED_IN_HOUR, params)
             hours = rows.merge_buckets(ladybug_buckets.from_rows(minutes, HOUR))
-            ladybug_buckets.upsert(conn, list(hours.values()))
+            ladybug_buckets.upsert(conn, list(hours.values()), list(hours))
             conn.execute(q.MINUTES_ENDED_IN_HOUR_DELETE, params)
         return len(minutes)
 
@@ -355,14 +295,6 @@ class _Transaction:
                 raise
         if isinstance(exc, RuntimeError) and not isinstance(exc, StoreError):
             raise StoreError(f"write failed and was rolled back: {exc}") from exc
-
-
-def _table(data: list[dict], schema: pa.Schema) -> pa.Table:
-    """Column by column: several times faster than Table.from_pylist for wide rows."""
-    return pa.table(
-        [pa.array([row[field.name] for row in data], field.type) for field in schema],
-        schema=schema,
-    )
 
 
 def _keys(keys: list[str]) -> pa.Table:

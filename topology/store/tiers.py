@@ -113,7 +113,8 @@ class SeriesNames:
 
     def __init__(self) -> None:
         self.names: dict[int, tuple[str, str, str, str]] = {}
-        self._ids: dict[tuple[str, str, str, str], int] = {}
+        # ids already registered, by names (a writer's fast path; ids are never 0)
+        self.known_ids: dict[tuple[str, str, str, str], int] = {}
         self.collided = False
 
     @staticmethod
@@ -123,9 +124,9 @@ class SeriesNames:
 
     def add(self, client: str, server: str, protocol: str, path: str) -> int:
         names = (client, server, protocol, path)
-        sid = self._ids.get(names)
+        sid = self.known_ids.get(names)
         if sid is None:  # hashing costs: ids are remembered (writes add every row)
-            sid = self._ids[names] = self.id(client, server, protocol, path)
+            sid = self.known_ids[names] = self.id(client, server, protocol, path)
         known = self.names.setdefault(sid, names)
         if known is not names and known != names:
             self.collided = True
