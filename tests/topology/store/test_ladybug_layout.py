@@ -1,0 +1,114 @@
+"""The embedded store's CallBucket layout: scalar counters, a series id, old files refused."""
+
+from __future__ import annotations
+
+import ladybug
+import pyarrow as pa
+import pytest
+
+from queries.compiler import compile_filter
+from queries.service_map import map_table
+from queries.window import Window
+from topology import histogram
+from topology.model import Batch, CallBucket
+from topology.settings import Settings
+from topology.store import rows, tiers
+from topology.store.base import GraphStore, StoreError
+from topology.store.ladybug_store import LadybugStore
+from topology.store.statement import Statement
+
+T0 = 1_700_000_000 - 1_700_000_000 % 3600
+OLD_CALLBUCKET = (
+    "CREATE NODE TABLE CallBucket(key STRING PRIMARY KEY, client STRING, server STRING, "
+    "width INT64, bucket INT64, protocol STRING, method STRING, path STRING, requests INT64, "
+    "errors INT64, latency_sum DOUBLE, hist INT64[], status INT64[], exemplars STRING[], "
+    "naming STRING)"
+)
+ROWS = Statement.same(
+    "test.bucket_rows", "MATCH (e:CallBucket) RETURN e.key AS key, e.sid AS sid, "
+    "e.client AS client, e.server AS server, e.protocol AS protocol, e.path AS path, "
+    "e.requests AS requests, e.naming AS naming, e.exemplars AS exemplars, "
+    + ", ".join(f"e.h{i} AS h{i}" for i in range(histogram.BIN_COUNT)) + ", "
+    + ", ".join(f"e.s{i} AS s{i}" for i in range(6)))
+
+
+def call(i: int, minute: int, *, naming: str = "workload", trace: str = "") -> CallBucket:
+    row = CallBucket(f"process:h/c{i % 3}", f"process:h/s{i % 5}", T0 + 60 * minute, 60,
+                     "http" if i % 2 else "grpc", "GET", f"/p{i % 4}", naming=naming)
+    for k in range(i % 3 + 1):
+        row.record(0.3 * (k + 1) * (i + 1), error=k == 1, status=500 if k == 1 else 200,
+                   trace_id=trace)
+    return row
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["writer", "read_only"])
+def test_a_file_of_the_old_layout_is_refused_naming_the_file(
+    settings: Settings, read_only: bool
+) -> None:
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    ladybug.Connection(db).execute(OLD_CALLBUCKET)
+    db.close()
+    with pytest.raises(StoreError, match="older version") as caught:
+        LadybugStore(settings, read_only=read_only)
+    assert str(settings.embedded_path) in str(caught.value)
+    assert "Move the file away" in str(caught.value)
+
+
+def test_an_empty_file_and_a_current_one_open(settings: Settings) -> None:
+    for _ in range(2):
+        store = LadybugStore(settings)
+        store.init_schema()
+        store.close()
+
+
+def test_counters_add_up_column_by_column_over_create_and_update(
+    embedded_store: GraphStore,
+) -> None:
+    """Created rows, then the same keys again (added per changed column), a rename and
+    exemplars: every stored counter equals the sum of what was sent."""
+    first = [call(i, 0, trace=f"t{i}") for i in range(40)]
+    again = [call(i, 0, naming="dns" if i % 7 == 0 else "", trace=f"u{i}")
+             for i in range(0, 40, 3)]
+    embedded_store.apply(Batch("one", [], first), now=T0)
+    embedded_store.apply(Batch("two", [], again), now=T0)
+    expected = rows.merge_buckets([*first, *again])  # the one definition of adding up
+    stored = {row["key"]: row for row in embedded_store.read(ROWS)}
+    assert sorted(stored) == sorted(expected)
+    for key, bucket in expected.items():
+        row = stored[key]
+        assert row["requests"] == bucket.requests
+        assert [row[f"h{i}"] for i in range(histogram.BIN_COUNT)] == bucket.histogram
+        assert [row[f"s{i}"] for i in range(6)] == bucket.status_classes
+        assert row["naming"] == bucket.naming and row["exemplars"] == bucket.exemplars
+        assert row["sid"] == tiers.SeriesNames.id(
+            row["client"], row["server"], row["protocol"], row["path"])
+
+
+def test_map_rows_by_series_id_equal_the_rows_by_names(embedded_store: GraphStore) -> None:
+    """Bucket reads grouped by `sid` (names from the registry, or read back when the
+    registry does not know them) return exactly what grouping by the names returns."""
+    embedded_store.apply(Batch("b", [], [call(i, m) for i in range(30) for m in range(3)]),
+                         now=T0)
+    window, compiled = Window(T0, T0 + 3600), compile_filter("")
+    registry = tiers.SERIES
+    saved = dict(registry.names), registry.collided
+    try:
+        by_series = map_table(embedded_store, compiled, window)
+        registry.names.clear()
+        read_back = map_table(embedded_store, compiled, window)
+        registry.collided = True
+        by_names = map_table(embedded_store, compiled, window)
+    finally:
+        registry.names.clear()
+        registry.names.update(saved[0])
+        registry.collided = saved[1]
+    assert by_names is not None and by_names.num_rows == 30
+
+    def ordered(table: pa.Table) -> list[dict]:
+        return sorted(table.to_pylist(), key=lambda r: (r["client"], r["server"],
+                                                        r["protocol"], r["path"]))
+
+    assert by_series is not None and read_back is not None
+    assert by_series.column_names == by_names.column_names == read_back.column_names
+    assert ordered(by_series) == ordered(by_names) == ordered(read_back)
