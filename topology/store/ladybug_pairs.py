@@ -1,12 +1,14 @@
 """Service and CALLS pair writes of the embedded store.
 
 Same semantics as `rows.add_service_rows` / `rows.add_pair_rows` (the Neo4j
-store's), with the comparisons done in the database: the existence reads return
-the incoming row's index, integers and booleans (whether the stored names,
-labels, protocols and naming already match), which cost far less to fetch than
-the stored strings and lists. Only rows that change are written, and a pair
-only in the fields that change (usually `last_seen` alone). Everything runs in
-the caller's transaction.
+store's). The store remembers what it knows is stored (`Known`: every service
+and pair it read or wrote), so a batch whose services and pairs were all seen
+before needs no read at all: only what changes is written, and a pair only in
+the fields that change (usually `last_seen`). What `Known` holds is exact
+because this process is the file's only writer (LadybugDB's file lock), every
+write runs under the store's write lock, and the store clears it whenever a
+write transaction fails (its changes may not have been committed) and after
+retention deletes services or pairs.
 """
 
 from __future__ import annotations
@@ -19,22 +21,31 @@ import pyarrow as pa
 from topology.model import CallBucket
 from topology.store import ladybug_schema as q
 
-_STRING = pa.string()
-_INT = pa.int64()
-_STRINGS = pa.list_(pa.string())
+ServiceState = tuple[str, str, str, str, tuple[str, ...], int, int]
+PairState = tuple[int, int, frozenset[str], str]  # first, last, protocols, naming
 
-SERVICES_EXISTING = (
-    "LOAD FROM $rows MATCH (s:Service {id: id}) RETURN i, "
-    "s.name = name AND s.namespace = namespace AND s.cluster = cluster AND s.kind = kind "
-    "AND s.labels = labels AS same, s.first_seen AS first_seen, s.last_seen AS last_seen"
+SERVICES_STORED = (
+    "LOAD FROM $rows MATCH (s:Service {id: id}) RETURN s.id AS id, s.name AS name, "
+    "s.namespace AS namespace, s.cluster AS cluster, s.kind AS kind, s.labels AS labels, "
+    "s.first_seen AS first_seen, s.last_seen AS last_seen"
 )
-PAIRS_EXISTING = (
+PAIRS_STORED = (
     "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
-    "RETURN i, r.first_seen AS first_seen, r.last_seen AS last_seen, "
-    "r.naming = naming AS same_naming, "
-    "CASE WHEN list_has_all(r.protocols, protocols) THEN NULL ELSE r.protocols END "
-    "AS protocols"
+    "RETURN a.id AS client, b.id AS server, r.first_seen AS first_seen, "
+    "r.last_seen AS last_seen, r.protocols AS protocols, r.naming AS naming"
 )
+
+
+class Known:
+    """Stored services and pairs as this process last read or wrote them."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceState] = {}
+        self.pairs: dict[tuple[str, str], PairState] = {}
+
+    def clear(self) -> None:
+        self.services.clear()
+        self.pairs.clear()
 
 
 def _table(columns: Mapping[str, list], schema: pa.Schema) -> pa.Table:
@@ -42,30 +53,36 @@ def _table(columns: Mapping[str, list], schema: pa.Schema) -> pa.Table:
         [pa.array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
-def _indexed(columns: Mapping[str, list], schema: pa.Schema) -> pa.Table:
-    count = len(next(iter(columns.values())))
-    table = _table(columns, schema)
-    return table.append_column("i", pa.array(range(count), _INT))
+def _service_state(row: Mapping) -> ServiceState:
+    return (row["name"], row["namespace"], row["cluster"], row["kind"],
+            tuple(row["labels"] or ()), row["first_seen"], row["last_seen"])
 
 
-def upsert_services(conn: ladybug.Connection, incoming: Mapping[str, dict]) -> None:
+def upsert_services(conn: ladybug.Connection, incoming: Mapping[str, dict],
+                    known: Known) -> None:
     """Create new services; rewrite the ones whose description or seen range changes."""
     if not incoming:
         return
     data = list(incoming.values())
-    columns = {name: [row[name] for row in data] for name in q.SERVICE_COLUMNS.names}
-    found = conn.execute(SERVICES_EXISTING, {
-        "rows": _indexed(columns, q.SERVICE_COLUMNS)}).get_as_arrow(0).to_pydict()
-    stored = set(found["i"])
-    created = [row for i, row in enumerate(data) if i not in stored]
-    updated = []
-    for i, same, first, last in zip(found["i"], found["same"], found["first_seen"],
-                                    found["last_seen"], strict=True):
-        row = data[i]
-        if same and first <= row["first_seen"] and last >= row["last_seen"]:
+    missing = [row for row in data if row["id"] not in known.services]
+    if missing:
+        table = _table({name: [row[name] for row in missing]
+                        for name in q.SERVICE_COLUMNS.names}, q.SERVICE_COLUMNS)
+        for row in conn.execute(SERVICES_STORED, {"rows": table}).get_as_arrow(0).to_pylist():
+            known.services[row["id"]] = _service_state(row)
+    created, updated = [], []
+    for row in data:
+        old = known.services.get(row["id"])
+        if old is None:
+            created.append(row)
+            known.services[row["id"]] = _service_state(row)
             continue
-        updated.append({**row, "first_seen": min(first, row["first_seen"]),
-                        "last_seen": max(last, row["last_seen"])})
+        merged = {**row, "first_seen": min(old[5], row["first_seen"]),
+                  "last_seen": max(old[6], row["last_seen"])}
+        state = _service_state(merged)
+        if state != old:
+            updated.append(merged)
+            known.services[row["id"]] = state
     for text, rows in ((q.SERVICES_CREATE, created), (q.SERVICES_UPDATE, updated)):
         if rows:
             conn.execute(text, {"rows": _table(
@@ -94,46 +111,48 @@ def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
     return dict(sorted(found.items()))
 
 
-def upsert_pairs(conn: ladybug.Connection, incoming: Mapping[tuple[str, str], list]) -> None:
+def upsert_pairs(conn: ladybug.Connection, incoming: Mapping[tuple[str, str], list],
+                 known: Known) -> None:
     """Create new pairs; set only the changed fields of the others."""
     if not incoming:
         return
-    keys = list(incoming)
-    values = list(incoming.values())
-    columns = {
-        "client": [k[0] for k in keys], "server": [k[1] for k in keys],
-        "first_seen": [v[0] for v in values], "last_seen": [v[1] for v in values],
-        "protocols": [list(v[2]) if len(v[2]) == 1 else sorted(v[2]) for v in values],
-        "naming": [v[3] for v in values],
-    }
-    found = conn.execute(PAIRS_EXISTING, {
-        "rows": _indexed(columns, q.PAIR_COLUMNS)}).get_as_arrow(0).to_pydict()
-    stored = set(found["i"])
-    if len(stored) < len(keys):
-        new = [i for i in range(len(keys)) if i not in stored]
-        conn.execute(q.PAIRS_CREATE, {"rows": _table(
-            {name: [column[i] for i in new] for name, column in columns.items()},
-            q.PAIR_COLUMNS)})
+    missing = [key for key in incoming if key not in known.pairs]
+    if missing:
+        table = pa.table({"client": pa.array([k[0] for k in missing], pa.string()),
+                          "server": pa.array([k[1] for k in missing], pa.string())})
+        for row in conn.execute(PAIRS_STORED, {"rows": table}).get_as_arrow(0).to_pylist():
+            known.pairs[row["client"], row["server"]] = (
+                row["first_seen"], row["last_seen"], frozenset(row["protocols"] or ()),
+                row["naming"])
+    created: dict[str, list] = {name: [] for name in q.PAIR_COLUMNS.names}
     groups: dict[tuple[str, ...], dict[str, list]] = {}
-    for i, first, last, same_naming, protocols in zip(
-            found["i"], found["first_seen"], found["last_seen"], found["same_naming"],
-            found["protocols"], strict=True):
-        changed = {}
-        if columns["first_seen"][i] < first:
-            changed["first_seen"] = columns["first_seen"][i]
-        if columns["last_seen"][i] > last:
-            changed["last_seen"] = columns["last_seen"][i]
-        if protocols is not None:
-            changed["protocols"] = sorted(set(protocols) | set(columns["protocols"][i]))
-        if columns["naming"][i] and not same_naming:
-            changed["naming"] = columns["naming"][i]
-        if changed:
-            group = groups.setdefault(tuple(changed), {"client": [], "server": []})
-            group["client"].append(keys[i][0])
-            group["server"].append(keys[i][1])
-            for name, value in changed.items():
-                group.setdefault(name, []).append(value)
+    for (client, server), (first, last, protocols, naming) in incoming.items():
+        old = known.pairs.get((client, server))
+        if old is None:
+            for name, value in zip(q.PAIR_COLUMNS.names, (
+                    client, server, first, last, sorted(protocols), naming), strict=True):
+                created[name].append(value)
+            continue  # not remembered: CREATE skips a pair whose ends are missing
+        changed: dict[str, object] = {}
+        if first < old[0]:
+            changed["first_seen"] = first
+        if last > old[1]:
+            changed["last_seen"] = last
+        if not protocols <= old[2]:
+            changed["protocols"] = sorted(old[2] | protocols)
+        if naming and naming != old[3]:
+            changed["naming"] = naming
+        if not changed:
+            continue
+        known.pairs[client, server] = (
+            min(first, old[0]), max(last, old[1]), old[2] | protocols, naming or old[3])
+        group = groups.setdefault(tuple(changed), {"client": [], "server": []})
+        group["client"].append(client)
+        group["server"].append(server)
+        for name, value in changed.items():
+            group.setdefault(name, []).append(value)
+    if created["client"]:
+        conn.execute(q.PAIRS_CREATE, {"rows": _table(created, q.PAIR_COLUMNS)})
     for fields, data in groups.items():
         schema = pa.schema([q.PAIR_COLUMNS.field(n) for n in ("client", "server", *fields)])
         conn.execute(q.pairs_update(fields), {"rows": _table(data, schema)})
-

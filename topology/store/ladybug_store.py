@@ -67,6 +67,7 @@ class LadybugStore(GraphStore):
         self._readers: list[ladybug.Connection] = []
         self._closed = False
         self.tiers = Tiers(int(settings.bucket_width))
+        self._known = ladybug_pairs.Known()
         try:
             self._check_layout()
         except StoreError:
@@ -177,10 +178,10 @@ class LadybugStore(GraphStore):
             services, calls = rows.chosen(batches, keep)
             merged = rows.merge_buckets(calls)
             buckets = list(merged.values())
-            ladybug_pairs.upsert_services(conn, rows.merge_services(services))
+            ladybug_pairs.upsert_services(conn, rows.merge_services(services), self._known)
             self.tiers.absorb(conn, buckets)
             ladybug_buckets.upsert(conn, buckets, list(merged))
-            ladybug_pairs.upsert_pairs(conn, ladybug_pairs.pairs(buckets))
+            ladybug_pairs.upsert_pairs(conn, ladybug_pairs.pairs(buckets), self._known)
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
         return keep
@@ -213,6 +214,7 @@ class LadybugStore(GraphStore):
                      int(now - self.settings.batch_marker_retention)),
                 )
             ]
+            self._known.clear()  # services and pairs may have been deleted
         return RetentionReport(rolled, *counts, tiered=tiered)
 
     def _expire_tiers(self, minute_cutoff: int) -> None:
@@ -254,7 +256,12 @@ class LadybugStore(GraphStore):
             raise StoreUnavailable(f"embedded store {self.path} is closed")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._writer, self.tiers.forget)
+        return _Transaction(self._writer, self._forget)
+
+    def _forget(self) -> None:
+        """After a failed write transaction: what was cached may not have been stored."""
+        self.tiers.forget()
+        self._known.clear()
 
     def _roll_up_hour(self, hour: int, cutoff: int) -> int:
         """Fold the ended minute buckets of one hour into hour buckets, atomically."""
@@ -285,7 +292,11 @@ class _Transaction:
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.on_rollback()
+                raise
             return
         self.on_rollback()
         try:

@@ -112,3 +112,30 @@ def test_map_rows_by_series_id_equal_the_rows_by_names(embedded_store: GraphStor
     assert by_series is not None and read_back is not None
     assert by_series.column_names == by_names.column_names == read_back.column_names
     assert ordered(by_series) == ordered(by_names) == ordered(read_back)
+
+
+PAIRS = Statement.same(
+    "test.pairs", "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, "
+    "b.id AS server, r.first_seen AS first_seen, r.last_seen AS last_seen")
+
+
+def test_a_pair_deleted_by_retention_is_created_again(embedded_store: GraphStore) -> None:
+    """The store remembers stored pairs and services to skip reading them; retention
+    deletes some, and a later batch must create them again, not update nothing."""
+    from topology.model import Service
+
+    ends = [Service(f"process:h/{name}", name, "Process", seen=T0) for name in ("a", "b")]
+    row = CallBucket(ends[0].id, ends[1].id, T0, 60, "http", "GET", "/x")
+    row.record(1.0, error=False, status=200)
+    embedded_store.apply(Batch("one", ends, [row]), now=T0)
+    embedded_store.apply(Batch("two", ends, [row]), now=T0)  # read back: remembered
+    later = T0 + 400 * 86_400
+    report = embedded_store.retention(later)
+    assert report.deleted_pairs == 1 and embedded_store.read(PAIRS) == []
+    fresh = [Service(s.id, s.name, s.kind, seen=later) for s in ends]
+    again = CallBucket(ends[0].id, ends[1].id, later - later % 60, 60, "http", "GET", "/x")
+    again.record(1.0, error=False, status=200)
+    embedded_store.apply(Batch("three", fresh, [again]), now=later)
+    assert embedded_store.read(PAIRS) == [{
+        "client": ends[0].id, "server": ends[1].id, "first_seen": again.bucket,
+        "last_seen": again.bucket + 60}]
