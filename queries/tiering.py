@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries import fold
+from queries import fold, series
 from queries.compiler import CompiledFilter
 from queries.window import IN_WINDOW, Window
 from topology import histogram
@@ -235,7 +235,7 @@ def read_traffic(
             on_plan(found)
         rows: list[Row] = []
         for statement, args in _bucket_reads(buckets, found, params):
-            rows += _bucket_rows(read, store.dialect, shape, statement, args)
+            rows += series.bucket_rows(read, store.dialect, shape, statement, args)
         if found.blocks:
             rows += _tier_rows(read, shape, compiled, found, params)
     return rows
@@ -261,7 +261,7 @@ def read_traffic_table(
     with store.snapshot():
         usable = compiled is None or not compiled.per_bucket
         found = plan(window, store.tier_range() if usable else None)
-        tables = [_bucket_table(store, shape, statement, args)
+        tables = [series.bucket_table(store, shape, statement, args)
                   for statement, args in _bucket_reads(buckets, found, params)]
         if found.blocks:
             tables.append(_tier_table(store, shape, compiled, found, params))
@@ -277,7 +277,7 @@ def _tier_table(
     by_series = shape.series and not tiers.SERIES.collided
     packed = store.read_arrow(tier_statement(shape, compiled, slots, by_series=by_series), args)
     if by_series and packed.num_rows:
-        packed = _named(store, packed, _tier_names(slots), args)
+        packed = series.named(store, packed, _tier_names(slots), args)
         if packed is None:  # two series share an id: group by the names instead
             return _tier_table(store, shape, compiled, found, params)
     if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
@@ -286,69 +286,6 @@ def _tier_table(
                             ).drop_columns(["total"])
 
 
-def _bucket_table(
-    store: GraphStore, shape: Shape, buckets: Statement, args: Mapping[str, Any]
-) -> pa.Table:
-    """A bucket read as a table. The embedded store's buckets carry the series id
-    too (`sid`, like tier rows): a series shape groups by it, and the names come
-    back from the registry, or from the buckets when it does not know them yet."""
-    by_series = (shape.series and store.dialect is Dialect.LADYBUG
-                 and not tiers.SERIES.collided)
-    if by_series:
-        table = store.read_arrow(_by_series(buckets, shape), args)
-        if not table.num_rows:
-            return table
-        named = _named(store, table, _BUCKET_NAMES, args)
-        if named is not None:
-            return named
-    return store.read_arrow(buckets, args)
-
-
-def _bucket_rows(
-    read: Reader, dialect: Dialect, shape: Shape, buckets: Statement, args: Mapping[str, Any]
-) -> list[Row]:
-    """`_bucket_table` as rows."""
-    if shape.series and dialect is Dialect.LADYBUG and not tiers.SERIES.collided:
-        rows = read(_by_series(buckets, shape), args)
-        registry = tiers.SERIES
-        if any(row["sid"] not in registry.names for row in rows):
-            for row in read(_BUCKET_NAMES, args):
-                registry.add(row["client"], row["server"], row["protocol"], row["path"])
-        if not registry.collided:
-            return [_with_names(row, registry.names[row.pop("sid")]) for row in rows]
-    return read(buckets, args)
-
-
-def _with_names(row: Row, names: tuple[str, str, str, str]) -> Row:
-    client, server, protocol, path = names
-    return {"client": client, "server": server, "protocol": protocol, "path": path, **row}
-
-
-_BY_SERIES: dict[tuple[Statement, Shape], Statement] = {}
-
-
-def _by_series(buckets: Statement, shape: Shape) -> Statement:
-    """The bucket statement grouping by `sid` instead of the shape's group columns
-    (LadybugDB text only: Neo4j buckets have no series id)."""
-    found = _BY_SERIES.get((buckets, shape))
-    if found is None:
-        returns = f"RETURN {shape.returns}, "
-        if buckets.ladybug.count(returns) != 1:
-            raise ValueError(f"statement {buckets.name} does not return {shape.returns}")
-        if len(_BY_SERIES) >= _CACHE_SIZE:
-            _BY_SERIES.clear()
-        found = _BY_SERIES[buckets, shape] = Statement(
-            f"{buckets.name}_by_series", buckets.neo4j,
-            buckets.ladybug.replace(returns, "RETURN k.sid AS sid, "))
-    return found
-
-
-# Names of every series of buckets in the window (the registry's fallback: all
-# of them, not only the missing ids, so that a collision with a known id shows).
-_BUCKET_NAMES = Statement.same(
-    "bucket_series_names", f"MATCH (k:CallBucket) WHERE {IN_WINDOW} "
-    "RETURN DISTINCT k.client AS client, k.server AS server, k.protocol AS protocol, "
-    "k.path AS path")
 _SERIES_NAMES: dict[int, Statement] = {}
 
 
@@ -359,21 +296,3 @@ def _tier_names(slots: int) -> Statement:
             "tier_series_names", _blocks(slots) + " RETURN DISTINCT k.client AS client, "
             "k.server AS server, k.protocol AS protocol, k.path AS path")
     return statement
-
-
-def _named(store: GraphStore, table: pa.Table, names_of: Statement, args: Mapping[str, Any]
-           ) -> pa.Table | None:
-    """The table with the names of its series ids in place of them (None after a
-    collision of ids). Names missing from the registry are read with `names_of`."""
-    registry = tiers.SERIES
-    sids = table.column("sid").to_pylist()
-    if any(sid not in registry.names for sid in sids):
-        for row in store.read(names_of, args):
-            registry.add(row["client"], row["server"], row["protocol"], row["path"])
-    if registry.collided:
-        return None
-    names = [registry.names[sid] for sid in sids]
-    columns = {name: pa.array(values, pa.string()) for name, values in zip(
-        ("client", "server", "protocol", "path"), zip(*names, strict=True), strict=True)}
-    return pa.table({**columns, **{n: table.column(n) for n in table.column_names
-                                   if n != "sid"}})
