@@ -39,6 +39,12 @@ from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
 
 _TIER_STATE = Statement.same("tier_state", tiers.STATE)
+# Files opened for writing by this process. LadybugDB's file lock keeps other
+# processes out but lets a second Database in the same process open the file;
+# the writer's in-memory state (stored services and pairs, tier state, reader
+# caches) assumes it is the file's only writer, so a second one is refused here.
+_WRITERS: set[Path] = set()
+_WRITERS_LOCK = threading.Lock()
 
 
 class LadybugStore(GraphStore):
@@ -48,12 +54,14 @@ class LadybugStore(GraphStore):
         self.settings = settings
         self.path: Path = settings.embedded_path
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._owned: Path | None = None if read_only else self._own(self.path.resolve())
         try:
             self._db = ladybug.Database(
                 str(self.path), read_only=read_only,
                 buffer_pool_size=settings.embedded_buffer_pool_mb * 1024 * 1024,
             )
         except RuntimeError as exc:
+            self._disown()
             if "lock" in str(exc).lower():
                 raise StoreLocked(
                     f"embedded store {self.path} is opened for writing by another process "
@@ -73,6 +81,21 @@ class LadybugStore(GraphStore):
         except StoreError:
             self.close()
             raise
+
+    def _own(self, path: Path) -> Path:
+        with _WRITERS_LOCK:
+            if path in _WRITERS:
+                raise StoreLocked(
+                    f"embedded store {self.path} is already open for writing in this process "
+                    "(one store object owns a file: share it, or close it first)")
+            _WRITERS.add(path)
+        return path
+
+    def _disown(self) -> None:
+        if self._owned is not None:
+            with _WRITERS_LOCK:
+                _WRITERS.discard(self._owned)
+            self._owned = None
 
     # -- connections -------------------------------------------------------
 
@@ -248,6 +271,7 @@ class LadybugStore(GraphStore):
                 for conn in [*self._readers, self._writer]:
                     conn.close()
                 self._db.close()
+            self._disown()
 
     # -- writing -----------------------------------------------------------
 

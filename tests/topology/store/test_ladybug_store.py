@@ -60,6 +60,22 @@ def test_second_owner_gets_an_error_naming_the_file(settings: Settings) -> None:
         holder.wait(timeout=60)
 
 
+def test_second_writer_in_the_same_process_is_refused_until_the_first_closes(
+    settings: Settings,
+) -> None:
+    """The writer's in-memory state (stored services and pairs, reader caches)
+    assumes it is the file's only writer; LadybugDB's file lock only keeps other
+    processes out."""
+    first = LadybugStore(settings)
+    try:
+        with pytest.raises(StoreLocked, match="already open for writing in this process"):
+            LadybugStore(settings)
+    finally:
+        first.close()
+    second = LadybugStore(settings)
+    second.close()
+
+
 def test_writer_killed_mid_batch_leaves_no_partial_batch(settings: Settings) -> None:
     data_dir = Path(settings.data_dir or "")
     wal = Path(str(settings.embedded_path) + ".wal")
