@@ -11,13 +11,18 @@ second, for:
   "aggregation alone"; target >= 250,000 events/s per core);
 * resolve+aggregate: `Ingestor.build` minus schema validation (lease lookups,
   naming, de-duplication, path folding, aggregation, template cap);
+* decode: a batch's JSON message body to objects, with kombu's own decoder
+  (what Celery used) and with `topology.ingest.wirejson` (what the worker uses);
 * validate: the JSON Schema check alone;
 * build: the whole of `Ingestor.build` (what a worker spends before the write);
 * build, small batches: the same payload cut into batches of `--small` events,
   as collectors send them (bench/ingest_e2e.py uses 5,000); with 10,000
   edges, such a batch has about one row per event, so per-row costs show.
 
-Run: .venv/bin/python bench/ingest.py [--events N] [--runs R]
+The garbage collector is tuned as `topology worker` tunes it
+(`topology.ingest.gctune`); `--default-gc` keeps CPython's defaults instead.
+
+Run: .venv/bin/python bench/ingest.py [--events N] [--runs R] [--default-gc]
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kombu.utils import json as kombu_json
+
 import topology.ingest.pipeline as pipeline
-from topology.ingest import schema
+from topology.ingest import gctune, schema, wirejson
 from topology.ingest.aggregate import Aggregator
 from topology.ingest.resolve import Resolver
 from topology.settings import Settings
@@ -91,7 +98,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--small", type=int, default=5_000, help="events per small batch")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep CPython's collector thresholds (the worker raises them)")
     args = parser.parse_args()
+    if not args.default_gc:
+        gctune.tune()
     settings = Settings()
     ingestor = pipeline.Ingestor(store=None, settings=settings,  # type: ignore[arg-type]
                                  clock=lambda: T0 + 60)
@@ -147,12 +158,20 @@ def main() -> None:
     rows = len(ingestor.build(make_batch(args.events, seed=99)).calls)
     print(f"events per batch: {args.events}, distinct edges: {EDGES}, "
           f"rows per batch: {rows}, runs: {args.runs}, "
-          f"load average: {os.getloadavg()[0]:.1f}, CPU time rates")
+          f"load average: {os.getloadavg()[0]:.1f}, CPU time rates, "
+          f"gc {'default' if args.default_gc else 'tuned'}")
     rate = _median(args.runs, resolved, aggregate)
     print(f"{'aggregate':>18}: {rate:>12,.0f} events/s (median)")
     for name, fn in (("resolve+aggregate", resolve_aggregate), ("validate", validate),
                      ("build", build)):
         print(f"{name:>18}: {_median(args.runs, payload, fn):>12,.0f} events/s (median)")
+    def body(run: int) -> str:
+        return kombu_json.dumps([[payload(run)], {}, {}])
+
+    for name, loads in (("decode (kombu)", kombu_json.loads), ("decode (wirejson)",
+                                                               wirejson.loads)):
+        rate = _median(args.runs, body, lambda text, loads=loads: len(loads(text)[0][0]["calls"]))
+        print(f"{name:>18}: {rate:>12,.0f} events/s (median)")
     rate = _median(args.runs, small_batches, build_small)
     print(f"{'build, batches of ' + format(args.small, ','):>18}: {rate:>12,.0f} events/s (median)")
 

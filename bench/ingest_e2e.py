@@ -241,6 +241,9 @@ def main() -> None:
     expected = args.events + 10
 
     commits = re.findall(r"store commit: (\d+) batch", log_text)
+    commit_s = [float(t) for t in re.findall(r"store commit: .* in ([0-9.]+)s", log_text)][1:-1]
+    stages = re.findall(r"ingest batch bench-\d+: timings: queue ([0-9.]+)s, build ([0-9.]+)s,"
+                        r" commit ([0-9.]+)s", log_text)
     print(f"events: {args.events} in {len(batches)} batches of {args.batch_size}; "
           f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events")
     print(f"worker: threads {args.threads or 'default'}, buffer pool "
@@ -249,6 +252,14 @@ def main() -> None:
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
     print(f"publish: {args.events / published:,.0f} events/s"
           f"{f' (paced at {args.rate:,.0f})' if args.rate else ' (flat out)'}")
+    if stages:
+        queue, build, wait = (sum(float(t[i]) for t in stages) for i in range(3))
+        print(f"worker stages, summed over batches: build {build:.1f} s "
+              f"({args.events / build:,.0f} events/s), waiting to build {queue:.1f} s, "
+              f"handed in -> committed {wait:.1f} s")
+    if commit_s:
+        print(f"store transactions: {len(commit_s)}, busy {sum(commit_s):.1f} s of "
+              f"{elapsed:.1f} s, median {statistics.median(commit_s):.2f} s each")
     if task_times:
         print(f"task time per batch: median {statistics.median(task_times):.2f} s, "
               f"max {max(task_times):.2f} s")

@@ -97,6 +97,9 @@ def worker(
         app = create_app(settings, DeliveryOptions.load())
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+    from topology.ingest import gctune
+
+    gctune.tune()  # live payloads are large and acyclic: collect rarely (gctune.py)
     argv = ["worker", f"--loglevel={loglevel}", f"--hostname={hostname}", f"--queues={QUEUE}",
             f"--pool={pool}", "--without-gossip", "--without-mingle"]
     if concurrency:

@@ -85,21 +85,31 @@ class Ingestor:
         self._building = threading.Lock()
         self.group = GroupCommit(store, clock)
 
-    def ingest(self, payload: Mapping[str, Any]) -> bool:
+    def ingest(self, payload: Mapping[str, Any],
+               timings: dict[str, float] | None = None) -> bool:
         """Validate, resolve, aggregate, then write with whatever other threads are
         writing (`GroupCommit`): returns once the batch's transaction committed.
 
         False when the batch id was applied before. Raises InvalidBatch; store
-        errors propagate (retryable).
+        errors propagate (retryable). `timings`, when given, receives the
+        seconds spent waiting to build (`queue`: another thread was building),
+        building (`build`) and from handing the batch in to its commit
+        (`commit`: waiting for the running write, then its own).
         """
         self.group.expect()
+        started = time.perf_counter()
         try:
             with self._building:
+                built_from = time.perf_counter()
                 batch = self.build(payload)
         except BaseException:
             self.group.cancel()
             raise
+        built = time.perf_counter()
         applied = self.group.apply(batch, expected=True)
+        if timings is not None:
+            timings.update(queue=built_from - started, build=built - built_from,
+                           commit=time.perf_counter() - built)
         self._count([applied])
         return applied
 

@@ -176,7 +176,8 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             if not isinstance(payload, Mapping):
                 raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
             ingestor = runtime.ingestor()
-            applied = ingestor.ingest(payload)
+            timings: dict[str, float] = {}
+            applied = ingestor.ingest(payload, timings)
         except InvalidBatch as exc:
             letter = _dead_letter(self, runtime, payload, exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
@@ -197,6 +198,8 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs%s",
                         batch_id, attempt, exc, countdown, _hint(exc, settings))
             raise self.retry(exc=exc, countdown=countdown) from exc
+        log.info("ingest batch %s: timings: queue %.3fs, build %.3fs, commit %.3fs",
+                 batch_id, timings["queue"], timings["build"], timings["commit"])
         log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
         _forget(self, runtime)
         return applied

@@ -136,3 +136,20 @@ def test_a_cancelled_announcement_ends_the_lingering(embedded_store: GraphStore)
     group.cancel()  # that build failed
     done.join(60)
     assert not done.is_alive() and group.commits == 1
+
+
+def test_ingest_reports_its_timings_per_stage(embedded_store: GraphStore) -> None:
+    from topology.ingest.pipeline import Ingestor
+    from topology.settings import Settings
+
+    ingestor = Ingestor(embedded_store, Settings(), clock=lambda: 1_763_700_060.0)
+    timings: dict[str, float] = {}
+    call = {"timestamp": 1_763_700_000.0, "side": "server", "source": {"ip": "203.0.113.9"},
+            "destination": {"workload": {"namespace": "shop", "name": "web",
+                                         "kind": "Deployment"}},
+            "protocol": "http", "method": "GET", "path": "/", "status": 200,
+            "duration_ms": 1.0}
+    assert ingestor.ingest({"batch_id": "t-1", "agent": "a", "calls": [call]}, timings)
+    assert set(timings) == {"queue", "build", "commit"}
+    assert all(seconds >= 0 for seconds in timings.values())
+    assert totals(embedded_store)  # the batch was written

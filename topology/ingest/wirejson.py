@@ -1,0 +1,46 @@
+"""A faster JSON decoder for Celery's messages, with the same results.
+
+Kombu decodes every JSON message with `json.loads` and an `object_hook` that
+restores its tagged values (`{"__type__": ..., "__value__": ...}`: datetimes,
+decimals, UUIDs). That hook is a Python call per JSON object: a batch of
+5,000 calls holds about 25 objects per call, and decoding it cost more than
+validating it. `loads` decodes with orjson instead and hands the text to
+kombu's own decoder whenever kombu's would do something different: the text
+names `__type__` (a tagged value may be inside), or orjson refuses it (NaN
+and Infinity, which Python's json accepts). So every message decodes to what
+kombu would have produced; only the speed differs.
+
+Encoding is left to kombu: publishers are unchanged, and the wire format is
+the same JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from kombu.serialization import registry
+from kombu.utils import json as kombu_json
+
+CONTENT_TYPE = "application/json"
+_TAG = '"__type__"'
+
+
+def loads(data: str | bytes | bytearray | memoryview) -> Any:
+    """Decode one JSON message body exactly as kombu's `json` serializer would."""
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    if _TAG not in text:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # NaN, Infinity, or truly broken: kombu decides (and words the error)
+    return kombu_json.loads(text)
+
+
+def install() -> None:
+    """Make `loads` the decoder of kombu's `json` serializer in this process.
+
+    Idempotent. The encoder stays kombu's own.
+    """
+    registry.register("json", None, loads, content_type=CONTENT_TYPE,
+                      content_encoding="utf-8")
