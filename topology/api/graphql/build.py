@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+import pyarrow as pa
+
+from queries import fold
 from queries.services import ServiceNode
 from queries.window import EMPTY, Traffic, Window
 from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
-from topology.api.graphql.data import PairAgg, ServiceRecord
-from topology.api.graphql.rows import EdgeRow, PathRow, PointRow, StatsRow
+from topology.api.graphql.data import ServiceRecord, ServiceSums
+from topology.api.graphql.rows import Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -72,8 +75,11 @@ def service(
     node: ServiceNode, window: Window, traffic: Traffic | None = None,
     record: ServiceRecord | None = None, memo: QuantileMemo | None = None,
 ) -> t.Service:
-    traffic = traffic or EMPTY
-    numbers = stats(traffic, window, memo)
+    return of_numbers(node, stats(traffic or EMPTY, window, memo), record)
+
+
+def of_numbers(node: ServiceNode, numbers: StatsRow, record: ServiceRecord | None) -> t.Service:
+    """The service with these stats."""
     return t.Service(
         id=node.id, name=node.name, namespace=node.namespace, cluster=node.cluster,
         kind=node.kind, external=node.external, labels=labels(node),
@@ -93,34 +99,85 @@ def services(
     return [service(records[i].node, window, traffic.get(i), records[i], memo) for i in wanted]
 
 
+def service_stats(sums: ServiceSums, seconds: int) -> dict[str, StatsRow]:
+    """TrafficStats per service id from column-wise sums."""
+    return {
+        sid: StatsRow(requests, requests / seconds, errors,
+                      errors / requests if requests else 0.0, p50, p95, p99)
+        for sid, requests, errors, p50, p95, p99 in zip(
+            sums.ids, sums.requests, sums.errors, sums.p50, sums.p95, sums.p99, strict=True)
+    }
+
+
+def services_of(
+    records: Mapping[str, ServiceRecord], numbers: Mapping[str, StatsRow], window: Window,
+    ids: Iterable[str] | None = None,
+) -> list[t.Service]:
+    """`services` from precomputed stats (`service_stats`); no traffic: empty stats."""
+    wanted = sorted(records) if ids is None else [i for i in ids if i in records]
+    empty = stats(EMPTY, window)
+    return [of_numbers(records[i].node, numbers.get(i, empty), records[i]) for i in wanted]
+
+
 def edges(
-    pairs: list[PairAgg], window: Window, records: Mapping[str, ServiceRecord],
+    table: pa.Table | None, window: Window, records: Mapping[str, ServiceRecord],
     series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None = None, step: int = 60,
     exemplars: Mapping[tuple[str, str], list[str]] | None = None,
-) -> list[EdgeRow]:
-    busiest = max((p.requests for p in pairs), default=0) or 1
-    result: list[EdgeRow] = []
-    append = result.append
-    limits = {sid: slo(record.node) for sid, record in records.items()}
+) -> Columns:
+    """The edges of a pair table (`data.fetch_pair_table`), in its order, column-wise:
+    a map's edges are only projected into the response, field by selected field."""
+    if table is None or not table.num_rows:
+        return Columns(0, dict.fromkeys(_FLAT_EDGE_COLUMNS, list), _edge_rows)
+    client, server, requests, errors = (table.column(name).to_pylist() for name in (
+        "client", "server", "requests", "errors"))
+    p50, p95, p99 = fold.quantiles(table)
     seconds = window.seconds
-    memo = QuantileMemo()
+    busiest = max(requests) or 1
+    error_rate = [e / r if r else 0.0 for r, e in zip(requests, errors, strict=True)]
+    limits = {sid: slo(record.node) for sid, record in records.items()}
     judge, default = rules.judge, rules.DEFAULT
-    for pair in pairs:  # `summary` inlined: this loop runs once per edge of the map
-        requests, errors, protocols = pair.requests, pair.errors, pair.protocols
-        p50, p95, p99 = memo[pair.hist]
-        error_rate = errors / requests if requests else 0.0
-        key = (pair.client, pair.server)
-        append(EdgeRow(
-            pair.client, pair.server,
-            sorted(protocols) if len(protocols) > 1 else list(protocols),
-            StatsRow(requests, requests / seconds, errors, error_rate, p50, p95, p99),
-            judge(requests, error_rate, p99, limits.get(pair.server, default)),
-            requests / busiest,
-            [PathRow(p, n) for p, n in pair.top_paths()],
-            _points(series.get(key, {}), window, step) if series is not None else [],
-            list(exemplars.get(key, ())) if exemplars is not None else [],
-        ))
-    return result
+    health = [judge(r, rate, p, limits.get(s, default))
+              for r, rate, p, s in zip(requests, error_rate, p99, server, strict=True)]
+
+    def top_paths() -> list[list[PathRow]]:
+        return [list(map(PathRow, paths, counts)) for paths, counts in zip(
+            table.column("paths").to_pylist(), table.column("path_requests").to_pylist(),
+            strict=True)]
+
+    def time_series() -> list[list[PointRow]]:
+        if series is None:
+            return [[] for _ in client]
+        return [_points(series.get(key, {}), window, step)
+                for key in zip(client, server, strict=True)]
+
+    def trace_ids() -> list[list[str]]:
+        if exemplars is None:
+            return [[] for _ in client]
+        return [list(exemplars.get(key, ())) for key in zip(client, server, strict=True)]
+
+    return Columns(len(client), {
+        "client": client, "server": server,
+        "protocols": table.column("protocols").to_pylist,
+        "stats.requests": requests, "stats.request_rate": lambda: [r / seconds for r in requests],
+        "stats.errors": errors, "stats.error_rate": error_rate,
+        "stats.p50_ms": p50, "stats.p95_ms": p95, "stats.p99_ms": p99,
+        "health": health, "weight": lambda: [r / busiest for r in requests],
+        "top_paths": top_paths, "time_series": time_series, "exemplar_trace_ids": trace_ids,
+    }, _edge_rows)
+
+
+STATS_COLUMNS = tuple(f"stats.{name}" for name in StatsRow._fields)
+EDGE_COLUMNS = tuple(name if name != "stats" else STATS_COLUMNS
+                     for name in EdgeRow._fields)
+_FLAT_EDGE_COLUMNS = tuple(name for names in EDGE_COLUMNS
+                           for name in ((names,) if isinstance(names, str) else names))
+
+
+def _edge_rows(columns: Columns) -> list[EdgeRow]:
+    """The edges as row twins (for the standard execution path and for filtering)."""
+    stats_rows = map(StatsRow, *map(columns.column, STATS_COLUMNS))
+    return list(map(EdgeRow, *(columns.column(name) if isinstance(name, str) else stats_rows
+                               for name in EDGE_COLUMNS)))
 
 
 def _points(points: Mapping[int, list[int]], window: Window, step: int) -> list[PointRow]:
