@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 
 import pyarrow as pa
 
@@ -14,7 +15,7 @@ from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
 from topology.api.graphql.data import ServiceRecord, ServiceSums
-from topology.api.graphql.rows import Columns, EdgeRow, PathRow, PointRow, StatsRow
+from topology.api.graphql.rows import Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -139,17 +140,6 @@ def edges(
     health = [judge(r, rate, p, limits.get(s, default))
               for r, rate, p, s in zip(requests, error_rate, p99, server, strict=True)]
 
-    def top_paths() -> list[list[PathRow]]:
-        return [list(map(PathRow, paths, counts)) for paths, counts in zip(
-            table.column("paths").to_pylist(), table.column("path_requests").to_pylist(),
-            strict=True)]
-
-    def time_series() -> list[list[PointRow]]:
-        if series is None:
-            return [[] for _ in client]
-        return [_points(series.get(key, {}), window, step)
-                for key in zip(client, server, strict=True)]
-
     def trace_ids() -> list[list[str]]:
         if exemplars is None:
             return [[] for _ in client]
@@ -162,27 +152,57 @@ def edges(
         "stats.errors": errors, "stats.error_rate": error_rate,
         "stats.p50_ms": p50, "stats.p95_ms": p95, "stats.p99_ms": p99,
         "health": health, "weight": lambda: [r / busiest for r in requests],
-        "top_paths": top_paths, "time_series": time_series, "exemplar_trace_ids": trace_ids,
+        "top_paths[].path": table.column("paths").to_pylist,
+        "top_paths[].requests": table.column("path_requests").to_pylist,
+        **_series_columns(client, server, series, window, step),
+        "exemplar_trace_ids": trace_ids,
     }, _edge_rows)
 
 
+def _series_columns(
+    client: list[str], server: list[str],
+    series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None, window: Window, step: int,
+) -> dict[str, Column]:
+    """The time series of the edges as columns: per edge, the step starts (one list
+    shared by all edges: the window's), requests and errors."""
+    @cache
+    def points() -> list[list[Sequence[int]]]:
+        if series is None:
+            return [[] for _ in client]
+        return [[found.get(start, _NONE) for start in range(window.since, window.until, step)]
+                for found in (series.get(key, {}) for key in zip(client, server, strict=True))]
+
+    def starts() -> list[list[datetime | None]]:
+        if series is None:
+            return [[] for _ in client]
+        shared = [moment(start) for start in range(window.since, window.until, step)]
+        return [shared] * len(client)
+
+    def part(index: int) -> Callable[[], list[list[int]]]:
+        return lambda: [[point[index] for point in row] for row in points()]
+
+    return {"time_series[].start": starts, "time_series[].requests": part(0),
+            "time_series[].errors": part(1)}
+
+
+_NONE = (0, 0)
+
+
 STATS_COLUMNS = tuple(f"stats.{name}" for name in StatsRow._fields)
-EDGE_COLUMNS = tuple(name if name != "stats" else STATS_COLUMNS
-                     for name in EdgeRow._fields)
-_FLAT_EDGE_COLUMNS = tuple(name for names in EDGE_COLUMNS
-                           for name in ((names,) if isinstance(names, str) else names))
+_FLAT_EDGE_COLUMNS = ("client", "server", "protocols", *STATS_COLUMNS, "health", "weight",
+                      "top_paths[].path", "top_paths[].requests", "time_series[].start",
+                      "time_series[].requests", "time_series[].errors", "exemplar_trace_ids")
 
 
 def _edge_rows(columns: Columns) -> list[EdgeRow]:
     """The edges as row twins (for the standard execution path and for filtering)."""
-    stats_rows = map(StatsRow, *map(columns.column, STATS_COLUMNS))
-    return list(map(EdgeRow, *(columns.column(name) if isinstance(name, str) else stats_rows
-                               for name in EDGE_COLUMNS)))
-
-
-def _points(points: Mapping[int, list[int]], window: Window, step: int) -> list[PointRow]:
-    result = []
-    for start in range(window.since, window.until, step):
-        requests, errors = points.get(start, (0, 0))
-        result.append(PointRow(moment(start), requests, errors))
-    return result
+    column = columns.column
+    stats_rows = map(StatsRow, *map(column, STATS_COLUMNS))
+    paths = (list(map(PathRow, *lists)) for lists in zip(
+        column("top_paths[].path"), column("top_paths[].requests"), strict=True))
+    points = (list(map(PointRow, *lists)) for lists in zip(
+        column("time_series[].start"), column("time_series[].requests"),
+        column("time_series[].errors"), strict=True))
+    return list(map(EdgeRow, column("client"), column("server"), column("protocols"),
+                    stats_rows, column("health"), column("weight"), paths, points,
+                    column("exemplar_trace_ids")))

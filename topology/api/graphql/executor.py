@@ -163,6 +163,12 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if inner is field.type:
                     raise _NotLean  # a null object has no columns to stand for it
                 source = self._columns_source(inner, details, path + ".", names, columns)
+            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
+                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
+                if inner is field.type:
+                    raise _NotLean
+                source = self._nested_source(inner.of_type.of_type, details, path, names,
+                                             columns)
             else:
                 variable = columns.get(path)
                 if variable is None:
@@ -170,6 +176,23 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 source = self._expression(variable, field.type, details, names)
             items.append(f"{response_key!r}: {source}")
         return "{" + ", ".join(items) + "}"
+
+    def _nested_source(self, item_type: GraphQLObjectType, details: Any, path: str,
+                       names: dict[str, Any], columns: dict[str, str]) -> str:
+        """A list of objects inside a `Columns`: given per row as parallel lists, one
+        per field of the items (column `path[].field`), zipped into the items."""
+        inside: dict[str, str] = {}
+        body = self._columns_source(item_type, details, "", names, inside)
+        if not inside:
+            raise _NotLean  # nothing to count the items by
+        lists = []
+        for field_path in inside:
+            variable = columns.get(f"{path}[].{field_path}")
+            if variable is None:
+                variable = columns[f"{path}[].{field_path}"] = self._name("_k", names)
+            lists.append(variable)
+        targets = "".join(f"{var}, " for var in inside.values())
+        return f"[{body} for ({targets}) in zip({', '.join(lists)})]"
 
     @staticmethod
     def _name(prefix: str, names: dict[str, Any]) -> str:
