@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from queries import fold
 from queries.compiler import CompiledFilter, compile_filter
@@ -116,25 +117,43 @@ def fold_table(
     table: pa.Table | None, window: Window, top_paths: int = TOP_PATHS
 ) -> tuple[Edge, ...]:
     """`fold_edges` over an Arrow table: sums, quantiles, protocols and busiest paths
-    computed column-wise (`fold.pairs`), then one Python pass to build the edges."""
+    computed column-wise (`fold.pairs`), then the edges built field by field in bulk."""
     if table is None:
         return ()
     folded = fold.pairs(table, top_paths)
     p50, p95, p99 = fold.quantiles(folded)
+    client, server, requests, errors = (folded.column(n).to_pylist() for n in (
+        "client", "server", "requests", "errors"))
     seconds = window.seconds
-    columns = (
-        *(folded.column(n).to_pylist() for n in ("client", "server", "requests", "errors")),
-        p50, p95, p99, folded.column("protocols").to_pylist(),
-        folded.column("paths").to_pylist(), folded.column("path_requests").to_pylist(),
-    )
-    make, path_count = _new_edge, _new_path_count
-    return tuple(
-        make(client, server, requests, errors, errors / requests if requests else 0.0,
-             requests / seconds, a, b, c, tuple(protocols),
-             tuple(map(path_count, names, counts)))
-        for client, server, requests, errors, a, b, c, protocols, names, counts
-        in zip(*columns, strict=True)
-    )
+    error_rates = [e / r if r else 0.0 for r, e in zip(requests, errors, strict=True)]
+    request_rates = [r / seconds for r in requests]
+    return tuple(map(_new_edge, client, server, requests, errors, error_rates, request_rates,
+                     p50, p95, p99, _protocols(folded), _top_paths(folded)))
+
+
+def _protocols(folded: pa.Table) -> list[tuple[str, ...]]:
+    column = folded.column("protocols")
+    if _all_single(column):  # the usual case: one tuple per distinct protocol, shared
+        shared: dict[str, tuple[str, ...]] = {}
+        return [shared.get(name) or shared.setdefault(name, (name,))
+                for name in pc.list_flatten(column).to_pylist()]
+    return list(map(tuple, column.to_pylist()))
+
+
+def _top_paths(folded: pa.Table) -> list[tuple[PathCount, ...]]:
+    paths, counts = folded.column("paths"), folded.column("path_requests")
+    if _all_single(paths):
+        return [(_new_path_count(path, count),) for path, count in zip(
+            pc.list_flatten(paths).to_pylist(), pc.list_flatten(counts).to_pylist(),
+            strict=True)]
+    return [tuple(map(_new_path_count, names, numbers)) for names, numbers in zip(
+        paths.to_pylist(), counts.to_pylist(), strict=True)]
+
+
+def _all_single(column: pa.ChunkedArray) -> bool:
+    """Every list of the column holds exactly one value."""
+    lengths = pc.min_max(pc.list_value_length(column)).as_py()
+    return lengths["min"] == 1 and lengths["max"] == 1
 
 
 def map_statement(compiled: CompiledFilter, *, focus: bool = False) -> Statement:
