@@ -10,6 +10,12 @@ merging, aliases, fragments, @skip/@include are already resolved by
 schema stays fully typed: validation, introspection and the exported SDL are
 untouched; only the execution of such types takes the lean path. Types with a
 resolver or an argument anywhere in their selection take the standard path.
+
+A list may also come as `rows.Columns` (the map's edges: one list per
+attribute path, no object per item): the plan then zips the columns the
+selection needs into the response dicts in one comprehension, and falls back
+to iterating the list's row objects where a value could not be held in
+columns (a nullable nested object).
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ paths and time series points): named tuples with the same attribute names.
 The schema is made from the Strawberry types (types.py); execution, lean or
 standard, only reads attributes. A named tuple is built positionally in C,
 about a third of the cost of a keyword-only dataclass, and a map of 20,000
-edges builds some 80,000 of them. A test checks each twin has exactly the
-fields of its type, in the same order.
+edges would build some 80,000 of them. A test checks each twin has exactly the
+fields of its type, in the same order. The map's edges go further: `Columns`
+holds them column-wise, and the twins are built only when something iterates
+the edges instead of the lean executor projecting them.
 """
 
 from __future__ import annotations
