@@ -136,9 +136,8 @@ def edges(
     busiest = max(requests) or 1
     error_rate = [e / r if r else 0.0 for r, e in zip(requests, errors, strict=True)]
     limits = {sid: slo(record.node) for sid, record in records.items()}
-    judge, default = rules.judge, rules.DEFAULT
-    health = [judge(r, rate, p, limits.get(s, default))
-              for r, rate, p, s in zip(requests, error_rate, p99, server, strict=True)]
+    default = rules.DEFAULT
+    health = rules.judge_many(requests, error_rate, p99, [limits.get(s, default) for s in server])
 
     def trace_ids() -> list[list[str]]:
         if exemplars is None:
