@@ -42,7 +42,7 @@ def service_map(
     records = fetch_services(ctx.store, end_ids(table))
     extras = _extras(ctx, compiled, window, series, exemplars)
     numbers = build.service_stats(service_sums(table), window.seconds)
-    services, cut = cap(build.services_of(records, numbers, window), ctx.max_items)
+    services, cut = cap(build.service_columns(records, numbers, window), ctx.max_items)
     edges = build.edges(table, window, records, *extras)
     return t.ServiceMap(window=time_range(window), services=services, edges=edges,
                         truncated=truncated or cut)

@@ -120,6 +120,37 @@ def services_of(
     return [of_numbers(records[i].node, numbers.get(i, empty), records[i]) for i in wanted]
 
 
+def service_columns(
+    records: Mapping[str, ServiceRecord], numbers: Mapping[str, StatsRow], window: Window,
+) -> Columns:
+    """`services_of` every record, by id, column-wise (the map's services; see `edges`)."""
+    wanted = sorted(records)
+    nodes = [records[i].node for i in wanted]
+    empty = stats(EMPTY, window)
+    found = [numbers.get(i, empty) for i in wanted]
+    columns: dict[str, Column] = {
+        name: [getattr(node, name) for node in nodes]
+        for name in ("id", "name", "namespace", "cluster", "kind", "external")}
+    for index, name in enumerate(StatsRow._fields):
+        columns[f"stats.{name}"] = [row[index] for row in found]
+
+    def split(part: int) -> Callable[[], list[list[str]]]:
+        return lambda: [[label.partition("=")[part] for label in node.labels] for node in nodes]
+
+    def seen(attribute: str) -> Callable[[], list[datetime | None]]:
+        return lambda: [moment(getattr(records[i], attribute)) for i in wanted]
+
+    columns.update({
+        "labels[].key": split(0), "labels[].value": split(2),
+        "first_seen": seen("first_seen"), "last_seen": seen("last_seen"),
+        "health": lambda: rules.judge_many(
+            [row.requests for row in found], [row.error_rate for row in found],
+            [row.p99_ms for row in found], [slo(node) for node in nodes]),
+    })
+    return Columns(len(wanted), columns, lambda _: [
+        of_numbers(node, row, records[node.id]) for node, row in zip(nodes, found, strict=True)])
+
+
 def edges(
     table: pa.Table | None, window: Window, records: Mapping[str, ServiceRecord],
     series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None = None, step: int = 60,
