@@ -198,7 +198,13 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 variable = columns[f"{path}[].{field_path}"] = self._name("_k", names)
             lists.append(variable)
         targets = "".join(f"{var}, " for var in inside.values())
-        return f"[{body} for ({targets}) in zip({', '.join(lists)})]"
+        # most lists hold one item (one path per edge): built inline, without the call
+        # of a comprehension; the same body, reading each field's first value
+        first = {field_path: f"{variable}[0]" for field_path, variable in zip(
+            inside, lists, strict=True)}
+        single = self._columns_source(item_type, details, "", names, first)
+        return (f"([{single}] if len({lists[0]}) == 1 else "
+                f"[{body} for ({targets}) in zip({', '.join(lists)})])")
 
     @staticmethod
     def _name(prefix: str, names: dict[str, Any]) -> str:
