@@ -21,7 +21,7 @@ from queries import fold
 from queries.compiler import CompiledFilter
 from queries.external import EXTERNAL_SERVER_KINDS
 from queries.service_map import TOP_PATHS, map_table
-from queries.services import SERVICE_COLUMNS, ServiceNode
+from queries.services import BY_IDS, SERVICE_COLUMNS, ServiceNode, rows_of
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
 from topology.store.base import GraphStore
@@ -31,7 +31,7 @@ BINS = histogram.BIN_COUNT
 _HIST_KEYS = tuple(f"h{i}" for i in range(BINS))
 SERVICES_FULL = Statement.same(
     "api_services_by_id",
-    f"MATCH (s:Service) WHERE s.id IN $ids RETURN {SERVICE_COLUMNS}, "
+    f"{BY_IDS} RETURN {SERVICE_COLUMNS}, "
     "s.first_seen AS first_seen, s.last_seen AS last_seen",
 )
 MAX_POINTS = 60
@@ -159,7 +159,7 @@ def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRe
         return {}
     return {
         row["id"]: ServiceRecord(ServiceNode.of(row), row["first_seen"], row["last_seen"])
-        for row in store.read(SERVICES_FULL, {"ids": wanted})
+        for row in rows_of(store.read_arrow(SERVICES_FULL, {"ids": wanted}))
     }
 
 
