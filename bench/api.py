@@ -6,7 +6,9 @@ app (`topology.api.app.create_app`) under uvicorn in a child process on a free
 port, and runs the `ServiceMap` operation of graphql/operations/map.graphql
 (every map field but time series and exemplars) from 8 concurrent clients.
 Then, with the server stopped, it times the store reads the same request makes
-(the map statement and the services lookup), alone and from 8 threads.
+(`map_table`: the map statement over buckets and tiers, read as Arrow; then the
+services lookup of the pairs' ends), alone and from 8 threads: the store's
+part, without the API's folding, building, execution and encoding.
 
 Identical concurrent requests share one execution (single flight, see
 topology/api/graphql/flights.py). `--distinct` makes every client's request
@@ -40,8 +42,11 @@ _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [e for e in sys.path if Path(e or ".").resolve() != Path(__file__).parent]
 sys.path.insert(0, str(_ROOT))
 
+from queries.service_map import map_table  # noqa: E402
 from queries.window import Window  # noqa: E402
-from topology.api.graphql.data import fetch_pairs, fetch_services  # noqa: E402
+from topology.api.graphql import answers_map  # noqa: E402
+from topology.api.graphql.context import Ctx  # noqa: E402
+from topology.api.graphql.data import fetch_services  # noqa: E402
 from topology.api.graphql.scope import Scope  # noqa: E402
 from topology.model import MINUTE, Batch, CallBucket, Service, workload_id  # noqa: E402
 from topology.settings import Settings  # noqa: E402
@@ -175,19 +180,27 @@ def single_ms(call: Callable[[], object], repeat: int = 5) -> float:
     return statistics.median(times) * 1000
 
 
-def store_alone(settings: Settings, window: Window, requests: int) -> tuple[list[float], float]:
+def store_alone(
+    settings: Settings, window: Window, requests: int
+) -> tuple[list[float], float, float]:
+    """The store reads alone (from CLIENTS threads, and the median of one alone), and the
+    median of the whole answer object computed in-process (reads, folding, building)."""
     store = LadybugStore(settings)
     compiled = Scope().compile("")
 
     def call() -> None:
-        pairs = fetch_pairs(store, compiled, window)
-        fetch_services(store, {end for pair in pairs for end in pair})
+        table = map_table(store, compiled, window)
+        assert table is not None
+        fetch_services(store, set(table.column("client").to_pylist())
+                       | set(table.column("server").to_pylist()))
 
     call()
     single = single_ms(call)
     latencies = concurrently(call, requests)
+    ctx = Ctx(store, settings, Scope(), time.time)
+    answer = single_ms(lambda: answers_map.service_map(ctx, window, ""))
     store.close()
-    return latencies, single
+    return latencies, single, answer
 
 
 def main() -> None:
@@ -211,7 +224,7 @@ def main() -> None:
                    "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.until))}
             http, http_single, got_services, got_edges = over_http(
                 data_dir, iso, args.requests, args.distinct)
-            alone, single = store_alone(settings, window, args.requests)
+            alone, single, answer_single = store_alone(settings, window, args.requests)
         api_p50, store_p50 = pct(http, 0.5), pct(alone, 0.5)
         print(json.dumps({
             "services": services, "edges": edges, "minutes": args.minutes,
@@ -221,6 +234,7 @@ def main() -> None:
             "http_p50_ms": round(api_p50, 1), "http_p95_ms": round(pct(http, 0.95), 1),
             "store_p50_ms": round(store_p50, 1), "store_p95_ms": round(pct(alone, 0.95), 1),
             "http_single_ms": round(http_single, 1), "store_single_ms": round(single, 1),
+            "answer_single_ms": round(answer_single, 1),
             "api_over_store_p50": round(api_p50 / store_p50 - 1, 2),
             "api_over_store_single": round(http_single / single - 1, 2),
             "target": "p95 <= 300 ms at 2000/20000; API adds <= 50% over the store",

@@ -46,13 +46,19 @@ def concat(tables: list[pa.Table]) -> pa.Table | None:
     return pa.concat_tables([t.select(schema.names).cast(schema) for t in found])
 
 
-def sums(table: pa.Table, keys: list[str]) -> pa.Table:
-    """requests, errors, latency and h0.. summed per key, sorted by key."""
-    names = ["requests", "errors", "latency", *HIST]
-    summed = table.group_by(keys, use_threads=False).aggregate([(n, "sum") for n in names])
+_SUMMED = ("requests", "errors", "latency", *HIST)
+_SUM_TYPES = {"requests": pa.int64(), "errors": pa.int64(), "latency": pa.float64(),
+              **dict.fromkeys(HIST, pa.int64())}
+
+
+def sums(table: pa.Table, keys: list[str], *, ordered: bool = True) -> pa.Table:
+    """requests, errors, latency and h0.. summed per key, sorted by key (unless not
+    `ordered`: then in the order the keys first appear)."""
+    summed = table.group_by(keys, use_threads=False).aggregate([(n, "sum") for n in _SUMMED])
     renamed = [name.removesuffix("_sum") if name not in keys else name
                for name in summed.column_names]
-    return summed.rename_columns(renamed).sort_by([(k, "ascending") for k in keys])
+    summed = summed.rename_columns(renamed)
+    return summed.sort_by([(k, "ascending") for k in keys]) if ordered else summed
 
 
 def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[list]:
@@ -80,3 +86,61 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
         value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
         answers.append(pc.if_else(empty, pa.scalar(None, pa.float64()), value).to_pylist())
     return answers
+
+
+PAIR = ("client", "server")
+SERIES = (*PAIR, "protocol", "path")
+
+
+def pairs(table: pa.Table, top_paths: int) -> pa.Table:
+    """Rows per (client, server, protocol, path), several per group allowed, folded per
+    (client, server), sorted by it: `sums` plus `protocols` (distinct, sorted), `paths` and
+    `path_requests` (requests per path, busiest first, ties by path, at most `top_paths`).
+
+    Most pairs carry one series (one protocol, one path): when every pair does, once
+    the rows of each series are added up, the fold is a sort and no list is grouped."""
+    keys = list(PAIR)
+    count = table.group_by(keys, use_threads=False).aggregate([]).num_rows
+    if count == table.num_rows:
+        return _one_series(table, top_paths)
+    series = sums(table, list(SERIES), ordered=False)
+    if count == series.num_rows:
+        return _one_series(series, top_paths)
+    folded = sums(table, keys)
+    by_path = table.group_by([*keys, "path"], use_threads=False).aggregate(
+        [("requests", "sum")]).sort_by([("requests_sum", "descending"), ("path", "ascending")])
+    paths = _by_pair(by_path.group_by(keys, use_threads=False).aggregate(
+        [("path", "list"), ("requests_sum", "list")]))
+    by_protocol = table.group_by([*keys, "protocol"], use_threads=False).aggregate([]).sort_by(
+        "protocol")
+    protocols = _by_pair(by_protocol.group_by(keys, use_threads=False).aggregate(
+        [("protocol", "list")]))
+    return _with_lists(folded, protocols.column("protocol_list"), paths.column("path_list"),
+                       paths.column("requests_sum_list"), top_paths)
+
+
+def _one_series(table: pa.Table, top_paths: int) -> pa.Table:
+    """`pairs` of a table holding one row per pair."""
+    ordered = _by_pair(table)
+    folded = pa.table({
+        **{name: ordered.column(name) for name in PAIR},
+        **{name: pc.cast(ordered.column(name), _SUM_TYPES[name]) for name in _SUMMED}})
+    offsets = pa.array(range(ordered.num_rows + 1), pa.int32())
+
+    def single(name: str, type_: pa.DataType) -> pa.Array:
+        return pa.ListArray.from_arrays(
+            offsets, pc.cast(ordered.column(name), type_).combine_chunks())
+
+    return _with_lists(folded, single("protocol", pa.string()), single("path", pa.string()),
+                       single("requests", pa.int64()), top_paths)
+
+
+def _with_lists(folded: pa.Table, protocols: pa.Array, paths: pa.Array,
+                path_requests: pa.Array, top_paths: int) -> pa.Table:
+    return (folded.append_column("protocols", protocols)
+            .append_column("paths", pc.list_slice(paths, 0, top_paths))
+            .append_column("path_requests", pc.list_slice(path_requests, 0, top_paths)))
+
+
+def _by_pair(table: pa.Table) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in PAIR])

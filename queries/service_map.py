@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from queries import fold
 from queries.compiler import CompiledFilter, compile_filter
@@ -20,13 +21,13 @@ from topology.store.statement import Dialect, Statement
 TOP_PATHS = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PathCount:
     path: str
     requests: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Edge:
     client: str
     server: str
@@ -39,6 +40,26 @@ class Edge:
     p99_ms: float | None
     protocols: tuple[str, ...]
     top_paths: tuple[PathCount, ...]  # matching calls per path, busiest first
+
+
+def _builder(cls: type) -> Callable[..., Any]:
+    """A positional constructor of a frozen slotted dataclass, for building thousands:
+    it stores each field through its slot descriptor, skipping the frozen `__init__`'s
+    `object.__setattr__` per field (about three times the cost). Same objects: equal,
+    hashing and comparing alike, still frozen afterwards."""
+    names = [f.name for f in fields(cls)]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    o = _new(_cls)"]
+    for name in names:
+        scope[f"_set_{name}"] = cls.__dict__[name].__set__
+        lines.append(f"    _set_{name}(o, {name})")
+    lines.append("    return o")
+    exec("\n".join(lines), scope)  # the source holds field names only
+    return scope["make"]
+
+
+_new_edge = _builder(Edge)
+_new_path_count = _builder(PathCount)
 
 
 @dataclass(frozen=True)
@@ -96,32 +117,43 @@ def fold_table(
     table: pa.Table | None, window: Window, top_paths: int = TOP_PATHS
 ) -> tuple[Edge, ...]:
     """`fold_edges` over an Arrow table: sums, quantiles, protocols and busiest paths
-    computed column-wise, then one Python pass to build the edges."""
+    computed column-wise (`fold.pairs`), then the edges built field by field in bulk."""
     if table is None:
         return ()
-    pair = ["client", "server"]
-    by_path = table.group_by([*pair, "path"], use_threads=False).aggregate(
-        [("requests", "sum")]).sort_by([("requests_sum", "descending"), ("path", "ascending")])
-    paths = by_path.group_by(pair, use_threads=False).aggregate(
-        [("path", "list"), ("requests_sum", "list")]).sort_by([(k, "ascending") for k in pair])
-    protocols = table.group_by(pair, use_threads=False).aggregate(
-        [("protocol", "distinct")]).sort_by([(k, "ascending") for k in pair])
-    sums = fold.sums(table, pair)
-    p50, p95, p99 = fold.quantiles(sums)
+    folded = fold.pairs(table, top_paths)
+    p50, p95, p99 = fold.quantiles(folded)
+    client, server, requests, errors = (folded.column(n).to_pylist() for n in (
+        "client", "server", "requests", "errors"))
     seconds = window.seconds
-    columns = (
-        *(sums.column(n).to_pylist() for n in ("client", "server", "requests", "errors")),
-        p50, p95, p99, paths.column("path_list").to_pylist(),
-        paths.column("requests_sum_list").to_pylist(),
-        protocols.column("protocol_distinct").to_pylist(),
-    )
-    return tuple(
-        Edge(client, server, requests, errors, errors / requests if requests else 0.0,
-             requests / seconds, a, b, c, tuple(sorted(protos)),
-             tuple(map(PathCount, names[:top_paths], counts[:top_paths])))
-        for client, server, requests, errors, a, b, c, names, counts, protos
-        in zip(*columns, strict=True)
-    )
+    error_rates = [e / r if r else 0.0 for r, e in zip(requests, errors, strict=True)]
+    request_rates = [r / seconds for r in requests]
+    return tuple(map(_new_edge, client, server, requests, errors, error_rates, request_rates,
+                     p50, p95, p99, _protocols(folded), _top_paths(folded)))
+
+
+def _protocols(folded: pa.Table) -> list[tuple[str, ...]]:
+    column = folded.column("protocols")
+    if _all_single(column):  # the usual case: one tuple per distinct protocol, shared
+        shared: dict[str, tuple[str, ...]] = {}
+        return [shared.get(name) or shared.setdefault(name, (name,))
+                for name in pc.list_flatten(column).to_pylist()]
+    return list(map(tuple, column.to_pylist()))
+
+
+def _top_paths(folded: pa.Table) -> list[tuple[PathCount, ...]]:
+    paths, counts = folded.column("paths"), folded.column("path_requests")
+    if _all_single(paths):
+        return [(_new_path_count(path, count),) for path, count in zip(
+            pc.list_flatten(paths).to_pylist(), pc.list_flatten(counts).to_pylist(),
+            strict=True)]
+    return [tuple(map(_new_path_count, names, numbers)) for names, numbers in zip(
+        paths.to_pylist(), counts.to_pylist(), strict=True)]
+
+
+def _all_single(column: pa.ChunkedArray) -> bool:
+    """Every list of the column holds exactly one value."""
+    lengths = pc.min_max(pc.list_value_length(column)).as_py()
+    return lengths["min"] == 1 and lengths["max"] == 1
 
 
 def map_statement(compiled: CompiledFilter, *, focus: bool = False) -> Statement:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import pyarrow as pa
 
 from topology.model import EXTERNAL_KINDS
 from topology.store.base import GraphStore
@@ -14,9 +16,10 @@ SERVICE_COLUMNS = (
     "s.id AS id, s.name AS name, s.namespace AS namespace, s.cluster AS cluster, "
     "s.kind AS kind, s.labels AS labels"
 )
-SERVICES_BY_ID = Statement.same(
-    "services_by_id", f"MATCH (s:Service) WHERE s.id IN $ids RETURN {SERVICE_COLUMNS}"
-)
+# One key lookup per id: LadybugDB tests `s.id IN $ids` against the whole list for
+# every service (a map's 2,000 ids: about three times as long as the lookups).
+BY_IDS = "UNWIND $ids AS wanted MATCH (s:Service {id: wanted})"
+SERVICES_BY_ID = Statement.same("services_by_id", f"{BY_IDS} RETURN {SERVICE_COLUMNS}")
 
 
 class UnknownService(LookupError):
@@ -48,4 +51,15 @@ def services_by_id(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceNo
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    return {row["id"]: ServiceNode.of(row) for row in store.read(SERVICES_BY_ID, {"ids": wanted})}
+    return {row["id"]: ServiceNode.of(row)
+            for row in rows_of(store.read_arrow(SERVICES_BY_ID, {"ids": wanted}))}
+
+
+def rows_of(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """The rows of an Arrow result as dicts (read column by column: cheaper than `read`
+    for a few thousand rows)."""
+    if not table.num_rows:
+        return iter(())
+    names = table.column_names
+    return (dict(zip(names, values, strict=True))
+            for values in zip(*(table.column(n).to_pylist() for n in names), strict=True))

@@ -7,40 +7,30 @@ the principal may see.
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from queries.compiler import CompiledFilter
 from queries.window import EMPTY, Traffic, Window, add, traffic
 from topology.api.graphql import build
 from topology.api.graphql import types as t
 from topology.api.graphql.context import Ctx, cap
 from topology.api.graphql.data import (
-    PairAgg,
+    end_ids,
     external_only,
     external_statement,
     fetch_exemplars,
+    fetch_pair_table,
     fetch_pairs,
     fetch_series,
     fetch_services,
     focused,
+    keep,
+    service_sums,
     service_traffic,
     step_seconds,
 )
 from topology.api.graphql.windows import time_range
 
-_BY_ENDS = attrgetter("client", "server")
 ERROR_RATE_DELTA = 0.05  # the named window_diff's defaults
 P99_RATIO = 1.5
-
-
-def _keep(pairs: dict[tuple[str, str], PairAgg], limit: int) -> tuple[list[PairAgg], bool]:
-    """All pairs, or the busiest `limit` of them; sorted by (client, server)."""
-    kept = list(pairs.values())
-    truncated = len(kept) > limit
-    if truncated:
-        kept = sorted(kept, key=lambda p: (-p.requests, p.client, p.server))[:limit]
-    kept.sort(key=_BY_ENDS)
-    return kept, truncated
 
 
 def service_map(
@@ -48,12 +38,12 @@ def service_map(
     exemplars: bool = False,
 ) -> t.ServiceMap:
     compiled = ctx.scope.compile(filter_text)
-    pairs, truncated = _keep(fetch_pairs(ctx.store, compiled, window), ctx.max_items)
-    ids = {p.client for p in pairs} | {p.server for p in pairs}
-    records = fetch_services(ctx.store, ids)
+    table, truncated = keep(fetch_pair_table(ctx.store, compiled, window), ctx.max_items)
+    records = fetch_services(ctx.store, end_ids(table))
     extras = _extras(ctx, compiled, window, series, exemplars)
-    services, cut = cap(build.services(records, service_traffic(pairs), window), ctx.max_items)
-    edges = build.edges(pairs, window, records, *extras)
+    numbers = build.service_stats(service_sums(table), window.seconds)
+    services, cut = cap(build.service_columns(records, numbers, window), ctx.max_items)
+    edges = build.edges(table, window, records, *extras)
     return t.ServiceMap(window=time_range(window), services=services, edges=edges,
                         truncated=truncated or cut)
 
@@ -76,36 +66,38 @@ def service_detail(
 ) -> t.ServiceDetail:
     ctx.visible_node(service_id)
     focus_compiled = focused(ctx.scope.compile(""), service_id)
-    pairs, _ = _keep(fetch_pairs(ctx.store, focus_compiled, window), ctx.max_items)
-    ids = {service_id} | {p.client for p in pairs} | {p.server for p in pairs}
-    records = fetch_services(ctx.store, ids)
-    traffic = service_traffic(pairs)
-    edges = build.edges(pairs, window, records,
+    table, _ = keep(fetch_pair_table(ctx.store, focus_compiled, window), ctx.max_items)
+    records = fetch_services(ctx.store, {service_id} | end_ids(table))
+    numbers = build.service_stats(service_sums(table), window.seconds)
+    edges = build.edges(table, window, records,
                         *_extras(ctx, focus_compiled, window, series, exemplars))
     incoming = [e for e in edges if e.server == service_id]
     outgoing = [e for e in edges if e.client == service_id]
+    service = records[service_id]
     return t.ServiceDetail(
-        service=build.service(records[service_id].node, window, traffic.get(service_id),
-                              records[service_id]),
+        service=build.of_numbers(service.node, numbers.get(service_id) or build.stats(
+            EMPTY, window), service),
         incoming=incoming, outgoing=outgoing,
-        callers=build.services(records, traffic, window, sorted({e.client for e in incoming})),
-        callees=build.services(records, traffic, window, sorted({e.server for e in outgoing})),
+        callers=build.services_of(records, numbers, window,
+                                  sorted({e.client for e in incoming})),
+        callees=build.services_of(records, numbers, window,
+                                  sorted({e.server for e in outgoing})),
     )
 
 
 def service_list(ctx: Ctx, window: Window, filter_text: str, search: str) -> t.ServiceList:
     """Services at either end of the calls in the window matching the filter, by name."""
     compiled = ctx.scope.compile(filter_text)
-    pairs = list(fetch_pairs(ctx.store, compiled, window).values())
-    records = fetch_services(ctx.store, {p.client for p in pairs} | {p.server for p in pairs})
+    table = fetch_pair_table(ctx.store, compiled, window)
+    records = fetch_services(ctx.store, end_ids(table))
     needle = search.strip().lower()
     matching = sorted((r for r in records.values() if needle in r.node.name.lower()),
                       key=lambda r: (r.node.name.lower(), r.node.id))
     kept, truncated = cap(matching, ctx.max_items)
-    traffic = service_traffic(pairs)
+    numbers = build.service_stats(service_sums(table), window.seconds)
     return t.ServiceList(
         window=time_range(window),
-        services=[build.service(r.node, window, traffic.get(r.node.id), r) for r in kept],
+        services=build.services_of(records, numbers, window, [r.node.id for r in kept]),
         total=len(matching), truncated=truncated,
     )
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 
+import pyarrow as pa
+
+from queries import fold
 from queries.services import ServiceNode
 from queries.window import EMPTY, Traffic, Window
 from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
-from topology.api.graphql.data import PairAgg, ServiceRecord
-from topology.api.graphql.rows import EdgeRow, PathRow, PointRow, StatsRow
+from topology.api.graphql.data import ServiceRecord, ServiceSums
+from topology.api.graphql.rows import Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -72,8 +76,11 @@ def service(
     node: ServiceNode, window: Window, traffic: Traffic | None = None,
     record: ServiceRecord | None = None, memo: QuantileMemo | None = None,
 ) -> t.Service:
-    traffic = traffic or EMPTY
-    numbers = stats(traffic, window, memo)
+    return of_numbers(node, stats(traffic or EMPTY, window, memo), record)
+
+
+def of_numbers(node: ServiceNode, numbers: StatsRow, record: ServiceRecord | None) -> t.Service:
+    """The service with these stats."""
     return t.Service(
         id=node.id, name=node.name, namespace=node.namespace, cluster=node.cluster,
         kind=node.kind, external=node.external, labels=labels(node),
@@ -93,39 +100,139 @@ def services(
     return [service(records[i].node, window, traffic.get(i), records[i], memo) for i in wanted]
 
 
+def service_stats(sums: ServiceSums, seconds: int) -> dict[str, StatsRow]:
+    """TrafficStats per service id from column-wise sums."""
+    return {
+        sid: StatsRow(requests, requests / seconds, errors,
+                      errors / requests if requests else 0.0, p50, p95, p99)
+        for sid, requests, errors, p50, p95, p99 in zip(
+            sums.ids, sums.requests, sums.errors, sums.p50, sums.p95, sums.p99, strict=True)
+    }
+
+
+def services_of(
+    records: Mapping[str, ServiceRecord], numbers: Mapping[str, StatsRow], window: Window,
+    ids: Iterable[str] | None = None,
+) -> list[t.Service]:
+    """`services` from precomputed stats (`service_stats`); no traffic: empty stats."""
+    wanted = sorted(records) if ids is None else [i for i in ids if i in records]
+    empty = stats(EMPTY, window)
+    return [of_numbers(records[i].node, numbers.get(i, empty), records[i]) for i in wanted]
+
+
+def service_columns(
+    records: Mapping[str, ServiceRecord], numbers: Mapping[str, StatsRow], window: Window,
+) -> Columns:
+    """`services_of` every record, by id, column-wise (the map's services; see `edges`)."""
+    wanted = sorted(records)
+    nodes = [records[i].node for i in wanted]
+    empty = stats(EMPTY, window)
+    found = [numbers.get(i, empty) for i in wanted]
+    columns: dict[str, Column] = {
+        name: [getattr(node, name) for node in nodes]
+        for name in ("id", "name", "namespace", "cluster", "kind", "external")}
+    for index, name in enumerate(StatsRow._fields):
+        columns[f"stats.{name}"] = [row[index] for row in found]
+
+    def split(part: int) -> Callable[[], list[list[str]]]:
+        return lambda: [[label.partition("=")[part] for label in node.labels] for node in nodes]
+
+    def seen(attribute: str) -> Callable[[], list[datetime | None]]:
+        return lambda: [moment(getattr(records[i], attribute)) for i in wanted]
+
+    columns.update({
+        "labels[].key": split(0), "labels[].value": split(2),
+        "first_seen": seen("first_seen"), "last_seen": seen("last_seen"),
+        "health": lambda: rules.judge_many(
+            [row.requests for row in found], [row.error_rate for row in found],
+            [row.p99_ms for row in found], [slo(node) for node in nodes]),
+    })
+    return Columns(len(wanted), columns, lambda _: [
+        of_numbers(node, row, records[node.id]) for node, row in zip(nodes, found, strict=True)])
+
+
 def edges(
-    pairs: list[PairAgg], window: Window, records: Mapping[str, ServiceRecord],
+    table: pa.Table | None, window: Window, records: Mapping[str, ServiceRecord],
     series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None = None, step: int = 60,
     exemplars: Mapping[tuple[str, str], list[str]] | None = None,
-) -> list[EdgeRow]:
-    busiest = max((p.requests for p in pairs), default=0) or 1
-    result: list[EdgeRow] = []
-    append = result.append
-    limits = {sid: slo(record.node) for sid, record in records.items()}
+) -> Columns:
+    """The edges of a pair table (`data.fetch_pair_table`), in its order, column-wise:
+    a map's edges are only projected into the response, field by selected field."""
+    if table is None or not table.num_rows:
+        return Columns(0, dict.fromkeys(_FLAT_EDGE_COLUMNS, list), _edge_rows)
+    client, server, requests, errors = (table.column(name).to_pylist() for name in (
+        "client", "server", "requests", "errors"))
+    p50, p95, p99 = fold.quantiles(table)
     seconds = window.seconds
-    memo = QuantileMemo()
-    judge, default = rules.judge, rules.DEFAULT
-    for pair in pairs:  # `summary` inlined: this loop runs once per edge of the map
-        requests, errors, protocols = pair.requests, pair.errors, pair.protocols
-        p50, p95, p99 = memo[pair.hist]
-        error_rate = errors / requests if requests else 0.0
-        key = (pair.client, pair.server)
-        append(EdgeRow(
-            pair.client, pair.server,
-            sorted(protocols) if len(protocols) > 1 else list(protocols),
-            StatsRow(requests, requests / seconds, errors, error_rate, p50, p95, p99),
-            judge(requests, error_rate, p99, limits.get(pair.server, default)),
-            requests / busiest,
-            [PathRow(p, n) for p, n in pair.top_paths()],
-            _points(series.get(key, {}), window, step) if series is not None else [],
-            list(exemplars.get(key, ())) if exemplars is not None else [],
-        ))
-    return result
+    busiest = max(requests) or 1
+    error_rate = [e / r if r else 0.0 for r, e in zip(requests, errors, strict=True)]
+    limits = {sid: slo(record.node) for sid, record in records.items()}
+    default = rules.DEFAULT
+    health = rules.judge_many(requests, error_rate, p99, [limits.get(s, default) for s in server])
+
+    def trace_ids() -> list[list[str]]:
+        if exemplars is None:
+            return [[] for _ in client]
+        return [list(exemplars.get(key, ())) for key in zip(client, server, strict=True)]
+
+    return Columns(len(client), {
+        "client": client, "server": server,
+        "protocols": table.column("protocols").to_pylist,
+        "stats.requests": requests, "stats.request_rate": lambda: [r / seconds for r in requests],
+        "stats.errors": errors, "stats.error_rate": error_rate,
+        "stats.p50_ms": p50, "stats.p95_ms": p95, "stats.p99_ms": p99,
+        "health": health, "weight": lambda: [r / busiest for r in requests],
+        "top_paths[].path": table.column("paths").to_pylist,
+        "top_paths[].requests": table.column("path_requests").to_pylist,
+        **_series_columns(client, server, series, window, step),
+        "exemplar_trace_ids": trace_ids,
+    }, _edge_rows)
 
 
-def _points(points: Mapping[int, list[int]], window: Window, step: int) -> list[PointRow]:
-    result = []
-    for start in range(window.since, window.until, step):
-        requests, errors = points.get(start, (0, 0))
-        result.append(PointRow(moment(start), requests, errors))
-    return result
+def _series_columns(
+    client: list[str], server: list[str],
+    series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None, window: Window, step: int,
+) -> dict[str, Column]:
+    """The time series of the edges as columns: per edge, the step starts (one list
+    shared by all edges: the window's), requests and errors."""
+    @cache
+    def points() -> list[list[Sequence[int]]]:
+        if series is None:
+            return [[] for _ in client]
+        return [[found.get(start, _NONE) for start in range(window.since, window.until, step)]
+                for found in (series.get(key, {}) for key in zip(client, server, strict=True))]
+
+    def starts() -> list[list[datetime | None]]:
+        if series is None:
+            return [[] for _ in client]
+        shared = [moment(start) for start in range(window.since, window.until, step)]
+        return [shared] * len(client)
+
+    def part(index: int) -> Callable[[], list[list[int]]]:
+        return lambda: [[point[index] for point in row] for row in points()]
+
+    return {"time_series[].start": starts, "time_series[].requests": part(0),
+            "time_series[].errors": part(1)}
+
+
+_NONE = (0, 0)
+
+
+STATS_COLUMNS = tuple(f"stats.{name}" for name in StatsRow._fields)
+_FLAT_EDGE_COLUMNS = ("client", "server", "protocols", *STATS_COLUMNS, "health", "weight",
+                      "top_paths[].path", "top_paths[].requests", "time_series[].start",
+                      "time_series[].requests", "time_series[].errors", "exemplar_trace_ids")
+
+
+def _edge_rows(columns: Columns) -> list[EdgeRow]:
+    """The edges as row twins (for the standard execution path and for filtering)."""
+    column = columns.column
+    stats_rows = map(StatsRow, *map(column, STATS_COLUMNS))
+    paths = (list(map(PathRow, *lists)) for lists in zip(
+        column("top_paths[].path"), column("top_paths[].requests"), strict=True))
+    points = (list(map(PointRow, *lists)) for lists in zip(
+        column("time_series[].start"), column("time_series[].requests"),
+        column("time_series[].errors"), strict=True))
+    return list(map(EdgeRow, column("client"), column("server"), column("protocols"),
+                    stats_rows, column("health"), column("weight"), paths, points,
+                    column("exemplar_trace_ids")))

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from operator import add, itemgetter
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from queries import fold
 from queries.compiler import CompiledFilter
 from queries.external import EXTERNAL_SERVER_KINDS
-from queries.service_map import TOP_PATHS, map_rows
-from queries.services import SERVICE_COLUMNS, ServiceNode
+from queries.service_map import TOP_PATHS, map_table
+from queries.services import BY_IDS, SERVICE_COLUMNS, ServiceNode, rows_of
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
 from topology.store.base import GraphStore
@@ -26,10 +29,9 @@ from topology.store.statement import Dialect, Statement
 
 BINS = histogram.BIN_COUNT
 _HIST_KEYS = tuple(f"h{i}" for i in range(BINS))
-_HIST_OF = itemgetter(*_HIST_KEYS)
 SERVICES_FULL = Statement.same(
     "api_services_by_id",
-    f"MATCH (s:Service) WHERE s.id IN $ids RETURN {SERVICE_COLUMNS}, "
+    f"{BY_IDS} RETURN {SERVICE_COLUMNS}, "
     "s.first_seen AS first_seen, s.last_seen AS last_seen",
 )
 MAX_POINTS = 60
@@ -71,39 +73,84 @@ def focused(compiled: CompiledFilter, service_id: str) -> CompiledFilter:
                    param_items=(*compiled.param_items, ("service", service_id)))
 
 
+def fetch_pair_table(
+    store: GraphStore, compiled: CompiledFilter, window: Window, top_paths: int = TOP_PATHS
+) -> pa.Table | None:
+    """Per (client, server), sorted by the pair (`fold.pairs`): summed traffic (requests,
+    errors, latency, h0..), protocols, and the busiest paths with their requests; None
+    when no call matched. Read as Arrow (`map_table`) and folded column-wise."""
+    table = map_table(store, compiled, window)
+    return None if table is None else fold.pairs(table, top_paths)
+
+
+def keep(table: pa.Table | None, limit: int) -> tuple[pa.Table | None, bool]:
+    """All pairs, or the busiest `limit` of them (ties by client, server); sorted by pair."""
+    if table is None or table.num_rows <= limit:
+        return table, False
+    busiest = table.sort_by([("requests", "descending"), ("client", "ascending"),
+                             ("server", "ascending")]).slice(0, limit)
+    return busiest.sort_by([("client", "ascending"), ("server", "ascending")]), True
+
+
 def fetch_pairs(
     store: GraphStore, compiled: CompiledFilter, window: Window
 ) -> dict[tuple[str, str], PairAgg]:
-    """Per (client, server): summed traffic, protocols and per-path requests."""
-    return _fold(map_rows(store, compiled, window))
+    """Per (client, server): summed traffic, protocols and the busiest paths' requests."""
+    return pair_aggs(fetch_pair_table(store, compiled, window))
 
 
-def _fold(rows: list[dict[str, Any]]) -> dict[tuple[str, str], PairAgg]:
-    pairs: dict[tuple[str, str], PairAgg] = {}
-    for row in rows:
-        key = (row["client"], row["server"])
-        agg = pairs.get(key)
-        requests = int(row["requests"] or 0)
-        if agg is None:  # most pairs have one row: take it whole
-            pairs[key] = PairAgg(
-                key[0], key[1], requests, int(row["errors"] or 0), float(row["latency"] or 0.0),
-                _hist(row), {row["protocol"]}, {row["path"]: requests})
-            continue
-        agg.requests += requests
-        agg.errors += int(row["errors"] or 0)
-        agg.latency += float(row["latency"] or 0.0)
-        agg.hist = tuple(map(add, agg.hist, _hist(row)))
-        agg.protocols.add(row["protocol"])
-        path = row["path"]
-        agg.paths[path] = agg.paths.get(path, 0) + requests
-    return pairs
+def pair_aggs(table: pa.Table | None) -> dict[tuple[str, str], PairAgg]:
+    """The pairs of a `fetch_pair_table` table as PairAgg, by pair."""
+    if table is None:
+        return {}
+    hist = zip(*(table.column(name).to_pylist() for name in _HIST_KEYS), strict=True)
+    columns = [table.column(name).to_pylist() for name in (
+        "client", "server", "requests", "errors", "latency", "protocols", "paths",
+        "path_requests")]
+    return {
+        (client, server): PairAgg(client, server, requests, errors, latency, counts,
+                                  set(protocols), dict(zip(paths, path_requests, strict=True)))
+        for client, server, requests, errors, latency, protocols, paths, path_requests, counts
+        in zip(*columns, hist, strict=True)
+    }
 
 
-def _hist(row: Mapping[str, Any]) -> tuple[int, ...]:
-    values = _HIST_OF(row)
-    if None in values:
-        return tuple(int(v or 0) for v in values)
-    return values
+def end_ids(table: pa.Table | None) -> set[str]:
+    """Every service at either end of the table's pairs."""
+    if table is None:
+        return set()
+    return set(table.column("client").to_pylist()) | set(table.column("server").to_pylist())
+
+
+@dataclass(frozen=True)
+class ServiceSums:
+    """Per service, as `service_traffic` defines it, column-wise: the service ids and
+    their requests, errors and p50/p95/p99 (None where no latency was recorded)."""
+
+    ids: list[str]
+    requests: list[int]
+    errors: list[int]
+    p50: list[float | None]
+    p95: list[float | None]
+    p99: list[float | None]
+
+
+def service_sums(table: pa.Table | None) -> ServiceSums:
+    """`service_traffic` over a pair table: what each service served, else what it made."""
+    if table is None:
+        return ServiceSums([], [], [], [], [], [])
+    served = _as_id(fold.sums(table, ["server"]), "server")
+    makers = table.filter(pc.invert(pc.is_in(table.column("client"),
+                                             value_set=served.column("id"))))
+    made = _as_id(fold.sums(makers, ["client"]), "client").select(served.column_names)
+    both = pa.concat_tables([served, made.cast(served.schema)]) if made.num_rows else served
+    p50, p95, p99 = fold.quantiles(both)
+    return ServiceSums(both.column("id").to_pylist(), both.column("requests").to_pylist(),
+                       both.column("errors").to_pylist(), p50, p95, p99)
+
+
+def _as_id(table: pa.Table, key: str) -> pa.Table:
+    return table.rename_columns(["id" if name == key else name for name in table.column_names])
 
 
 def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRecord]:
@@ -112,7 +159,7 @@ def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRe
         return {}
     return {
         row["id"]: ServiceRecord(ServiceNode.of(row), row["first_seen"], row["last_seen"])
-        for row in store.read(SERVICES_FULL, {"ids": wanted})
+        for row in rows_of(store.read_arrow(SERVICES_FULL, {"ids": wanted}))
     }
 
 

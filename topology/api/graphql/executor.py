@@ -10,6 +10,12 @@ merging, aliases, fragments, @skip/@include are already resolved by
 schema stays fully typed: validation, introspection and the exported SDL are
 untouched; only the execution of such types takes the lean path. Types with a
 resolver or an argument anywhere in their selection take the standard path.
+
+A list may also come as `rows.Columns` (the map's edges: one list per
+attribute path, no object per item): the plan then zips the columns the
+selection needs into the response dicts in one comprehension, and falls back
+to iterating the list's row objects where a value could not be held in
+columns (a nullable nested object).
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ from graphql import (
     GraphQLScalarType,
     is_leaf_type,
 )
+from topology.api.graphql.rows import Columns
 
 _PLAIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
 Project = Callable[[Any], Any]
 _LEAN_TYPES: dict[GraphQLObjectType, bool] = {}
+_DEFS = "__defs"  # while planning: sources of the generated column functions
 
 
 def is_lean(object_type: GraphQLObjectType) -> bool:
@@ -82,9 +90,9 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """A function building the response dict of one value, generated as Python source:
         one expression for the whole selection below this type, nested objects inlined
         (no call per object or per plain field)."""
-        names: dict[str, Any] = {}
+        names: dict[str, Any] = {_DEFS: [], "_Columns": Columns}
         body = self._object_source(object_type, field_details_list, "o", names, required=True)
-        source = f"def project(o):\n    return {body}\n"
+        source = "".join(names.pop(_DEFS)) + f"def project(o):\n    return {body}\n"
         exec(compile(source, f"<lean {object_type.name}>", "exec"), names)
         return names["project"]
 
@@ -119,6 +127,85 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return f"(None if {value} is None else {display})"
         return f"(None if ({bound} := {value}) is None else {display})"
 
+    def _columnar(self, item_type: GraphQLOutputType, details: Any,
+                  names: dict[str, Any]) -> str | None:
+        """The name of a generated function projecting a `Columns` list of this item type
+        (None when the items are not objects or a nested object may be null)."""
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if not isinstance(object_type, GraphQLObjectType):
+            return None
+        columns: dict[str, str] = {}
+        try:
+            body = self._columns_source(object_type, details, "", names, columns)
+        except _NotLean:
+            return None
+        function = self._name("_columns", names)
+        if columns:
+            targets = "".join(f"{var}, " for var in columns.values())
+            loop = f"for ({targets}) in zip({', '.join(f'c({p!r})' for p in columns)})"
+        else:
+            loop = "for _ in range(len(v))"
+        names[_DEFS].append(f"def {function}(v):\n    c = v.column\n"
+                            f"    return [{body} {loop}]\n")
+        return function
+
+    def _columns_source(self, object_type: GraphQLObjectType, field_details_list: Any,
+                        prefix: str, names: dict[str, Any], columns: dict[str, str]) -> str:
+        """`_object_source` reading each field from a column: `columns` maps attribute
+        paths to the loop variables holding them; nested objects flatten into paths."""
+        if not is_lean(object_type) or object_type.is_type_of is not None:
+            raise _NotLean
+        grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
+        items: list[str] = []
+        for response_key, details in grouped.items():
+            name = details[0].node.name.value
+            if name == "__typename":
+                items.append(f"{response_key!r}: {object_type.name!r}")
+                continue
+            field = object_type.fields[name]
+            path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
+            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if isinstance(inner, GraphQLObjectType):
+                if inner is field.type:
+                    raise _NotLean  # a null object has no columns to stand for it
+                source = self._columns_source(inner, details, path + ".", names, columns)
+            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
+                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
+                if inner is field.type:
+                    raise _NotLean
+                source = self._nested_source(inner.of_type.of_type, details, path, names,
+                                             columns)
+            else:
+                variable = columns.get(path)
+                if variable is None:
+                    variable = columns[path] = self._name("_k", names)
+                source = self._expression(variable, field.type, details, names)
+            items.append(f"{response_key!r}: {source}")
+        return "{" + ", ".join(items) + "}"
+
+    def _nested_source(self, item_type: GraphQLObjectType, details: Any, path: str,
+                       names: dict[str, Any], columns: dict[str, str]) -> str:
+        """A list of objects inside a `Columns`: given per row as parallel lists, one
+        per field of the items (column `path[].field`), zipped into the items."""
+        inside: dict[str, str] = {}
+        body = self._columns_source(item_type, details, "", names, inside)
+        if not inside:
+            raise _NotLean  # nothing to count the items by
+        lists = []
+        for field_path in inside:
+            variable = columns.get(f"{path}[].{field_path}")
+            if variable is None:
+                variable = columns[f"{path}[].{field_path}"] = self._name("_k", names)
+            lists.append(variable)
+        targets = "".join(f"{var}, " for var in inside.values())
+        # most lists hold one item (one path per edge): built inline, without the call
+        # of a comprehension; the same body, reading each field's first value
+        first = {field_path: f"{variable}[0]" for field_path, variable in zip(
+            inside, lists, strict=True)}
+        single = self._columns_source(item_type, details, "", names, first)
+        return (f"([{single}] if len({lists[0]}) == 1 else "
+                f"[{body} for ({targets}) in zip({', '.join(lists)})])")
+
     @staticmethod
     def _name(prefix: str, names: dict[str, Any]) -> str:
         name = f"{prefix}{len(names)}"
@@ -140,11 +227,23 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not value.isidentifier() and (not required or table):
             bound = self._name("_v", names)
             value = f"({bound} := {value})"
+        columnar = (self._columnar(inner.of_type, details, names)
+                    if isinstance(inner, GraphQLList) else None)
+        if columnar and not value.isidentifier():
+            bound = self._name("_v", names)
+            value = f"({bound} := {value})"
         if isinstance(inner, GraphQLList):
             item = self._name("_i", names)
             each = self._expression(item, inner.of_type, details, names)
-            def expression(v: str) -> str:
+            def listed(v: str) -> str:
                 return f"[{each} for {item} in {v}]" if each != item else f"list({v})"
+
+            def expression(v: str) -> str:
+                if columnar is None:
+                    return listed(v)
+                # `v` first: it may bind `bound`
+                return (f"({columnar}({bound}) if {v}.__class__ is _Columns "
+                        f"else {listed(bound)})")
         elif table:
             known, convert = self._name("_t", names), self._name("_f", names)
             names[known], names[convert] = table, _leaf(self, inner)

@@ -17,6 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from queries.window import Thresholds, Traffic
 
 SLO_P99_LABEL = "topology.io/slo-p99-ms"
@@ -63,6 +66,8 @@ def slo_from_labels(labels: Iterable[str], default: Slo = DEFAULT) -> Slo:
             p99 = value
         elif key == SLO_ERROR_RATE_LABEL and 0 <= value <= 1:
             error_rate = value
+    if (error_rate, p99) == (default.error_rate, default.p99_ms):
+        return default  # one object for the usual case: `judge_many` sees one SLO
     return Slo(error_rate, p99)
 
 
@@ -79,3 +84,33 @@ def judge(requests: int, error_rate: float, p99_ms: float | None, slo: Slo) -> H
 
 def of_traffic(traffic: Traffic, slo: Slo) -> Health:
     return judge(traffic.requests, traffic.error_rate, traffic.quantile(0.99), slo)
+
+
+_BY_CODE = (Health.HEALTHY, Health.WARNING, Health.CRITICAL, Health.UNKNOWN)
+
+
+def judge_many(requests: list[int], error_rates: list[float], p99s: list[float | None],
+               slos: list[Slo]) -> list[Health]:
+    """`judge` over columns (one value per edge), with the same comparisons done
+    column-wise: the map judges every edge of the answer."""
+    if not requests:
+        return []
+    rate = pa.array(error_rates, pa.float64())
+    p99 = pa.array(p99s, pa.float64())
+    uniform = all(slo is slos[0] for slo in slos)
+    limit_rate: pa.Array | float = (slos[0].error_rate if uniform else
+                                    pa.array([s.error_rate for s in slos], pa.float64()))
+    limit_p99: pa.Array | float = (slos[0].p99_ms if uniform else
+                                   pa.array([s.p99_ms for s in slos], pa.float64()))
+    warn_rate = pc.min_element_wise(limit_rate, WARNING_ERROR_RATE) if not uniform else min(
+        WARNING_ERROR_RATE, slos[0].error_rate)
+    warn_p99 = pc.multiply(WARNING_LATENCY_SHARE, limit_p99) if not uniform else (
+        WARNING_LATENCY_SHARE * slos[0].p99_ms)
+    critical = pc.or_(pc.greater(rate, limit_rate),
+                      pc.fill_null(pc.greater(p99, limit_p99), False))
+    warning = pc.or_(pc.and_(pc.greater(rate, 0.0), pc.greater_equal(rate, warn_rate)),
+                     pc.fill_null(pc.greater(p99, warn_p99), False))
+    code = pc.if_else(pc.equal(pa.array(requests, pa.int64()), 0), 3,
+                      pc.if_else(critical, 2, pc.if_else(warning, 1, 0)))
+    by_code = _BY_CODE
+    return [by_code[c] for c in code.to_pylist()]

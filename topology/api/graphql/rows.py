@@ -4,14 +4,17 @@ paths and time series points): named tuples with the same attribute names.
 The schema is made from the Strawberry types (types.py); execution, lean or
 standard, only reads attributes. A named tuple is built positionally in C,
 about a third of the cost of a keyword-only dataclass, and a map of 20,000
-edges builds some 80,000 of them. A test checks each twin has exactly the
-fields of its type, in the same order.
+edges would build some 80,000 of them. A test checks each twin has exactly the
+fields of its type, in the same order. The map's edges go further: `Columns`
+holds them column-wise, and the twins are built only when something iterates
+the edges instead of the lean executor projecting them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, overload
 
 from topology.api.graphql.health import Health
 
@@ -55,3 +58,51 @@ class EdgeRow(NamedTuple):
     top_paths: list[PathRow]
     time_series: list[PointRow]
     exemplar_trace_ids: list[str]
+
+
+Column = list[Any] | Callable[[], list[Any]]
+
+
+class Columns(Sequence[Any]):
+    """A list of output objects held column by column: the map's edges.
+
+    `columns` maps attribute paths ("client", "stats.p99_ms": nested objects
+    flattened) to one value per object, or to a function computing them, called
+    only when a query selects that field. The lean executor projects a selection
+    straight from the columns (`executor.py`), with no object per edge; anything
+    else (the standard execution path, an answer filtering the list) sees it as a
+    plain sequence of the row twins, built once by `rows` when first needed.
+    """
+
+    __slots__ = ("_columns", "_length", "_make_rows", "_rows")
+
+    def __init__(self, length: int, columns: Mapping[str, Column],
+                 rows: Callable[[Columns], list[Any]]) -> None:
+        self._length = length
+        self._columns = dict(columns)
+        self._make_rows = rows
+        self._rows: list[Any] | None = None
+
+    def column(self, path: str) -> list[Any]:
+        found = self._columns[path]
+        if callable(found):
+            found = self._columns[path] = found()
+        return found
+
+    def rows(self) -> list[Any]:
+        if self._rows is None:
+            self._rows = self._make_rows(self)
+        return self._rows
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Any]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        return self.rows()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows())

@@ -69,6 +69,18 @@ EXTRA = {  # aliases, __typename, @skip/@include, inline fragments, nulls
       }
       filterFields { name type }
     }""",
+    # column-held edges: only __typename (no column to count by), items of nested lists
+    # with only __typename (that list cannot be zipped: the rows are iterated), a
+    # nested list selected twice under aliases
+    "Typenames": """query Typenames($window: WindowInput, $id: ID!) {
+      serviceMap(window: $window) {
+        a: edges { __typename }
+        b: edges { client topPaths { __typename } }
+        c: edges { p: topPaths { path } q: topPaths { requests path } stats { p99Ms } }
+        service: edges { server timeSeries { __typename start } }
+      }
+      service(id: $id, window: $window) { incoming { client topPaths { path } } }
+    }""",
 }
 
 
@@ -88,6 +100,7 @@ CASES = [(name, text, VARIABLES[name]) for name, text in operations().items()] +
     ("Merged", EXTRA["Merged"], {"window": WINDOW_B, "no": True,
                                  "filter": "server.namespace = data"}),
     ("Merged", EXTRA["Merged"], {"window": WINDOW_A, "filter": "server.service.name = nothing"}),
+    ("Typenames", EXTRA["Typenames"], {"window": WINDOW_A, "id": sc.sid(sc.CHECKOUT)}),
 ]
 
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from topology.api.graphql.health import DEFAULT, Health, Slo, judge, slo_from_labels
+from topology.api.graphql.health import (
+    DEFAULT,
+    Health,
+    Slo,
+    judge,
+    judge_many,
+    slo_from_labels,
+)
 
 JUDGE = [
     (0, 0.0, None, DEFAULT, Health.UNKNOWN),
@@ -28,6 +37,25 @@ JUDGE = [
 def test_judge(requests: int, error_rate: float, p99: float | None, slo: Slo,
                health: Health) -> None:
     assert judge(requests, error_rate, p99, slo) is health
+
+
+def test_judge_many_over_the_table() -> None:
+    requests, rates, p99s, slos, expected = zip(*JUDGE, strict=True)
+    assert judge_many(list(requests), list(rates), list(p99s), list(slos)) == list(expected)
+
+
+cases = st.lists(st.tuples(
+    st.integers(0, 3), st.floats(0, 1), st.none() | st.floats(0, 3000),
+    st.sampled_from([DEFAULT, Slo(0.05, 150.0), Slo(0.0, 1000.0), Slo(0.005, 1000.0)]),
+), max_size=20)
+
+
+@given(cases, st.booleans())
+def test_judge_many_judges_each_like_judge(drawn: list[tuple], one_slo: bool) -> None:
+    if one_slo:
+        drawn = [(*case[:3], DEFAULT) for case in drawn]
+    columns = [list(column) for column in zip(*drawn, strict=True)] or [[], [], [], []]
+    assert judge_many(*columns) == [judge(*case) for case in drawn]
 
 
 LABELS = [
