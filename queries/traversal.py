@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from queries.adjacency import Adjacency, PairIndex
+from queries.health import cached_health
 from queries.services import ServiceNode, UnknownService, services_by_id
 from queries.tiering import Shape, read_traffic
 from queries.window import (
@@ -28,6 +30,7 @@ from queries.window import (
     traffic,
 )
 from topology.store.base import GraphStore
+from topology.store.changes import changes_of
 from topology.store.statement import Statement
 
 MAX_DEPTH = 20
@@ -139,13 +142,43 @@ def breadth_first(
 def walk(
     store: GraphStore, root: str, direction: Direction, depth: int, window: Window
 ) -> dict[str, tuple[int, str | None]]:
-    """Breadth-first: service id -> (distance, previous id on a shortest path)."""
+    """Breadth-first: service id -> (distance, previous id on a shortest path).
+
+    Over the embedded store the pairs come from this process's exact copy of them
+    (`queries/adjacency.py`); otherwise one hop statement per level."""
     if not 1 <= depth <= MAX_DEPTH:
         raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
+    changes = changes_of(store)
+    if changes is not None:
+        index: PairIndex = changes.cache("pairs", PairIndex)
+        return index.with_pairs(
+            store, lambda pairs: breadth_first(_held_hop(pairs, direction, window), root, depth))
+    return read_walk(store, root, direction, depth, window)
+
+
+def read_walk(
+    store: GraphStore, root: str, direction: Direction, depth: int, window: Window
+) -> dict[str, tuple[int, str | None]]:
+    """`walk` reading one hop statement per level from the store."""
     hop = DOWNSTREAM_HOP if direction is Direction.DOWNSTREAM else UPSTREAM_HOP
     return breadth_first(
         lambda frontier: store.read(hop, {"frontier": frontier, **window.params()}), root, depth
     )
+
+
+def _held_hop(
+    pairs: Adjacency, direction: Direction, window: Window
+) -> Callable[[list[str]], list[dict[str, str]]]:
+    """`hop` over held pairs: the pairs seen in the window (as _PAIR_IN_WINDOW)."""
+    by_end = pairs.downstream if direction is Direction.DOWNSTREAM else pairs.upstream
+    since, until = window.since, window.until
+
+    def hop(frontier: list[str]) -> list[dict[str, str]]:
+        return [{"source": source, "target": target}
+                for source in frontier
+                for target, (first, last) in by_end.get(source, {}).items()
+                if first < until and last > since]
+    return hop
 
 
 def path_to(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
@@ -172,6 +205,14 @@ def dependencies(
 
 def health(store: GraphStore, ids: list[str], window: Window) -> dict[str, Traffic]:
     """Per service: the calls it served in the window, else the calls it made."""
+    cached = cached_health(store, ids, window)
+    if cached is not None:
+        return cached
+    return read_health(store, ids, window)
+
+
+def read_health(store: GraphStore, ids: list[str], window: Window) -> dict[str, Traffic]:
+    """`health` read from the store: a grouped pass per side over the window."""
     found: dict[str, Traffic] = {}
     for side, listed, grouped in (("server", SERVED, SERVED_ALL), ("client", MADE, MADE_ALL)):
         missing = [sid for sid in ids if sid not in found]

@@ -35,6 +35,7 @@ from topology.store.base import (
     StoreLocked,
     StoreUnavailable,
 )
+from topology.store.changes import Changes
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
 
@@ -67,6 +68,8 @@ class LadybugStore(GraphStore):
         self._readers: list[ladybug.Connection] = []
         self._closed = False
         self.tiers = Tiers(int(settings.bucket_width))
+        # in-process reader caches (queries/health.py, queries/adjacency.py) follow the writes
+        self.changes = None if read_only else Changes(int(settings.bucket_width))
 
     # -- connections -------------------------------------------------------
 
@@ -158,6 +161,8 @@ class LadybugStore(GraphStore):
             self._upsert_pairs(conn, rows.pair_rows(buckets.values()))
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
+        if self.changes is not None:  # after commit: readers' caches
+            self.changes.applied(batches, keep)
         return keep
 
     def stats(self) -> dict[str, int]:
@@ -188,6 +193,8 @@ class LadybugStore(GraphStore):
                      int(now - self.settings.batch_marker_retention)),
                 )
             ]
+        if self.changes is not None:  # after commit: readers' caches
+            self.changes.expired(max(minute_cutoff, hour_cutoff), pairs_deleted=counts[1] > 0)
         return RetentionReport(rolled, *counts, tiered=tiered)
 
     def _expire_tiers(self, minute_cutoff: int) -> None:
@@ -317,6 +324,8 @@ class LadybugStore(GraphStore):
             hours = rows.roll_up(minutes, HOUR)
             self._upsert_buckets(conn, hours)
             conn.execute(q.MINUTES_ENDED_IN_HOUR_DELETE, params)
+        if self.changes is not None:  # after commit: readers' caches
+            self.changes.expired(cutoff, pairs_deleted=False)
         return len(minutes)
 
 
