@@ -91,13 +91,14 @@ class HealthCache:
         self, store: GraphStore, ids: list[str], window: Window
     ) -> dict[str, Traffic] | None:
         starts = self.starts(window)
-        entries = self._fresh(starts)
-        missing = [s for s in starts if s not in entries]
-        if missing:
-            read = self._read(store, missing)
-            if read is None:
-                return None
-            entries.update(read)
+        generation = self.changes.generation  # before the snapshot (module docstring)
+        with store.snapshot():
+            entries = self._fresh(starts)
+            missing = [s for s in starts if s not in entries]
+            read = self._read(store, missing, generation) if missing else {}
+        if read is None:
+            return None
+        entries.update(read)
         return _sum(ids, self._composed(starts, entries))
 
     def _composed(self, starts: range, entries: dict[int, Entry]) -> list[tuple[Part, ...]]:
@@ -142,8 +143,11 @@ class HealthCache:
                     found[start] = entry
         return found
 
-    def _read(self, store: GraphStore, missing: list[int]) -> dict[int, Entry] | None:
-        """Read the missing starts (contiguous runs, one statement per side and run);
+    def _read(
+        self, store: GraphStore, missing: list[int], generation: int
+    ) -> dict[int, Entry] | None:
+        """Read the missing starts (contiguous runs, one statement per side and run,
+        in the caller's snapshot);
         None when a bucket there starts off the grid of bucket starts, or a counter
         is too large to pack."""
         width = self.changes.bucket_width
@@ -153,13 +157,11 @@ class HealthCache:
                 runs[-1][1] = start + width
             else:
                 runs.append([start, start + width])
-        generation = self.changes.generation
         tables: dict[str, list[pa.Table]] = {side: [] for side in SIDES}
-        with store.snapshot():
-            for since, until in runs:
-                for side in SIDES:
-                    tables[side].append(store.read_arrow(
-                        BY_START[side], {"since": since, "until": until}))
+        for since, until in runs:
+            for side in SIDES:
+                tables[side].append(store.read_arrow(
+                    BY_START[side], {"since": since, "until": until}))
         parts = {side: _parts(tables[side]) for side in SIDES}
         wanted = set(missing)
         if any(found is None for found in parts.values()) or any(

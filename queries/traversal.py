@@ -30,7 +30,7 @@ from queries.window import (
     traffic,
 )
 from topology.store.base import GraphStore
-from topology.store.changes import changes_of
+from topology.store.changes import changes_of, reading_begins
 from topology.store.statement import Statement
 
 MAX_DEPTH = 20
@@ -151,6 +151,7 @@ def walk(
     changes = changes_of(store)
     if changes is not None:
         index: PairIndex = changes.cache("pairs", PairIndex)
+        reading_begins(store)
         return index.with_pairs(
             store, lambda pairs: breadth_first(_held_hop(pairs, direction, window), root, depth))
     return read_walk(store, root, direction, depth, window)

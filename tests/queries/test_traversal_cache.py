@@ -11,6 +11,7 @@ writes, and compares the cached answers with the answers read from the store
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from queries.traversal import Direction, blast_radius, health, read_health, read
 from queries.window import Window
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
+from topology.store.base import Reader
 from topology.store.changes import changes_of
 from topology.store.ladybug_store import LadybugStore
 from topology.store.proxy import StoreProxy
@@ -170,19 +172,27 @@ class Counting(StoreProxy):
         self.reads.append(statement.name)
         return self.inner.read_arrow(statement, params)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        self.reads.append("snapshot")  # where the API's FlightStore notes that reading began
+        with self.inner.snapshot() as read:
+            yield read
+
 
 def test_a_warm_blast_radius_reads_only_what_changed(store: LadybugStore) -> None:
     counting = Counting(store)
     window = Window(H + 25, H + HOUR + 25)
     first = blast_radius(counting, SERVICES[3].id, window)
     assert sorted(set(counting.reads)) == [
-        "all_pairs", "health_by_start_as_client", "health_by_start_as_server"]
+        "all_pairs", "health_by_start_as_client", "health_by_start_as_server", "snapshot"]
     counting.reads.clear()
     assert blast_radius(counting, SERVICES[3].id, window) == first
-    assert counting.reads == []
+    assert counting.reads == ["snapshot", "snapshot"]  # reading begins before any answer
+    counting.reads.clear()
     store.apply(Batch("one more", [], [call(1, 2, H + 20 * M)]), now=H + 2 * HOUR)
     again = blast_radius(counting, SERVICES[3].id, window)
-    assert counting.reads == ["health_by_start_as_server", "health_by_start_as_client"]
+    assert counting.reads == [
+        "snapshot", "snapshot", "health_by_start_as_server", "health_by_start_as_client"]
     assert again.dependents[0].requests == first.dependents[0].requests + 10
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from topology.model import Batch
+from topology.store.base import GraphStore
 
 Pair = tuple[str, str]  # (client, server)
 
@@ -105,6 +106,14 @@ class Changes:
             if pairs_deleted:
                 for listener in self._listeners:
                     listener.pairs_deleted()
+
+
+def reading_begins(store: GraphStore) -> None:
+    """Open and close a snapshot before answering from a cache: wrappers that note
+    when reading began (the API's FlightStore joins requests only until then) see
+    it, so an answer never reflects a state older than that moment."""
+    with store.snapshot():
+        pass
 
 
 def changes_of(store: object) -> Changes | None:
