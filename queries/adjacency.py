@@ -103,10 +103,12 @@ class PairIndex:
             epoch = self._epoch
         try:
             loaded = _load(store)
-        finally:
+        except BaseException:
             with self._lock:
                 self._journals.remove(journal)
-        with self._lock:
+            raise
+        with self._lock:  # the journal ends where the install happens: no report between
+            self._journals.remove(journal)
             if self._held is not None:
                 return use(self._held)
             installable = epoch == self._epoch
