@@ -5,7 +5,9 @@ multiply paths): a breadth-first walk reads one hop of CALLS per level, which
 also gives the shortest distance and one shortest path to every service. A
 pair belongs to a window when it was seen in it (first_seen < until and
 last_seen > since). Health (degraded or not) does read buckets, but only an
-aggregate per service over the window.
+aggregate per service over the window. On the embedded store both come from
+in-process caches its writer keeps exact (`queries/adjacency.py`,
+`queries/health.py`); elsewhere, or where a cache cannot answer, from the store.
 """
 
 from __future__ import annotations
