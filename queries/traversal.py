@@ -5,7 +5,9 @@ multiply paths): a breadth-first walk reads one hop of CALLS per level, which
 also gives the shortest distance and one shortest path to every service. A
 pair belongs to a window when it was seen in it (first_seen < until and
 last_seen > since). Health (degraded or not) does read buckets, but only an
-aggregate per service over the window.
+aggregate per service over the window. On the embedded store both come from
+in-process caches its writer keeps exact (`queries/adjacency.py`,
+`queries/health.py`); elsewhere, or where a cache cannot answer, from the store.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.adjacency import Adjacency, PairIndex
+from queries.health import cached_health
+from queries.services import SERVICE_COLUMNS, ServiceNode, UnknownService, services_by_id
 from queries.tiering import Shape, read_traffic
 from queries.window import (
     AGGREGATES,
@@ -28,6 +32,7 @@ from queries.window import (
     traffic,
 )
 from topology.store.base import GraphStore
+from topology.store.changes import changes_of, reading_begins
 from topology.store.statement import Statement
 
 MAX_DEPTH = 20
@@ -139,13 +144,44 @@ def breadth_first(
 def walk(
     store: GraphStore, root: str, direction: Direction, depth: int, window: Window
 ) -> dict[str, tuple[int, str | None]]:
-    """Breadth-first: service id -> (distance, previous id on a shortest path)."""
+    """Breadth-first: service id -> (distance, previous id on a shortest path).
+
+    Over the embedded store the pairs come from this process's exact copy of them
+    (`queries/adjacency.py`); otherwise one hop statement per level."""
     if not 1 <= depth <= MAX_DEPTH:
         raise ValueError(f"depth must be between 1 and {MAX_DEPTH}, got {depth}")
+    changes = changes_of(store)
+    if changes is not None:
+        index: PairIndex = changes.cache("pairs", PairIndex)
+        reading_begins(store)
+        return index.with_pairs(
+            store, lambda pairs: breadth_first(_held_hop(pairs, direction, window), root, depth))
+    return read_walk(store, root, direction, depth, window)
+
+
+def read_walk(
+    store: GraphStore, root: str, direction: Direction, depth: int, window: Window
+) -> dict[str, tuple[int, str | None]]:
+    """`walk` reading one hop statement per level from the store."""
     hop = DOWNSTREAM_HOP if direction is Direction.DOWNSTREAM else UPSTREAM_HOP
     return breadth_first(
         lambda frontier: store.read(hop, {"frontier": frontier, **window.params()}), root, depth
     )
+
+
+def _held_hop(
+    pairs: Adjacency, direction: Direction, window: Window
+) -> Callable[[list[str]], list[dict[str, str]]]:
+    """`hop` over held pairs: the pairs seen in the window (as _PAIR_IN_WINDOW)."""
+    by_end = pairs.downstream if direction is Direction.DOWNSTREAM else pairs.upstream
+    since, until = window.since, window.until
+
+    def hop(frontier: list[str]) -> list[dict[str, str]]:
+        return [{"source": source, "target": target}
+                for source in frontier
+                for target, (first, last) in by_end.get(source, {}).items()
+                if first < until and last > since]
+    return hop
 
 
 def path_to(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
@@ -172,6 +208,14 @@ def dependencies(
 
 def health(store: GraphStore, ids: list[str], window: Window) -> dict[str, Traffic]:
     """Per service: the calls it served in the window, else the calls it made."""
+    cached = cached_health(store, ids, window)
+    if cached is not None:
+        return cached
+    return read_health(store, ids, window)
+
+
+def read_health(store: GraphStore, ids: list[str], window: Window) -> dict[str, Traffic]:
+    """`health` read from the store: a grouped pass per side over the window."""
     found: dict[str, Traffic] = {}
     for side, listed, grouped in (("server", SERVED, SERVED_ALL), ("client", MADE, MADE_ALL)):
         missing = [sid for sid in ids if sid not in found]
@@ -215,10 +259,21 @@ def blast_radius(
     )
 
 
+# LadybugDB tests `s.id IN $ids` by scanning the list for every service: for long
+# lists, reading every service as Arrow and picking is several times cheaper.
+ALL_SERVICES = Statement.same("all_services", f"MATCH (s:Service) RETURN {SERVICE_COLUMNS}")
+
+
 def _known(
     store: GraphStore, root: str, reached: dict[str, tuple[int, str | None]]
 ) -> dict[str, ServiceNode]:
-    services = services_by_id(store, reached)
+    if len(reached) > LONG_LIST:
+        table = store.read_arrow(ALL_SERVICES)
+        picked = [i for i, sid in enumerate(table.column("id").to_pylist()) if sid in reached] \
+            if table.num_rows else []
+        services = {row["id"]: ServiceNode.of(row) for row in table.take(picked).to_pylist()}
+    else:
+        services = services_by_id(store, reached)
     if root not in services:
         raise UnknownService(f"no service with id {root!r}")
     return services

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from queries.adjacency import ALL_PAIRS
 from queries.compiler import compile_filter
 from queries.external import EXTERNAL_CALLS, EXTERNAL_SHAPE
+from queries.health import BY_START
 from queries.recovery import PAIRS_IN_WINDOW
 from queries.service_map import FOCUS_SHAPE, MAP_SHAPE, map_statement
 from queries.services import SERVICES_BY_ID
 from queries.tiering import Plan, _edges, tier_statement
 from queries.traversal import (
+    ALL_SERVICES,
     DOWNSTREAM_HOP,
     MADE,
     MADE_ALL,
@@ -46,6 +49,10 @@ NAMED: list[tuple[str, Statement, dict[str, Any]]] = [
     ("health_as_client_all", MADE_ALL, WINDOW),
     ("pairs_in_window", PAIRS_IN_WINDOW, WINDOW),
     ("external_calls", EXTERNAL_CALLS, {"kinds": [], **WINDOW}),
+    ("all_services", ALL_SERVICES, {}),
+    ("all_pairs", ALL_PAIRS, {}),
+    ("health_by_start_as_server", BY_START["server"], WINDOW),
+    ("health_by_start_as_client", BY_START["client"], WINDOW),
 ]
 
 # Tier statements (embedded store only today; their Neo4j texts are linted all the same)

@@ -35,6 +35,7 @@ from topology.store.base import (
     StoreLocked,
     StoreUnavailable,
 )
+from topology.store.changes import Changes
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
 
@@ -75,6 +76,8 @@ class LadybugStore(GraphStore):
         self._readers: list[ladybug.Connection] = []
         self._closed = False
         self.tiers = Tiers(int(settings.bucket_width))
+        # in-process reader caches (queries/health.py, queries/adjacency.py) follow the writes
+        self.changes = None if read_only else Changes(int(settings.bucket_width))
         self._known = ladybug_pairs.Known()
         try:
             self._check_layout()
@@ -207,6 +210,8 @@ class LadybugStore(GraphStore):
             ladybug_pairs.upsert_pairs(conn, ladybug_pairs.pairs(buckets), self._known)
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
+        if self.changes is not None:  # after commit: readers' caches
+            self.changes.applied(batches, keep)
         return keep
 
     def stats(self) -> dict[str, int]:
@@ -238,6 +243,8 @@ class LadybugStore(GraphStore):
                 )
             ]
             self._known.clear()  # services and pairs may have been deleted
+        if self.changes is not None:  # after commit: readers' caches
+            self.changes.expired(max(minute_cutoff, hour_cutoff), pairs_deleted=counts[1] > 0)
         return RetentionReport(rolled, *counts, tiered=tiered)
 
     def _expire_tiers(self, minute_cutoff: int) -> None:
@@ -295,6 +302,8 @@ class LadybugStore(GraphStore):
             hours = rows.merge_buckets(ladybug_buckets.from_rows(minutes, HOUR))
             ladybug_buckets.upsert(conn, list(hours.values()), list(hours))
             conn.execute(q.MINUTES_ENDED_IN_HOUR_DELETE, params)
+        if self.changes is not None:  # after commit: readers' caches
+            self.changes.expired(cutoff, pairs_deleted=False)
         return len(minutes)
 
 

@@ -1,0 +1,210 @@
+"""Walks and health from the in-process caches equal what the store holds, after
+every kind of write: a pair's seen range moving, a new pair, a new service, data
+in a cached minute, late data, the retention job folding minutes into hours and
+deleting pairs, and writes that land while a cache is being filled.
+
+Each case warms the caches (a blast radius over every service), applies its
+writes, and compares the cached answers with the answers read from the store
+(`read_walk`, `read_health`), for every service, both directions, several windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from queries.traversal import Direction, blast_radius, health, read_health, read_walk, walk
+from queries.window import Window
+from topology.model import Batch, CallBucket, Service
+from topology.settings import Settings
+from topology.store.base import Reader
+from topology.store.changes import changes_of
+from topology.store.ladybug_store import LadybugStore
+from topology.store.proxy import StoreProxy
+from topology.store.statement import Statement
+
+H = 1_763_712_000  # an hour boundary
+M = 60
+HOUR = 3600
+SERVICES = [Service(f"process:h/s{i}", f"s{i}", "Process", seen=H) for i in range(6)]
+NEW = Service("process:h/new", "new", "Process", seen=H)
+WINDOWS = [Window(H, H + HOUR), Window(H + 25, H + 625), Window(H + 300, H + 360),
+           Window(H + 3 * HOUR, H + 4 * HOUR + 7), Window(H - 30, H + 30),
+           Window(H + 20 * M, H + 40 * M)]
+
+
+def call(client: int | Service, server: int | Service, start: int, requests: int = 10,
+         errors: int = 0, ms: float = 20.0) -> CallBucket:
+    ends = [SERVICES[e] if isinstance(e, int) else e for e in (client, server)]
+    bucket = CallBucket(ends[0].id, ends[1].id, start, M, "http", "GET", "/x")
+    for i in range(requests):
+        bucket.record(ms, error=i < errors, status=500 if i < errors else 200)
+    return bucket
+
+
+def base() -> list[Batch]:
+    """s0 -> s1 -> s2 -> s3, s4 -> s2, s5 idle; a minute of calls every 5 minutes."""
+    calls = [call(c, s, H + m * M, requests=10 + m, errors=m % 3)
+             for m in range(0, 60, 5) for c, s in ((0, 1), (1, 2), (2, 3))]
+    calls += [call(4, 2, H + 10 * M, requests=7, errors=7)]
+    return [Batch("base", SERVICES, calls)]
+
+
+def agree(store: LadybugStore) -> None:
+    ids = [s.id for s in SERVICES] + [NEW.id, "process:h/ghost"]
+    for window in WINDOWS:
+        for direction in Direction:
+            for root in ids[:-1]:
+                assert walk(store, root, direction, 5, window) == read_walk(
+                    store, root, direction, 5, window), (root, direction, window)
+        cached, read = health(store, ids, window), read_health(store, ids, window)
+        assert cached.keys() == read.keys(), window
+        for sid, state in read.items():
+            got = cached[sid]
+            assert (got.requests, got.errors, got.hist) == (state.requests, state.errors,
+                                                             state.hist), (sid, window)
+            assert got.latency_sum_ms == pytest.approx(state.latency_sum_ms)
+
+
+def warm(store: LadybugStore) -> None:
+    for window in WINDOWS:
+        for service in SERVICES:
+            blast_radius(store, service.id, window)
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[LadybugStore]:
+    settings = Settings.load({}, data_dir=str(tmp_path), minute_retention=2 * HOUR,
+                             hour_retention=4 * HOUR)
+    found = LadybugStore(settings)
+    found.init_schema()
+    for batch in base():
+        found.apply(batch, now=H + HOUR)
+    yield found
+    found.close()
+
+
+# (case, batches applied after the caches were warmed)
+WRITES = [
+    ("more calls in a cached minute", [[call(0, 1, H + 5 * M, requests=3, errors=3)]]),
+    ("a pair seen later", [[call(4, 2, H + 50 * M)]]),
+    ("a pair seen earlier (late data)", [[call(0, 1, H - 2 * M)]]),
+    ("a new pair between known services", [[call(5, 0, H + 20 * M)]]),
+    ("a new pair with a new service", [[call(NEW, 3, H + 30 * M)]]),
+    ("a minute with no calls before", [[call(1, 2, H + 7 * M, ms=3000)]]),
+    ("several batches", [[call(0, 1, H + 5 * M)], [call(5, 4, H + 4 * HOUR)],
+                         [call(2, 3, H + 3 * HOUR + 5 * M, errors=4)]]),
+    ("a bucket off the minute grid (the caches step aside)", [[call(0, 1, H + 5 * M + 30)]]),
+]
+
+
+@pytest.mark.parametrize(("case", "batches"), WRITES, ids=[w[0] for w in WRITES])
+def test_writes_after_the_caches_were_filled(store: LadybugStore, case, batches) -> None:
+    warm(store)
+    agree(store)
+    for i, calls in enumerate(batches):
+        services = [NEW] if any(NEW.id in (c.client, c.server) for c in calls) else []
+        assert store.apply(Batch(f"{case}-{i}", services, calls), now=H + 5 * HOUR)
+        agree(store)
+
+
+def test_the_retention_job_folds_minutes_and_deletes_pairs(store: LadybugStore) -> None:
+    store.apply(Batch("later", [], [call(0, 1, H + 5 * HOUR), call(5, 4, H + 5 * HOUR)]),
+                now=H + 5 * HOUR)
+    warm(store)
+    agree(store)
+    report = store.retention(H + 3 * HOUR + 30)  # minutes of the first hour become an hour
+    assert report.rolled_up > 0
+    agree(store)
+    report = store.retention(H + 6 * HOUR)  # the first hour and its pairs expire
+    assert report.deleted_hours > 0 and report.deleted_pairs > 0
+    agree(store)
+
+
+class WriteWhileReading(StoreProxy):
+    """Commits a batch right after the first read of a given statement returned:
+    the write lands between a cache's snapshot and its use of what it read."""
+
+    def __init__(self, inner: LadybugStore, statement: str, batch: Batch) -> None:
+        super().__init__(inner)
+        self.statement, self.batch = statement, batch
+
+    def read_arrow(self, statement: Statement,
+                   params: Mapping[str, Any] | None = None) -> pa.Table:
+        table = self.inner.read_arrow(statement, params)
+        if statement.name.startswith(self.statement) and self.batch is not None:
+            batch, self.batch = self.batch, None
+            assert self.inner.apply(batch, now=H + 5 * HOUR)
+        return table
+
+
+RACES = [
+    ("pairs load, known pair moves", "all_pairs", [call(4, 2, H + 55 * M)]),
+    ("pairs load, new pair", "all_pairs", [call(5, 1, H + 55 * M)]),
+    ("health fill, same minute", "health_by_start", [call(0, 1, H + 5 * M, errors=9)]),
+    ("health fill, other minute", "health_by_start", [call(2, 3, H + 33 * M, ms=5000)]),
+]
+
+
+@pytest.mark.parametrize(("case", "statement", "calls"), RACES, ids=[r[0] for r in RACES])
+def test_a_write_during_a_cache_fill_is_not_lost(
+    store: LadybugStore, case, statement, calls
+) -> None:
+    racing = WriteWhileReading(store, statement, Batch(case, [], calls))
+    for window in (WINDOWS[0], WINDOWS[-1]):
+        blast_radius(racing, SERVICES[3].id, window)
+    assert racing.batch is None  # the write happened while the cache read
+    agree(store)
+
+
+class Counting(StoreProxy):
+    def __init__(self, inner: LadybugStore) -> None:
+        super().__init__(inner)
+        self.reads: list[str] = []
+
+    def read_arrow(self, statement: Statement,
+                   params: Mapping[str, Any] | None = None) -> pa.Table:
+        self.reads.append(statement.name)
+        return self.inner.read_arrow(statement, params)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        self.reads.append("snapshot")  # where the API's FlightStore notes that reading began
+        with self.inner.snapshot() as read:
+            yield read
+
+
+def test_a_warm_blast_radius_reads_only_what_changed(store: LadybugStore) -> None:
+    counting = Counting(store)
+    window = Window(H + 25, H + HOUR + 25)
+    first = blast_radius(counting, SERVICES[3].id, window)
+    assert sorted(set(counting.reads)) == [
+        "all_pairs", "health_by_start_as_client", "health_by_start_as_server", "snapshot"]
+    counting.reads.clear()
+    assert blast_radius(counting, SERVICES[3].id, window) == first
+    assert counting.reads == ["snapshot", "snapshot"]  # reading begins before any answer
+    counting.reads.clear()
+    store.apply(Batch("one more", [], [call(1, 2, H + 20 * M)]), now=H + 2 * HOUR)
+    again = blast_radius(counting, SERVICES[3].id, window)
+    assert counting.reads == [
+        "snapshot", "snapshot", "health_by_start_as_server", "health_by_start_as_client"]
+    assert again.dependents[0].requests == first.dependents[0].requests + 10
+
+
+def test_stores_without_a_change_log_read_the_store(tmp_path: Path) -> None:
+    settings = Settings.load({}, data_dir=str(tmp_path))
+    with LadybugStore(settings) as writer:
+        writer.init_schema()
+        for batch in base():
+            writer.apply(batch, now=H + HOUR)
+    with LadybugStore(settings, read_only=True) as reader:
+        assert changes_of(reader) is None
+        window = WINDOWS[0]
+        assert walk(reader, SERVICES[3].id, Direction.UPSTREAM, 5, window) == read_walk(
+            reader, SERVICES[3].id, Direction.UPSTREAM, 5, window)
+        assert blast_radius(reader, SERVICES[3].id, window).total == 4

@@ -1,0 +1,86 @@
+"""The writer's change log: which cached starts a report makes stale, and who hears
+about pairs."""
+
+from __future__ import annotations
+
+import pytest
+
+from topology.model import Batch, CallBucket
+from topology.store.changes import Changes, changes_of
+from topology.store.proxy import StoreProxy
+
+M = 60
+T = 1_763_712_000
+
+
+def batch(*starts: int, client: str = "a", server: str = "b") -> Batch:
+    return Batch("x", [], [CallBucket(client, server, start, M, "http") for start in starts])
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.seen: list[dict] = []
+        self.deleted = 0
+
+    def pairs_seen(self, seen: dict) -> None:
+        self.seen.append(seen)
+
+    def pairs_deleted(self) -> None:
+        self.deleted += 1
+
+
+# (case, reports after generation 0 was taken, start asked about, changed)
+CASES = [
+    ("nothing reported", [], T, False),
+    ("a write to that start", [("applied", T)], T, True),
+    ("a write to another start", [("applied", T + M)], T, False),
+    ("retention below that start", [("expired", T)], T, False),
+    ("retention above that start", [("expired", T + M)], T, True),
+    ("a write to an unaligned start", [("applied", T + 30)], T + M, True),
+    ("retention, then a write elsewhere", [("expired", T + M), ("applied", T + 5 * M)], T,
+     True),
+]
+
+
+@pytest.mark.parametrize(("case", "reports", "start", "changed"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_changed_since(case, reports, start, changed) -> None:
+    changes = Changes(M)
+    changes.applied([batch(T - 10 * M)], [True])
+    taken = changes.generation
+    for kind, value in reports:
+        if kind == "applied":
+            changes.applied([batch(value)], [True])
+        else:
+            changes.expired(value, pairs_deleted=False)
+    assert changes.changed_since(start, taken) is changed
+
+
+def test_a_start_read_after_a_report_is_fresh() -> None:
+    changes = Changes(M)
+    changes.applied([batch(T)], [True])
+    changes.expired(T + M, pairs_deleted=False)
+    assert not changes.changed_since(T, changes.generation)
+
+
+def test_skipped_batches_report_nothing_and_pairs_merge_their_bounds() -> None:
+    changes = Changes(M)
+    listener = changes.cache("pairs", Listener)
+    changes.applied([batch(T + M), batch(T + 5 * M), batch(T + 9 * M)], [True, False, True])
+    assert listener.seen == [{("a", "b"): (T + M, T + 10 * M)}]
+    assert not changes.changed_since(T + 5 * M, 0)
+    changes.expired(T, pairs_deleted=True)
+    changes.expired(T, pairs_deleted=False)
+    assert listener.deleted == 1
+    assert changes.cache("pairs", Listener) is listener
+
+
+def test_the_log_is_found_through_wrappers() -> None:
+    class Store:
+        changes = Changes(M)
+
+    inner = Store()
+    wrapped = StoreProxy.__new__(StoreProxy)
+    wrapped.inner = inner
+    assert changes_of(wrapped) is Store.changes
+    assert changes_of(object()) is None
