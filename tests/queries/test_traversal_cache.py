@@ -184,15 +184,18 @@ def test_a_warm_blast_radius_reads_only_what_changed(store: LadybugStore) -> Non
     window = Window(H + 25, H + HOUR + 25)
     first = blast_radius(counting, SERVICES[3].id, window)
     assert sorted(set(counting.reads)) == [
-        "all_pairs", "health_by_start_as_client", "health_by_start_as_server", "snapshot"]
+        "all_pairs", "health_by_start_as_client", "health_by_start_as_server",
+        "services_by_id", "snapshot"]
     counting.reads.clear()
     assert blast_radius(counting, SERVICES[3].id, window) == first
-    assert counting.reads == ["snapshot", "snapshot"]  # reading begins before any answer
+    # reading begins before any answer; the services are looked up, not cached
+    assert counting.reads == ["snapshot", "services_by_id", "snapshot"]
     counting.reads.clear()
     store.apply(Batch("one more", [], [call(1, 2, H + 20 * M)]), now=H + 2 * HOUR)
     again = blast_radius(counting, SERVICES[3].id, window)
     assert counting.reads == [
-        "snapshot", "snapshot", "health_by_start_as_server", "health_by_start_as_client"]
+        "snapshot", "services_by_id", "snapshot", "health_by_start_as_server",
+        "health_by_start_as_client"]
     assert again.dependents[0].requests == first.dependents[0].requests + 10
 
 
