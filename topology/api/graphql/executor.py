@@ -20,7 +20,7 @@ columns (a nullable nested object).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Any
 
@@ -29,6 +29,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from graphql import (
     GraphQLEnumType,
+    GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -102,18 +103,14 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         `value` is evaluated once: unless it is a plain name it is bound to a fresh
         name (an assignment expression) where it is first needed."""
-        if not is_lean(object_type) or object_type.is_type_of is not None:
-            raise _NotLean
-        grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
+        selected = list(self._lean_fields(object_type, field_details_list))
         bound = value if value.isidentifier() else self._name("_o", names)
         first = value if bound == value or not required else f"({bound} := {value})"
         items: list[str] = []
-        for response_key, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
+        for response_key, details, field in selected:
+            if field is None:
                 items.append(f"{response_key!r}: {object_type.name!r}")
                 continue
-            field = object_type.fields[name]
             attribute = field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
             if not attribute.isidentifier():
                 raise _NotLean
@@ -153,16 +150,11 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         prefix: str, names: dict[str, Any], columns: dict[str, str]) -> str:
         """`_object_source` reading each field from a column: `columns` maps attribute
         paths to the loop variables holding them; nested objects flatten into paths."""
-        if not is_lean(object_type) or object_type.is_type_of is not None:
-            raise _NotLean
-        grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
         items: list[str] = []
-        for response_key, details in grouped.items():
-            name = details[0].node.name.value
-            if name == "__typename":
+        for response_key, details, field in self._lean_fields(object_type, field_details_list):
+            if field is None:
                 items.append(f"{response_key!r}: {object_type.name!r}")
                 continue
-            field = object_type.fields[name]
             path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
             inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
             if isinstance(inner, GraphQLObjectType):
@@ -205,6 +197,19 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         single = self._columns_source(item_type, details, "", names, first)
         return (f"([{single}] if len({lists[0]}) == 1 else "
                 f"[{body} for ({targets}) in zip({', '.join(lists)})])")
+
+    def _lean_fields(
+        self, object_type: GraphQLObjectType, field_details_list: Any
+    ) -> Iterator[tuple[str, Any, GraphQLField | None]]:
+        """The selected fields of a lean type: (response key, details, field), the field
+        None for `__typename`; raises _NotLean for a type that must resolve itself."""
+        if not is_lean(object_type) or object_type.is_type_of is not None:
+            raise _NotLean
+        grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
+        for response_key, details in grouped.items():
+            name = details[0].node.name.value
+            yield response_key, details, (
+                None if name == "__typename" else object_type.fields[name])
 
     @staticmethod
     def _name(prefix: str, names: dict[str, Any]) -> str:
