@@ -25,9 +25,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
+from topology.store import tiers
 from topology.store.base import GraphStore
 from topology.store.changes import Changes, changes_of
 from topology.store.statement import Statement
@@ -48,6 +50,22 @@ def _statement(side: str) -> Statement:
 
 
 BY_START = {side: _statement(side) for side in SIDES}
+
+
+def _by_series(dialect: str) -> str:
+    return (f"MATCH (k:CallBucket) WHERE {IN_WINDOW} RETURN k.bucket AS bucket, "
+            f"k.sid AS sid, count(*) AS n, {AGGREGATES[dialect]}")
+
+
+# One statement grouped by the integer series id (embedded store only: Neo4j buckets
+# have no `sid`); both sides' sums are made from it here, with the names of each id
+# from `tiers.SERIES`. After a collision of two series on one id: BY_START.
+BY_SERIES = Statement("health_by_start_by_series", _by_series("neo4j"), _by_series("ladybug"))
+_RENAMED = {f"{name}_sum": name for name in ("latency", *COUNTS)}
+SERIES_NAMES = Statement.same(
+    "health_series_names", f"MATCH (k:CallBucket) WHERE {IN_WINDOW} "
+    "RETURN DISTINCT k.client AS client, k.server AS server, k.protocol AS protocol, "
+    "k.path AS path")
 
 
 # One side of one start: service id -> its counters packed into one integer
@@ -146,8 +164,7 @@ class HealthCache:
     def _read(
         self, store: GraphStore, missing: list[int], generation: int
     ) -> dict[int, Entry] | None:
-        """Read the missing starts (contiguous runs, one statement per side and run,
-        in the caller's snapshot);
+        """Read the missing starts (contiguous runs, in the caller's snapshot);
         None when a bucket there starts off the grid of bucket starts, or a counter
         is too large to pack."""
         width = self.changes.bucket_width
@@ -157,18 +174,14 @@ class HealthCache:
                 runs[-1][1] = start + width
             else:
                 runs.append([start, start + width])
-        tables: dict[str, list[pa.Table]] = {side: [] for side in SIDES}
-        for since, until in runs:
-            for side in SIDES:
-                tables[side].append(store.read_arrow(
-                    BY_START[side], {"since": since, "until": until}))
-        parts = {side: _parts(tables[side]) for side in SIDES}
         wanted = set(missing)
-        if any(found is None for found in parts.values()) or any(
-                start not in wanted for found in parts.values() for start in found or ()):
+        try:
+            sides = by_series(store, runs, wanted)
+            if sides is None:
+                sides = _by_names(store, runs, wanted)
+        except Unanswerable:
             return None
-        entries = {start: Entry(generation, tuple(parts[side].get(start, EMPTY_PART)
-                                                  for side in SIDES))
+        entries = {start: Entry(generation, sides.get(start, (EMPTY_PART,) * len(SIDES)))
                    for start in missing}
         with self._lock:
             for start, entry in entries.items():
@@ -179,8 +192,72 @@ class HealthCache:
         return entries
 
 
-def _parts(tables: list[pa.Table]) -> dict[int, Part] | None:
-    """Per start, the packed rows of one side; None when a value cannot be packed."""
+class Unanswerable(Exception):
+    """A bucket starts off the grid of starts, or a counter is too large to pack."""
+
+
+def by_series(
+    store: GraphStore, runs: list[list[int]], wanted: set[int]
+) -> dict[int, tuple[Part, ...]] | None:
+    """Per start, both sides' parts from one statement per run grouped by the series
+    id (one row per series and start): the ids' ends come from `tiers.SERIES`, and
+    the rows are summed per (start, service) by Arrow's group_by. None after a collision of
+    series ids (or a bucket without one): read by the names then."""
+    registry = tiers.SERIES
+    if registry.collided:
+        return None
+    tables = [table for since, until in runs
+              if (table := store.read_arrow(BY_SERIES, {"since": since, "until": until}))
+              .num_rows]
+    if not tables:
+        return {}
+    table = pa.concat_tables(tables)
+    if table.column("sid").null_count:
+        return None
+    sids = table.column("sid").to_pylist()
+    names = registry.names
+    if any(sid not in names for sid in sids):
+        for since, until in runs:
+            for row in store.read(SERIES_NAMES, {"since": since, "until": until}):
+                registry.add(row["client"], row["server"], row["protocol"], row["path"])
+        if registry.collided or any(sid not in names for sid in sids):
+            return None
+    starts = pc.unique(table.column("bucket")).to_pylist()
+    if any(start not in wanted for start in starts):
+        raise Unanswerable
+    ends = list(zip(*(names[sid][:2] for sid in sids), strict=True))
+    table = table.append_column("server", pa.array(ends[1], pa.string())).append_column(
+        "client", pa.array(ends[0], pa.string()))
+    found: dict[int, list[Part]] = {start: [] for start in starts}
+    for side in SIDES:
+        grouped = table.group_by(["bucket", side]).aggregate(
+            [(name, "sum") for name in ("latency", *COUNTS)])
+        parts = _parts([grouped.rename_columns(
+            ["id" if name == side else _RENAMED.get(name, name) for name in grouped.column_names])])
+        for start in starts:
+            found[start].append(parts.get(start, EMPTY_PART))
+    return {start: tuple(parts) for start, parts in found.items()}
+
+
+def _by_names(
+    store: GraphStore, runs: list[list[int]], wanted: set[int]
+) -> dict[int, tuple[Part, ...]]:
+    """Per start, both sides' parts from one grouped statement per side and run."""
+    tables: dict[str, list[pa.Table]] = {side: [] for side in SIDES}
+    for since, until in runs:
+        for side in SIDES:
+            tables[side].append(store.read_arrow(
+                BY_START[side], {"since": since, "until": until}))
+    parts = {side: _parts(tables[side]) for side in SIDES}
+    if any(start not in wanted for found in parts.values() for start in found):
+        raise Unanswerable
+    starts = {start for found in parts.values() for start in found}
+    return {start: tuple(parts[side].get(start, EMPTY_PART) for side in SIDES)
+            for start in starts}
+
+
+def _parts(tables: list[pa.Table]) -> dict[int, Part]:
+    """Per start, the packed rows of one side."""
     parts: dict[int, Part] = {}
     for table in tables:
         if not table.num_rows:
@@ -191,7 +268,7 @@ def _parts(tables: list[pa.Table]) -> dict[int, Part] | None:
         for bucket, sid, latency, *counts in zip(*columns, strict=True):
             values = [value or 0 for value in counts]
             if min(values) < 0 or max(values) >= _VALUE_LIMIT:
-                return None
+                raise Unanswerable
             part = parts.get(bucket)
             if part is None:
                 part = parts[bucket] = Part({}, {})

@@ -22,6 +22,7 @@ from queries.traversal import Direction, blast_radius, health, read_health, read
 from queries.window import Window
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
+from topology.store import tiers
 from topology.store.base import Reader
 from topology.store.changes import changes_of
 from topology.store.ladybug_store import LadybugStore
@@ -179,24 +180,58 @@ class Counting(StoreProxy):
             yield read
 
 
-def test_a_warm_blast_radius_reads_only_what_changed(store: LadybugStore) -> None:
+# (case, write after a warm blast radius, reads of the next blast radius beyond the
+# snapshot that notes when reading began)
+WARM_READS = [
+    ("nothing written", None, []),
+    ("calls in a cached minute: that minute, grouped by series id",
+     Batch("more", [], [call(1, 2, H + 20 * M)]), ["health_by_start_by_series"]),
+    ("a batch with services: the services",
+     Batch("relabel", [SERVICES[1]], []), ["all_services"]),
+]
+
+
+@pytest.mark.parametrize(("case", "batch", "reads"), WARM_READS, ids=[w[0] for w in WARM_READS])
+def test_a_warm_blast_radius_reads_only_what_changed(
+    store: LadybugStore, case, batch, reads
+) -> None:
     counting = Counting(store)
     window = Window(H + 25, H + HOUR + 25)
     first = blast_radius(counting, SERVICES[3].id, window)
     assert sorted(set(counting.reads)) == [
-        "all_pairs", "health_by_start_as_client", "health_by_start_as_server",
-        "services_by_id", "snapshot"]
+        "all_pairs", "all_services", "health_by_start_by_series", "snapshot"]
     counting.reads.clear()
-    assert blast_radius(counting, SERVICES[3].id, window) == first
-    # reading begins before any answer; the services are looked up, not cached
-    assert counting.reads == ["snapshot", "services_by_id", "snapshot"]
-    counting.reads.clear()
-    store.apply(Batch("one more", [], [call(1, 2, H + 20 * M)]), now=H + 2 * HOUR)
+    if batch is not None:
+        assert store.apply(batch, now=H + 2 * HOUR)
     again = blast_radius(counting, SERVICES[3].id, window)
-    assert counting.reads == [
-        "snapshot", "services_by_id", "snapshot", "health_by_start_as_server",
-        "health_by_start_as_client"]
-    assert again.dependents[0].requests == first.dependents[0].requests + 10
+    # reading begins before any answer (walk), then the health's own snapshot
+    assert [r for r in counting.reads if r != "snapshot"] == reads
+    assert counting.reads.count("snapshot") == 2
+    added = sum(c.requests for c in batch.calls) if batch is not None else 0
+    assert again.dependents[0].requests == first.dependents[0].requests + added
+    agree(store)
+
+
+def test_after_a_collision_of_series_ids_health_groups_by_names(
+    store: LadybugStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tiers.SERIES, "collided", True)
+    counting = Counting(store)
+    blast_radius(counting, SERVICES[3].id, WINDOWS[0])
+    assert "health_by_start_by_series" not in counting.reads
+    assert {"health_by_start_as_server", "health_by_start_as_client"} <= set(counting.reads)
+    agree(store)
+
+
+def test_series_ids_unknown_to_the_process_are_named_from_the_buckets(
+    store: LadybugStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tiers, "SERIES", tiers.SeriesNames())  # as a process that did not write
+    counting = Counting(store)
+    blast_radius(counting, SERVICES[3].id, WINDOWS[0])
+    assert "health_by_start_by_series" in counting.reads
+    assert tiers.SERIES.names and not tiers.SERIES.collided
+    agree(store)
 
 
 def test_stores_without_a_change_log_read_the_store(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ it can tell readers exactly what each committed write touched: the bucket
 starts it wrote (a per-start generation), the CALLS pairs it saw (their
 first/last seen, handed to listeners such as the walk's adjacency), and what
 the retention job removed or folded (every start below a bound, and the pairs
-it deleted). A cache records `generation` *before* it opens the snapshot it
+it deleted), and when services may have changed (a batch carrying services,
+any retention run). A cache records `generation` *before* it opens the snapshot it
 fills from and asks `changed_since(start, generation)` before using an entry;
 the writer reports only after its transaction committed. So a write the
 snapshot missed always makes the entry stale, and a reported write the
@@ -42,6 +43,7 @@ class Changes:
         self._starts: dict[int, int] = {}  # bucket start -> generation of its last write
         self._expired_at = -1  # generation of the last retention run that changed buckets
         self._expired_below = -(2**63)  # buckets starting before it may have changed then
+        self._services_at = 0  # generation of the last write that may have changed services
         self.unaligned = False  # a bucket start was not a multiple of bucket_width
         self._listeners: list[PairListener] = []
         self._caches: dict[str, Any] = {}
@@ -55,6 +57,11 @@ class Changes:
         after `generation` was read saw."""
         return (self.unaligned or self._starts.get(start, -1) > generation
                 or (self._expired_at > generation and start < self._expired_below))
+
+    def services_changed_since(self, generation: int) -> bool:
+        """Whether services may differ from what a snapshot opened after `generation`
+        was read saw."""
+        return self._services_at > generation
 
     def cache(self, name: str, factory: Callable[[], Any]) -> Any:
         """The reader cache of that name, created once (and registered as a pair
@@ -73,9 +80,11 @@ class Changes:
         """The kept batches were committed."""
         starts: set[int] = set()
         seen: dict[Pair, tuple[int, int]] = {}
+        services = False
         for batch, ok in zip(batches, keep, strict=True):
             if not ok:
                 continue
+            services = services or bool(batch.services)
             for call in batch.calls:
                 starts.add(call.bucket)
                 pair = (call.client, call.server)
@@ -83,16 +92,19 @@ class Changes:
                 known = seen.get(pair)
                 seen[pair] = (first, last) if known is None else (
                     min(known[0], first), max(known[1], last))
-        if not starts:
+        if not starts and not services:
             return
         with self._lock:
             self._generation += 1
+            if services:
+                self._services_at = self._generation
             for start in starts:
                 self._starts[start] = self._generation
             if any(start % self.bucket_width for start in starts):
                 self.unaligned = True
-            for listener in self._listeners:
-                listener.pairs_seen(seen)
+            if seen:
+                for listener in self._listeners:
+                    listener.pairs_seen(seen)
 
     def expired(self, below: int, *, pairs_deleted: bool) -> None:
         """The retention job committed changes to buckets starting before `below`
@@ -100,6 +112,7 @@ class Changes:
         with self._lock:
             self._generation += 1
             self._expired_at = self._generation
+            self._services_at = self._generation  # services may have been deleted
             self._expired_below = max(self._expired_below, int(below))
             # per-start marks below the bound are implied by it from now on
             self._starts = {s: g for s, g in self._starts.items() if s >= self._expired_below}
