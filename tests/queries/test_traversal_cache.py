@@ -180,35 +180,64 @@ class Counting(StoreProxy):
             yield read
 
 
+BY_NAMES = ["health_by_start_as_server", "health_by_start_as_client"]
 # (case, write after a warm blast radius, reads of the next blast radius beyond the
-# snapshot that notes when reading began)
+# snapshots). The base data's newest start is H + 55 min: from 3 minutes before it,
+# a start's buckets are kept and a write re-reads only the buckets it wrote.
 WARM_READS = [
     ("nothing written", None, []),
-    ("calls in a cached minute: that minute, grouped by series id",
-     Batch("more", [], [call(1, 2, H + 20 * M)]), ["health_by_start_by_series"]),
-    ("a batch with services: the services",
-     Batch("relabel", [SERVICES[1]], []), ["all_services"]),
+    ("late calls into an older minute: that minute", [call(1, 2, H + 20 * M)], BY_NAMES),
+    ("calls into the newest minute: the buckets written",
+     [call(1, 2, H + 55 * M)], ["health_buckets_by_key"]),
+    ("calls a minute before the newest: the buckets written",
+     [call(0, 1, H + 53 * M, errors=5)], ["health_buckets_by_key"]),
+    ("a new series in the newest minute",
+     [call(5, 2, H + 55 * M)], ["all_pairs", "health_buckets_by_key"]),
+    ("calls into a held minute with none yet",
+     [call(2, 3, H + 54 * M)], ["health_buckets_by_key"]),
+    ("a batch with services: the services", SERVICES[1], ["all_services"]),
 ]
 
 
-@pytest.mark.parametrize(("case", "batch", "reads"), WARM_READS, ids=[w[0] for w in WARM_READS])
+@pytest.mark.parametrize(("case", "written", "reads"), WARM_READS, ids=[w[0] for w in WARM_READS])
 def test_a_warm_blast_radius_reads_only_what_changed(
-    store: LadybugStore, case, batch, reads
+    store: LadybugStore, case, written, reads
 ) -> None:
     counting = Counting(store)
     window = Window(H + 25, H + HOUR + 25)
-    first = blast_radius(counting, SERVICES[3].id, window)
-    assert sorted(set(counting.reads)) == [
-        "all_pairs", "all_services", "health_by_start_by_series", "snapshot"]
+    blast_radius(counting, SERVICES[3].id, window)
+    assert sorted(set(counting.reads)) == sorted([
+        "all_pairs", "all_services", "health_buckets", *BY_NAMES, "snapshot"])
     counting.reads.clear()
-    if batch is not None:
-        assert store.apply(batch, now=H + 2 * HOUR)
-    again = blast_radius(counting, SERVICES[3].id, window)
+    if isinstance(written, Service):
+        assert store.apply(Batch(case, [written], []), now=H + 2 * HOUR)
+    elif written is not None:
+        assert store.apply(Batch(case, [], written), now=H + 2 * HOUR)
+    blast_radius(counting, SERVICES[3].id, window)
     # reading begins before any answer (walk), then the health's own snapshot
     assert [r for r in counting.reads if r != "snapshot"] == reads
-    assert counting.reads.count("snapshot") == 2
-    added = sum(c.requests for c in batch.calls) if batch is not None else 0
-    assert again.dependents[0].requests == first.dependents[0].requests + added
+    agree(store)
+
+
+# (case, calls written into the newest minute while the next blast radius re-reads
+# the buckets written before it)
+PATCH_RACES = [
+    ("the same series again", [call(1, 2, H + 55 * M, errors=3)]),
+    ("another series", [call(0, 1, H + 55 * M, ms=900)]),
+    ("a minute not held yet", [call(0, 1, H + 56 * M)]),
+]
+
+
+@pytest.mark.parametrize(("case", "calls"), PATCH_RACES, ids=[r[0] for r in PATCH_RACES])
+def test_a_write_while_a_start_is_patched_is_not_lost(store: LadybugStore, case, calls) -> None:
+    window = Window(H + 25, H + HOUR + 25)
+    warm(store)
+    assert store.apply(Batch("before", [], [call(1, 2, H + 55 * M)]), now=H + 2 * HOUR)
+    racing = WriteWhileReading(store, "health_buckets_by_key", Batch(case, [], calls))
+    blast_radius(racing, SERVICES[3].id, window)
+    assert racing.batch is None  # the write happened while the start was re-read
+    agree(store)
+    blast_radius(store, SERVICES[3].id, window)
     agree(store)
 
 
@@ -218,7 +247,7 @@ def test_after_a_collision_of_series_ids_health_groups_by_names(
     monkeypatch.setattr(tiers.SERIES, "collided", True)
     counting = Counting(store)
     blast_radius(counting, SERVICES[3].id, WINDOWS[0])
-    assert "health_by_start_by_series" not in counting.reads
+    assert "health_buckets" not in counting.reads
     assert {"health_by_start_as_server", "health_by_start_as_client"} <= set(counting.reads)
     agree(store)
 
@@ -229,7 +258,7 @@ def test_series_ids_unknown_to_the_process_are_named_from_the_buckets(
     monkeypatch.setattr(tiers, "SERIES", tiers.SeriesNames())  # as a process that did not write
     counting = Counting(store)
     blast_radius(counting, SERVICES[3].id, WINDOWS[0])
-    assert "health_by_start_by_series" in counting.reads
+    assert "health_buckets" in counting.reads
     assert tiers.SERIES.names and not tiers.SERIES.collided
     agree(store)
 
