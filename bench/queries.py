@@ -283,7 +283,16 @@ def main() -> None:
     with GcPauses() as pauses:
         blast = timed(lambda: blast_radius(store, next(targets), WINDOW, depth=5),
                       args.runs * 2)
-    live = live_blast(store, services, pairs, sources, args.runs * 2)
+    with GcPauses() as live_pauses:
+        live = live_blast(store, services, pairs, sources, args.runs * 2)
+    gc.collect()
+    full_gc = timed(gc.collect, 3)
+    # what a server gains by freezing its heap once warm (`gc.freeze()`: the objects
+    # alive then are left out of every later collection); not done by the library
+    gc.freeze()
+    with GcPauses() as frozen_pauses:
+        frozen = live_blast(store, services, pairs, sources, args.runs * 2)
+    gc.unfreeze()
     walk_only = timed(
         lambda: walk(store, next(walks), Direction.UPSTREAM, 5, WINDOW), args.runs * 2)
     reach = blast_radius(store, sources[0], WINDOW, depth=5).total
@@ -308,6 +317,11 @@ def main() -> None:
     print(f"blast radius depth 5 under live ingest (a small write into the newest minute "
           f"before each call): p50 {statistics.median(live) * ms:.1f} ms, "
           f"p95 {p95(live) * ms:.1f} ms")
+    print(f"  garbage collector during those calls: {live_pauses.summary()}; a full "
+          f"collection in this process takes {statistics.median(full_gc) * ms:.0f} ms")
+    print(f"  the same after gc.freeze() (a server's choice once warm): p50 "
+          f"{statistics.median(frozen) * ms:.1f} ms, p95 {p95(frozen) * ms:.1f} ms; "
+          f"collector: {frozen_pauses.summary()}")
     for name, times in (("exact quantile_cont", exact), ("approx_quantile", approx)):
         median = statistics.median(times)
         print(f"duckdb baseline ({name}, 2 threads): median {median * ms:.0f} ms; "

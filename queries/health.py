@@ -234,16 +234,18 @@ def _sum(ids: list[str], composed: list[tuple[Part, ...]]) -> dict[str, Traffic]
     size = FIELDS.size
     for side in range(len(SIDES)):
         parts = [sides[side] for sides in composed if sides[side].counts]
+        counts = [part.counts.get for part in parts]
+        latencies = [part.latency.get for part in parts]
         for sid in ids:
             if sid in found:
                 continue
-            total = sum(part.counts.get(sid, 0) for part in parts)
+            total = sum([get(sid, 0) for get in counts])
             if not total:
                 continue
             values = FIELDS.unpack(total.to_bytes(size, "little"))
             if values[0] == 0:
                 continue
-            latency = sum(part.latency.get(sid, 0.0) for part in parts)
+            latency = sum([get(sid, 0.0) for get in latencies])
             found[sid] = Traffic(values[1], values[2], latency, values[3:])
     return found
 

@@ -88,8 +88,8 @@ def _packed(table: pa.Table) -> Iterable[tuple[int, object, int, float]]:
         return
     counts = [table.column(name).fill_null(0) for name in COUNTS]
     for column in counts:
-        if len(column) and (pc.min(column).as_py() < 0
-                            or pc.max(column).as_py() >= _VALUE_LIMIT):
+        low, high = pc.min_max(column).values()
+        if low.as_py() < 0 or high.as_py() >= _VALUE_LIMIT:
             raise Unanswerable
     pack = FIELDS.pack
     columns = [table.column("bucket").to_pylist(), table.column("id").to_pylist(),

@@ -18,8 +18,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from queries.services import UnknownService, services_by_id
 from queries.traversal import Direction, blast_radius, health, read_health, read_walk, walk
-from queries.window import Window
+from queries.window import EMPTY, Thresholds, Window
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
 from topology.store import tiers
@@ -70,6 +71,18 @@ def agree(store: LadybugStore) -> None:
             assert (got.requests, got.errors, got.hist) == (state.requests, state.errors,
                                                              state.hist), (sid, window)
             assert got.latency_sum_ms == pytest.approx(state.latency_sum_ms)
+        for root in ids[:-2]:  # each dependent as its health read from the store says
+            try:
+                found = blast_radius(store, root, window)
+            except UnknownService:  # deleted by the retention job: both ways
+                assert root not in services_by_id(store, [root])
+                continue
+            for dependent in found.dependents:
+                state = read.get(dependent.service.id, EMPTY)
+                assert (dependent.requests, dependent.error_rate, dependent.p99_ms,
+                        dependent.degraded) == (state.requests, state.error_rate,
+                                                state.quantile(0.99),
+                                                state.degraded(Thresholds())), (root, window)
 
 
 def warm(store: LadybugStore) -> None:
