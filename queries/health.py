@@ -75,6 +75,8 @@ class HealthCache:
         self._entries: OrderedDict[int, Entry] = OrderedDict()
         # (starts per block, first start) -> (the entries summed, their sums)
         self._blocks: dict[tuple[int, int], tuple[tuple[Entry, ...], tuple[Part, ...]]] = {}
+        # the last window's head parts (`_summed_head`) and their sums
+        self._head: tuple[tuple[tuple[Part, ...], ...], tuple[Part, ...]] | None = None
 
     def starts(self, window: Window) -> range:
         width = self.changes.bucket_width
@@ -96,7 +98,24 @@ class HealthCache:
                 return None
         self._install(read)
         entries.update(read)
-        return _sum(ids, self._composed(starts, entries))
+        return _sum(ids, self._summed_head(self._composed(starts, entries)))
+
+    def _summed_head(self, composed: list[tuple[Part, ...]]) -> list[tuple[Part, ...]]:
+        """The composed parts with all but the last few (the newest starts, those live
+        ingest changes) summed into one, kept while the same parts come again: a
+        repeated window costs a few lookups per service instead of one per part."""
+        head, tail = composed[:-TRACKED_STARTS], composed[-TRACKED_STARTS:]
+        if len(head) < 2:
+            return composed
+        with self._lock:
+            known = self._head
+        if known is not None and len(known[0]) == len(head) and all(
+                a is b for a, b in zip(known[0], head, strict=True)):
+            return [known[1], *tail]
+        summed = tuple(_merged([sides[side] for sides in head]) for side in range(len(SIDES)))
+        with self._lock:
+            self._head = (tuple(head), summed)
+        return [summed, *tail]
 
     def _composed(self, starts: range, entries: dict[int, Entry]) -> list[tuple[Part, ...]]:
         """The window's starts as few parts as possible: greedily the widest block
