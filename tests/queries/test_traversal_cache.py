@@ -288,3 +288,14 @@ def test_stores_without_a_change_log_read_the_store(tmp_path: Path) -> None:
         assert walk(reader, SERVICES[3].id, Direction.UPSTREAM, 5, window) == read_walk(
             reader, SERVICES[3].id, Direction.UPSTREAM, 5, window)
         assert blast_radius(reader, SERVICES[3].id, window).total == 4
+
+
+def test_a_service_written_while_the_services_load_is_seen_next(store: LadybugStore) -> None:
+    relabelled = Service(SERVICES[2].id, "s2", "Process", labels={"team": "pay"}, seen=H)
+    racing = WriteWhileReading(store, "all_services", Batch("relabel", [relabelled], []))
+    blast_radius(racing, SERVICES[3].id, WINDOWS[0])
+    assert racing.batch is None  # the write happened while the services were read
+    found = {d.service.id: d.service for d in blast_radius(store, SERVICES[3].id,
+                                                           WINDOWS[0]).dependents}
+    assert found[SERVICES[2].id] == services_by_id(store, [SERVICES[2].id])[SERVICES[2].id]
+    assert found[SERVICES[2].id].labels == ("team=pay",)
