@@ -14,7 +14,9 @@ prints the rows it read (buckets at the window's edges, tier rows between).
   (p50 and p95; every edge carries p50/p95/p99 latency from merged histograms);
 * blast radius: `blast_radius` at depth 5 (the CALLS walk, then the health of
   every dependent in the window), and the walk alone; both come from in-process
-  caches the store's writer keeps exact, filled by the first call (timed apart);
+  caches the store's writer keeps exact, filled by the first call (timed apart),
+  with the garbage collector's pauses during the calls; then live: a small write
+  into the newest minute before each call (the health cache re-reads that minute);
 * baseline: DuckDB (2 threads) computing the same map (calls, error rate, p99
   per pair) by GROUP BY over the 36 million raw call events behind the buckets.
 
@@ -26,6 +28,7 @@ Run: .venv/bin/python bench/queries.py [--runs R] [--data-dir DIR]
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import sys
@@ -79,6 +82,56 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
     for _ in range(runs):
         start = time.perf_counter()
         fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class GcPauses:
+    """Collections of the garbage collector (per generation) and their pauses while
+    inside the block, from gc callbacks."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._began))
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> str:
+        parts = []
+        for generation in (0, 1, 2):
+            times = [t for g, t in self.pauses if g == generation]
+            if times:
+                parts.append(f"gen{generation} x{len(times)} (max {max(times) * 1000:.1f} ms)")
+        return ", ".join(parts) or "none"
+
+
+def live_blast(store: LadybugStore, services: list[Service], pairs: list,
+               sources: list[str], runs: int) -> list[float]:
+    """Blast radius with a small write (one bucket of a known pair) into the newest
+    loaded minute before each timed call: the health cache re-reads that minute."""
+    newest = T0 + (MINUTES - 1) * MINUTE
+    client, server = pairs[0][0], pairs[0][1]
+    times = []
+    for run in range(runs):
+        bucket = CallBucket(services[client].id, services[server].id, newest, MINUTE, "http",
+                            "GET", "/api/v1/items", 1, 0, 10.0,
+                            [1 if i == histogram.bin_index(10.0) else 0
+                             for i in range(histogram.BIN_COUNT)], [0, 0, 1, 0, 0, 0])
+        store.apply(Batch(f"live-{time.time_ns()}-{run}", [], [bucket]), now=NOW)
+        source = sources[run % len(sources)]
+        start = time.perf_counter()
+        blast_radius(store, source, WINDOW, depth=5)
         times.append(time.perf_counter() - start)
     return times
 
@@ -227,7 +280,19 @@ def main() -> None:
     # the first blast radius of a process fills the in-process caches the writer keeps
     # exact (queries/adjacency.py, queries/health.py): timed apart, as a cold start
     blast_cold = timed(lambda: blast_radius(store, sources[-1], WINDOW, depth=5), 1)[0]
-    blast = timed(lambda: blast_radius(store, next(targets), WINDOW, depth=5), args.runs * 2)
+    with GcPauses() as pauses:
+        blast = timed(lambda: blast_radius(store, next(targets), WINDOW, depth=5),
+                      args.runs * 2)
+    with GcPauses() as live_pauses:
+        live = live_blast(store, services, pairs, sources, args.runs * 2)
+    gc.collect()
+    full_gc = timed(gc.collect, 3)
+    # what a server gains by freezing its heap once warm (`gc.freeze()`: the objects
+    # alive then are left out of every later collection); not done by the library
+    gc.freeze()
+    with GcPauses() as frozen_pauses:
+        frozen = live_blast(store, services, pairs, sources, args.runs * 2)
+    gc.unfreeze()
     walk_only = timed(
         lambda: walk(store, next(walks), Direction.UPSTREAM, 5, WINDOW), args.runs * 2)
     reach = blast_radius(store, sources[0], WINDOW, depth=5).total
@@ -247,7 +312,16 @@ def main() -> None:
           "(target p95 <= 50 ms)")
     print(f"  of which the CALLS walk alone: p50 {statistics.median(walk_only) * ms:.1f} ms, "
           f"p95 {p95(walk_only) * ms:.1f} ms")
+    print(f"  garbage collector during those calls: {pauses.summary()}")
     print(f"  first blast radius of the process (fills the caches): {blast_cold * ms:.0f} ms")
+    print(f"blast radius depth 5 under live ingest (a small write into the newest minute "
+          f"before each call): p50 {statistics.median(live) * ms:.1f} ms, "
+          f"p95 {p95(live) * ms:.1f} ms")
+    print(f"  garbage collector during those calls: {live_pauses.summary()}; a full "
+          f"collection in this process takes {statistics.median(full_gc) * ms:.0f} ms")
+    print(f"  the same after gc.freeze() (a server's choice once warm): p50 "
+          f"{statistics.median(frozen) * ms:.1f} ms, p95 {p95(frozen) * ms:.1f} ms; "
+          f"collector: {frozen_pauses.summary()}")
     for name, times in (("exact quantile_cont", exact), ("approx_quantile", approx)):
         median = statistics.median(times)
         print(f"duckdb baseline ({name}, 2 threads): median {median * ms:.0f} ms; "

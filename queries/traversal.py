@@ -19,7 +19,8 @@ from typing import Any
 
 from queries.adjacency import Adjacency, PairIndex
 from queries.health import cached_health
-from queries.services import SERVICE_COLUMNS, ServiceNode, UnknownService, services_by_id
+from queries.service_cache import ALL_SERVICES, all_services
+from queries.services import ServiceNode, UnknownService, services_by_id
 from queries.tiering import Shape, read_traffic
 from queries.window import (
     AGGREGATES,
@@ -155,7 +156,7 @@ def walk(
         index: PairIndex = changes.cache("pairs", PairIndex)
         reading_begins(store)
         return index.with_pairs(
-            store, lambda pairs: breadth_first(_held_hop(pairs, direction, window), root, depth))
+            store, lambda pairs: held_walk(pairs, root, direction, depth, window))
     return read_walk(store, root, direction, depth, window)
 
 
@@ -169,19 +170,35 @@ def read_walk(
     )
 
 
-def _held_hop(
-    pairs: Adjacency, direction: Direction, window: Window
-) -> Callable[[list[str]], list[dict[str, str]]]:
-    """`hop` over held pairs: the pairs seen in the window (as _PAIR_IN_WINDOW)."""
+def held_walk(
+    pairs: Adjacency, root: str, direction: Direction, depth: int, window: Window
+) -> dict[str, tuple[int, str | None]]:
+    """`breadth_first` over held pairs seen in the window (as _PAIR_IN_WINDOW), with
+    no row per pair: a walk reaching hundreds of services allocates little (fewer
+    objects, fewer collections by the garbage collector)."""
     by_end = pairs.downstream if direction is Direction.DOWNSTREAM else pairs.upstream
     since, until = window.since, window.until
+    reached: dict[str, tuple[int, str | None]] = {root: (0, None)}
+    frontier = [root]
+    for distance in range(1, depth + 1):
+        if not frontier:
+            break
+        previous, frontier = frontier, []
+        for source in sorted(previous):  # as breadth_first: by (source, target)
+            for target in sorted(target for target, (first, last)
+                                 in by_end.get(source, {}).items()
+                                 if first < until and last > since and target not in reached):
+                reached[target] = (distance, source)
+                frontier.append(target)
+    return reached
 
-    def hop(frontier: list[str]) -> list[dict[str, str]]:
-        return [{"source": source, "target": target}
-                for source in frontier
-                for target, (first, last) in by_end.get(source, {}).items()
-                if first < until and last > since]
-    return hop
+
+def _chain(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
+    """From the service along previous ids to the root: `path_to` reversed."""
+    chain = [service]
+    while (previous := reached[chain[-1]][1]) is not None:
+        chain.append(previous)
+    return tuple(chain)
 
 
 def path_to(reached: dict[str, tuple[int, str | None]], service: str) -> tuple[str, ...]:
@@ -249,9 +266,12 @@ def blast_radius(
     dependents = []
     for sid in sorted(ids, key=lambda i: (reached[i][0], i)):
         state = states.get(sid, EMPTY)
+        p99 = state.quantile(0.99)  # once: Traffic.degraded would estimate it again
+        degraded = state.error_rate > limits.error_rate or (
+            p99 is not None and p99 > limits.p99_ms)
         dependents.append(Dependent(
-            services[sid], reached[sid][0], tuple(reversed(path_to(reached, sid))),
-            state.degraded(limits), state.requests, state.error_rate, state.quantile(0.99),
+            services[sid], reached[sid][0], _chain(reached, sid),
+            degraded, state.requests, state.error_rate, p99,
         ))
     return BlastRadius(
         services[service_id], depth, tuple(dependents), len(dependents),
@@ -259,15 +279,16 @@ def blast_radius(
     )
 
 
-# LadybugDB tests `s.id IN $ids` by scanning the list for every service: for long
-# lists, reading every service as Arrow and picking is several times cheaper.
-ALL_SERVICES = Statement.same("all_services", f"MATCH (s:Service) RETURN {SERVICE_COLUMNS}")
-
-
 def _known(
     store: GraphStore, root: str, reached: dict[str, tuple[int, str | None]]
 ) -> dict[str, ServiceNode]:
-    if len(reached) > LONG_LIST:
+    changes = changes_of(store)
+    if changes is not None:  # the embedded store: held in this process
+        held = all_services(store, changes)
+        services = {sid: held[sid] for sid in reached if sid in held}
+    elif len(reached) > LONG_LIST:
+        # LadybugDB tests `s.id IN $ids` by scanning the list for every service: for
+        # long lists, reading every service as Arrow and picking is several times cheaper.
         table = store.read_arrow(ALL_SERVICES)
         picked = [i for i, sid in enumerate(table.column("id").to_pylist()) if sid in reached] \
             if table.num_rows else []

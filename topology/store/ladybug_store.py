@@ -211,7 +211,7 @@ class LadybugStore(GraphStore):
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
         if self.changes is not None:  # after commit: readers' caches
-            self.changes.applied(batches, keep)
+            self.changes.applied(batches, keep, merged)
         return keep
 
     def stats(self) -> dict[str, int]:

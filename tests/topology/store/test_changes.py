@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from topology.model import Batch, CallBucket
-from topology.store.changes import Changes, changes_of
+from topology.model import Batch, CallBucket, Service
+from topology.store.changes import TRACKED_STARTS, Changes, changes_of
 from topology.store.proxy import StoreProxy
 
 M = 60
@@ -84,3 +84,66 @@ def test_the_log_is_found_through_wrappers() -> None:
     wrapped.inner = inner
     assert changes_of(wrapped) is Store.changes
     assert changes_of(object()) is None
+
+
+def key(start: int, client: str) -> str:
+    return CallBucket(client, "b", start, M, "http").key
+
+
+# (case, reports after generation 0 was taken, start asked about, keys changed by
+# (start, client), or None when unknown)
+KEYS = [
+    ("nothing reported", [], T, set()),
+    ("a write to that start", [("applied", T, "a")], T, {(T, "a")}),
+    ("two buckets", [("applied", T, "a"), ("applied", T, "c")], T, {(T, "a"), (T, "c")}),
+    ("a write to another start", [("applied", T + M, "a")], T, set()),
+    ("a start the newest starts left behind", [("applied", T + TRACKED_STARTS * M, "a")], T,
+     None),
+    ("late data into a tracked start", [("applied", T + 3 * M, "a"), ("applied", T, "c")], T,
+     {(T, "c")}),
+    ("retention above that start", [("expired", T + M, "")], T, None),
+    ("an unaligned start", [("applied", T + 30, "a")], T, None),
+]
+
+
+@pytest.mark.parametrize(("case", "reports", "start", "changed"), KEYS,
+                         ids=[c[0] for c in KEYS])
+def test_keys_changed_since(case, reports, start, changed) -> None:
+    changes = Changes(M)
+    changes.applied([batch(T, client="z")], [True])
+    taken = changes.generation
+    for kind, value, client in reports:
+        if kind == "applied":
+            changes.applied([batch(value, client=client)], [True])
+        else:
+            changes.expired(value, pairs_deleted=False)
+    expected = None if changed is None else {key(*written) for written in changed}
+    assert changes.keys_changed_since(start, taken) == expected
+
+
+def test_the_writers_buckets_are_marked_by_their_keys() -> None:
+    changes = Changes(M)
+    written = batch(T, T + M)
+    changes.applied([written], [True], {"k1": written.calls[0], "k2": written.calls[1]})
+    assert changes.keys_changed_since(T, 0) == {"k1"}
+    assert changes.keys_changed_since(T + M, 0) == {"k2"}
+
+
+# (case, batch reported after generation 0 was taken or a retention run, changed)
+SERVICES = [
+    ("calls only", Batch("x", [], [CallBucket("a", "b", T, M, "http")]), False),
+    ("services only", Batch("x", [Service("a", "a", "Process", seen=T)], []), True),
+    ("retention", None, True),
+]
+
+
+@pytest.mark.parametrize(("case", "reported", "changed"), SERVICES, ids=[c[0] for c in SERVICES])
+def test_services_changed_since(case, reported, changed) -> None:
+    changes = Changes(M)
+    taken = changes.generation
+    if reported is None:
+        changes.expired(T, pairs_deleted=False)
+    else:
+        changes.applied([reported], [True])
+    assert changes.services_changed_since(taken) is changed
+    assert not changes.services_changed_since(changes.generation)
