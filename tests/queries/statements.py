@@ -7,7 +7,7 @@ from typing import Any
 from queries.adjacency import ALL_PAIRS
 from queries.compiler import compile_filter
 from queries.external import EXTERNAL_CALLS, EXTERNAL_SHAPE
-from queries.health import BY_START
+from queries.health_reads import BUCKETS, BUCKETS_BY_KEY, BY_START, SERIES_NAMES
 from queries.recovery import PAIRS_IN_WINDOW
 from queries.service_map import FOCUS_SHAPE, MAP_SHAPE, map_statement
 from queries.services import SERVICES_BY_ID
@@ -53,6 +53,9 @@ NAMED: list[tuple[str, Statement, dict[str, Any]]] = [
     ("all_pairs", ALL_PAIRS, {}),
     ("health_by_start_as_server", BY_START["server"], WINDOW),
     ("health_by_start_as_client", BY_START["client"], WINDOW),
+    ("health_buckets", BUCKETS, WINDOW),
+    ("health_buckets_by_key", BUCKETS_BY_KEY, {"keys": []}),
+    ("health_series_names", SERIES_NAMES, WINDOW),
 ]
 
 # Tier statements (embedded store only today; their Neo4j texts are linted all the same)
