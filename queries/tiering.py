@@ -257,33 +257,61 @@ def read_traffic_table(
     compiled: CompiledFilter | None, params: Mapping[str, Any],
 ) -> pa.Table | None:
     """`read_traffic` as one Arrow table (h0.. columns, tier rows unpacked), or None
-    when nothing matched."""
+    when nothing matched. A series shape on the embedded store is read and summed
+    by series id, and named once per series (`_by_series`)."""
     with store.snapshot():
         usable = compiled is None or not compiled.per_bucket
         found = plan(window, store.tier_range() if usable else None)
-        tables = [series.bucket_table(store, shape, statement, args)
+        if series.usable(store, shape):
+            table = _by_series(store, buckets, shape, compiled, found, params)
+            if table is not _COLLIDED:
+                return table
+        tables = [store.read_arrow(statement, args)
                   for statement, args in _bucket_reads(buckets, found, params)]
         if found.blocks:
             tables.append(_tier_table(store, shape, compiled, found, params))
     return fold.concat(tables)
 
 
+_COLLIDED = pa.table({})
+
+
+def _by_series(
+    store: GraphStore, buckets: Statement, shape: Shape, compiled: CompiledFilter | None,
+    found: Plan, params: Mapping[str, Any],
+) -> pa.Table | None:
+    """The window's traffic per series: bucket and tier reads grouped by `sid`, summed
+    per sid in Arrow, then named (one row per series; None when nothing matched;
+    `_COLLIDED` when two series share an id, after which reads group by the names)."""
+    reads = _bucket_reads(buckets, found, params)
+    tables = [series.bucket_sums(store, shape, statement, args) for statement, args in reads]
+    names_of = [(series.BUCKET_NAMES, args) for _, args in reads]
+    if found.blocks:
+        args = {**params, **found.tier_params}
+        tables.append(_tier_table(store, shape, compiled, found, params, by_series=True))
+        names_of.append((_tier_names(len(found.blocks)), args))
+    table = fold.concat(tables)
+    if table is None:
+        return None
+    summed = fold.sums(table, ["sid"], ordered=False)
+    named = series.named(store, summed, names_of)
+    return _COLLIDED if named is None else named
+
+
 def _tier_table(
     store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any], *, by_series: bool = False,
 ) -> pa.Table:
+    """The tier rows of the plan's blocks, unpacked (h0..), grouped by the shape's
+    columns or by `sid`."""
     args = {**params, **found.tier_params}
     slots = len(found.blocks)
-    by_series = shape.series and not tiers.SERIES.collided
     packed = store.read_arrow(tier_statement(shape, compiled, slots, by_series=by_series), args)
-    if by_series and packed.num_rows:
-        packed = series.named(store, packed, _tier_names(slots), args)
-        if packed is None:  # two series share an id: group by the names instead
-            return _tier_table(store, shape, compiled, found, params)
     if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(packed)
-    return store.read_arrow(tier_statement(shape, compiled, slots, packed=False), args,
-                            ).drop_columns(["total"])
+    return store.read_arrow(
+        tier_statement(shape, compiled, slots, packed=False, by_series=by_series), args,
+    ).drop_columns(["total"])
 
 
 _SERIES_NAMES: dict[int, Statement] = {}
