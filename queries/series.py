@@ -37,16 +37,18 @@ def usable(store: GraphStore, shape: Shape) -> bool:
 
 
 def bucket_sums(
-    store: GraphStore, shape: Shape, buckets: Statement, args: Mapping[str, Any]
+    store: GraphStore, shape: Shape, buckets: Statement, args: Mapping[str, Any],
+    *, counted: bool = False,
 ) -> pa.Table:
     """A bucket read grouped by `sid` (the shape must be `usable`): sid plus the
     AGGREGATES columns (h0..). The histogram is summed packed two bins per column,
     like the tiers' (13 sums instead of 26: most of the database's cost), and read
-    again bin by bin when a group's total could carry between bins."""
-    table = store.read_arrow(_by_series(buckets, shape, packed=True), args)
+    again bin by bin when a group's total could carry between bins. `counted` adds
+    `n`, the number of buckets summed."""
+    table = store.read_arrow(_by_series(buckets, shape, packed=True, counted=counted), args)
     if not table.num_rows or pc.max(table.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(table)
-    return store.read_arrow(_by_series(buckets, shape), args)
+    return store.read_arrow(_by_series(buckets, shape, counted=counted), args)
 
 
 def bucket_rows(
@@ -69,7 +71,7 @@ def _with_names(row: Row, names: tuple[str, str, str, str]) -> Row:
     return {"client": client, "server": server, "protocol": protocol, "path": path, **row}
 
 
-_BY_SERIES: dict[tuple[Statement, Shape, bool], Statement] = {}
+_BY_SERIES: dict[tuple[Statement, Shape, bool, bool], Statement] = {}
 _AGGREGATES = AGGREGATES["ladybug"]
 _BINS = [f"k.h{i}" for i in range(histogram.BIN_COUNT)]
 # The AGGREGATES columns with the histogram packed as in the tiers (bin 2i in the low
@@ -82,24 +84,28 @@ _PACKED = ", ".join([
       + f") AS INT64) AS b{i}" for i in range(tiers.PACKED))])
 
 
-def _by_series(buckets: Statement, shape: Shape, packed: bool = False) -> Statement:
+def _by_series(
+    buckets: Statement, shape: Shape, packed: bool = False, counted: bool = False
+) -> Statement:
     """The bucket statement grouping by `sid` instead of the shape's group columns,
-    its histogram `packed` or not (LadybugDB text only: Neo4j buckets have no series
-    id)."""
-    found = _BY_SERIES.get((buckets, shape, packed))
+    its histogram `packed` or not, `counted` or not (LadybugDB text only: Neo4j
+    buckets have no series id)."""
+    found = _BY_SERIES.get((buckets, shape, packed, counted))
     if found is None:
         returns = f"RETURN {shape.returns}, "
         if buckets.ladybug.count(returns) != 1:
             raise ValueError(f"statement {buckets.name} does not return {shape.returns}")
-        text = buckets.ladybug.replace(returns, "RETURN k.sid AS sid, ")
+        text = buckets.ladybug.replace(
+            returns, "RETURN k.sid AS sid, " + ("count(*) AS n, " if counted else ""))
         if packed:
             if not text.endswith(_AGGREGATES):
                 raise ValueError(f"statement {buckets.name} does not end with the aggregates")
             text = text.removesuffix(_AGGREGATES) + _PACKED
         if len(_BY_SERIES) >= _CACHE_SIZE:
             _BY_SERIES.clear()
-        found = _BY_SERIES[buckets, shape, packed] = Statement(
-            f"{buckets.name}_by_series" + ("_packed" if packed else ""), buckets.neo4j, text)
+        found = _BY_SERIES[buckets, shape, packed, counted] = Statement(
+            f"{buckets.name}_by_series" + ("_packed" if packed else "")
+            + ("_counted" if counted else ""), buckets.neo4j, text)
     return found
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries import fold, series
+from queries import fold, series, subtracting
 from queries.compiler import CompiledFilter
 from queries.window import IN_WINDOW, Window
 from topology import histogram
@@ -139,7 +139,7 @@ def _blocks(slots: int) -> str:
 
 def tier_text(
     shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool,
-    by_series: bool = False,
+    by_series: bool = False, counted: bool = False,
 ) -> str:
     text = (compiled.prelude(dialect) if compiled else "") + _blocks(slots) + shape.where
     variables = compiled.variables if compiled else frozenset()
@@ -155,6 +155,8 @@ def tier_text(
     if predicates:
         text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
     returns = "k.sid AS sid" if by_series else shape.returns
+    if counted:  # the finest buckets summed, to tell a series present in the window
+        returns += ", CAST(sum(k.nbuckets) AS INT64) AS n"
     return f"{text} RETURN {returns}, {AGGREGATES[dialect, packed]}"
 
 
@@ -164,11 +166,11 @@ _CACHE_SIZE = 512
 
 def tier_statement(
     shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True,
-    by_series: bool = False,
+    by_series: bool = False, counted: bool = False,
 ) -> Statement:
     """The tier statement of a shape and filter (cached by text-relevant parts:
     parameter values never reach the text)."""
-    key = (shape, slots, packed, by_series) + (
+    key = (shape, slots, packed, by_series, counted) + (
         (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
         if compiled else ())
     found = _CACHE.get(key)
@@ -177,9 +179,9 @@ def tier_statement(
             _CACHE.clear()
         found = _CACHE[key] = Statement(
             f"{shape.name}_tiers" + ("" if packed else "_unpacked")
-            + ("_by_series" if by_series else ""),
-            tier_text(shape, compiled, Dialect.NEO4J, slots, packed, by_series),
-            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed, by_series),
+            + ("_by_series" if by_series else "") + ("_counted" if counted else ""),
+            tier_text(shape, compiled, Dialect.NEO4J, slots, packed, by_series, counted),
+            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed, by_series, counted),
         )
     return found
 
@@ -261,9 +263,11 @@ def read_traffic_table(
     by series id, and named once per series (`_by_series`)."""
     with store.snapshot():
         usable = compiled is None or not compiled.per_bucket
-        found = plan(window, store.tier_range() if usable else None)
+        tier_range = store.tier_range() if usable else None
+        found = plan(window, tier_range)
         if series.usable(store, shape):
-            table = _by_series(store, buckets, shape, compiled, found, params)
+            table = _by_series(store, buckets, shape, compiled, found, params,
+                               subtracting.split(window, tier_range))
             if table is not _COLLIDED:
                 return table
         tables = [store.read_arrow(statement, args)
@@ -278,39 +282,50 @@ _COLLIDED = pa.table({})
 
 def _by_series(
     store: GraphStore, buckets: Statement, shape: Shape, compiled: CompiledFilter | None,
-    found: Plan, params: Mapping[str, Any],
+    found: Plan, params: Mapping[str, Any], split: subtracting.Split | None,
 ) -> pa.Table | None:
     """The window's traffic per series: bucket and tier reads grouped by `sid`, summed
-    per sid in Arrow, then named (one row per series; None when nothing matched;
-    `_COLLIDED` when two series share an id, after which reads group by the names)."""
-    reads = _bucket_reads(buckets, found, params)
-    tables = [series.bucket_sums(store, shape, statement, args) for statement, args in reads]
-    names_of = [(series.BUCKET_NAMES, args) for _, args in reads]
-    if found.blocks:
-        args = {**params, **found.tier_params}
-        tables.append(_tier_table(store, shape, compiled, found, params, by_series=True))
-        names_of.append((_tier_names(len(found.blocks)), args))
-    table = fold.concat(tables)
-    if table is None:
+    per sid in Arrow (with the head subtracted when `split`), then named (one row per
+    series; None when nothing matched; `_COLLIDED` when two series share an id, after
+    which reads group by the names)."""
+    names_of: list[tuple[Statement, Mapping[str, Any]]] = []
+
+    def reader(part: Plan, counted: bool = False) -> list[pa.Table]:
+        reads = _bucket_reads(buckets, part, params)
+        tables = [series.bucket_sums(store, shape, statement, args, counted=counted)
+                  for statement, args in reads]
+        names_of.extend((series.BUCKET_NAMES, args) for _, args in reads)
+        if part.blocks:
+            tables.append(_tier_table(store, shape, compiled, part, params, by_series=True,
+                                      counted=counted))
+            names_of.append((_tier_names(len(part.blocks)), {**params, **part.tier_params}))
+        return tables
+
+    if split is not None:
+        summed = subtracting.read(lambda part: reader(part, counted=True), split)
+    else:
+        table = fold.concat(reader(found))
+        summed = None if table is None else fold.sums(table, ["sid"], ordered=False)
+    if summed is None or not summed.num_rows:
         return None
-    summed = fold.sums(table, ["sid"], ordered=False)
     named = series.named(store, summed, names_of)
     return _COLLIDED if named is None else named
 
 
 def _tier_table(
     store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
-    params: Mapping[str, Any], *, by_series: bool = False,
+    params: Mapping[str, Any], *, by_series: bool = False, counted: bool = False,
 ) -> pa.Table:
     """The tier rows of the plan's blocks, unpacked (h0..), grouped by the shape's
-    columns or by `sid`."""
+    columns or by `sid` (`counted`: with `n`, the finest buckets they hold)."""
     args = {**params, **found.tier_params}
     slots = len(found.blocks)
-    packed = store.read_arrow(tier_statement(shape, compiled, slots, by_series=by_series), args)
+    packed = store.read_arrow(tier_statement(
+        shape, compiled, slots, by_series=by_series, counted=counted), args)
     if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(packed)
-    return store.read_arrow(
-        tier_statement(shape, compiled, slots, packed=False, by_series=by_series), args,
+    return store.read_arrow(tier_statement(
+        shape, compiled, slots, packed=False, by_series=by_series, counted=counted), args,
     ).drop_columns(["total"])
 
 
