@@ -119,6 +119,12 @@ def named(store: GraphStore, table: pa.Table,
           names_of: Sequence[tuple[Statement, Mapping[str, Any]]]) -> pa.Table | None:
     """The table with the names of its series ids in place of them (None after a
     collision of ids). Names missing from the registry are read with `names_of`."""
+    with fold.no_collection():
+        return _named(store, table, names_of)
+
+
+def _named(store: GraphStore, table: pa.Table,
+           names_of: Sequence[tuple[Statement, Mapping[str, Any]]]) -> pa.Table | None:
     registry = tiers.SERIES
     sids = table.column("sid").to_pylist()
     known = registry.names
