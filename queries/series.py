@@ -38,17 +38,18 @@ def usable(store: GraphStore, shape: Shape) -> bool:
 
 def bucket_sums(
     store: GraphStore, shape: Shape, buckets: Statement, args: Mapping[str, Any],
-    *, counted: bool = False,
+    *, counted: bool = False, signed: bool = False,
 ) -> pa.Table:
     """A bucket read grouped by `sid` (the shape must be `usable`): sid plus the
     AGGREGATES columns (h0..). The histogram is summed packed two bins per column,
     like the tiers' (13 sums instead of 26: most of the database's cost), and read
     again bin by bin when a group's total could carry between bins. `counted` adds
-    `n`, the number of buckets summed."""
-    table = store.read_arrow(_by_series(buckets, shape, packed=True, counted=counted), args)
+    `n`, the number of buckets summed; `signed` (an edges statement) groups by
+    `minus` too: whether the buckets precede `$head_end`."""
+    table = store.read_arrow(_by_series(buckets, shape, True, counted, signed), args)
     if not table.num_rows or pc.max(table.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(table)
-    return store.read_arrow(_by_series(buckets, shape, counted=counted), args)
+    return store.read_arrow(_by_series(buckets, shape, False, counted, signed), args)
 
 
 def bucket_rows(
@@ -71,7 +72,7 @@ def _with_names(row: Row, names: tuple[str, str, str, str]) -> Row:
     return {"client": client, "server": server, "protocol": protocol, "path": path, **row}
 
 
-_BY_SERIES: dict[tuple[Statement, Shape, bool, bool], Statement] = {}
+_BY_SERIES: dict[tuple[Statement, Shape, bool, bool, bool], Statement] = {}
 _AGGREGATES = AGGREGATES["ladybug"]
 _BINS = [f"k.h{i}" for i in range(histogram.BIN_COUNT)]
 # The AGGREGATES columns with the histogram packed as in the tiers (bin 2i in the low
@@ -85,27 +86,33 @@ _PACKED = ", ".join([
 
 
 def _by_series(
-    buckets: Statement, shape: Shape, packed: bool = False, counted: bool = False
+    buckets: Statement, shape: Shape, packed: bool = False, counted: bool = False,
+    signed: bool = False,
 ) -> Statement:
     """The bucket statement grouping by `sid` instead of the shape's group columns,
-    its histogram `packed` or not, `counted` or not (LadybugDB text only: Neo4j
-    buckets have no series id)."""
-    found = _BY_SERIES.get((buckets, shape, packed, counted))
+    its histogram `packed` or not, `counted` or not, `signed` or not (LadybugDB text
+    only: Neo4j buckets have no series id)."""
+    key = (buckets, shape, packed, counted, signed)
+    found = _BY_SERIES.get(key)
     if found is None:
         returns = f"RETURN {shape.returns}, "
         if buckets.ladybug.count(returns) != 1:
             raise ValueError(f"statement {buckets.name} does not return {shape.returns}")
+        if signed and "$head_end" not in buckets.ladybug:
+            raise ValueError(f"statement {buckets.name} does not read a window's edges")
         text = buckets.ladybug.replace(
-            returns, "RETURN k.sid AS sid, " + ("count(*) AS n, " if counted else ""))
+            returns, "RETURN k.sid AS sid, " + ("k.bucket < $head_end AS minus, " if signed
+                                                else "") + ("count(*) AS n, " if counted else ""))
         if packed:
             if not text.endswith(_AGGREGATES):
                 raise ValueError(f"statement {buckets.name} does not end with the aggregates")
             text = text.removesuffix(_AGGREGATES) + _PACKED
         if len(_BY_SERIES) >= _CACHE_SIZE:
             _BY_SERIES.clear()
-        found = _BY_SERIES[buckets, shape, packed, counted] = Statement(
+        found = _BY_SERIES[key] = Statement(
             f"{buckets.name}_by_series" + ("_packed" if packed else "")
-            + ("_counted" if counted else ""), buckets.neo4j, text)
+            + ("_counted" if counted else "") + ("_signed" if signed else ""),
+            buckets.neo4j, text)
     return found
 
 

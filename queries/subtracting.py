@@ -7,14 +7,13 @@ the start, minus the part of that block before the start: tier blocks and
 buckets of [anchor, since), subtracted. Counters and histograms subtract
 exactly; a series present only before the start sums to zero buckets (the
 reads count them: `n`, tier rows' `nbuckets`) and is dropped, so it never
-becomes an edge. Only the series-keyed map read uses it (`tiering._by_series`):
+becomes an edge. Only the series-keyed map read uses it (`series_window`):
 float sums such as `latency` then differ from the buckets' in their last bits,
 as through the tiers already.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -78,11 +77,8 @@ def present(table: pa.Table) -> pa.Table:
     return summed.filter(pc.greater(summed.column("n"), 0)).drop_columns(["n"])
 
 
-Reader = Callable[["tiering.Plan"], list[pa.Table]]
-
-
-def read(reader: Reader, found: Split) -> pa.Table | None:
-    """The plus parts added and the minus parts subtracted, per series id."""
-    tables = reader(found.plus) + [negated(t) for t in reader(found.minus)]
-    table = fold.concat(tables)
+def subtract(plus: list[pa.Table], minus: list[pa.Table]) -> pa.Table | None:
+    """The plus tables added and the minus tables subtracted, per series id (tables
+    with `n`), keeping the series that hold at least one bucket."""
+    table = fold.concat(plus + [negated(t) for t in minus])
     return None if table is None else present(table)

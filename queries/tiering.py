@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries import fold, series, subtracting
+from queries import fold, series, series_window
 from queries.compiler import CompiledFilter
 from queries.window import IN_WINDOW, Window
 from topology import histogram
@@ -192,7 +192,7 @@ _EDGES = f"{IN_WINDOW} AND (k.bucket < $head_end OR k.bucket >= $tail_start)"
 _EDGE_STATEMENTS: dict[Statement, Statement] = {}
 
 
-def _edges(buckets: Statement) -> Statement:
+def edges(buckets: Statement) -> Statement:
     found = _EDGE_STATEMENTS.get(buckets)
     if found is None:
         texts = [buckets.neo4j, buckets.ladybug]
@@ -203,13 +203,13 @@ def _edges(buckets: Statement) -> Statement:
     return found
 
 
-def _bucket_reads(
+def bucket_reads(
     buckets: Statement, found: Plan, params: Mapping[str, Any]
 ) -> list[tuple[Statement, dict[str, Any]]]:
     """The statements (and parameters) reading the plan's bucket ranges."""
     if len(found.ranges) == 2:
         (since, head_end), (tail_start, until) = found.ranges
-        return [(_edges(buckets), {**params, "since": since, "until": until,
+        return [(edges(buckets), {**params, "since": since, "until": until,
                                    "head_end": head_end, "tail_start": tail_start})]
     return [(buckets, {**params, "since": since, "until": until})
             for since, until in found.ranges]
@@ -236,7 +236,7 @@ def read_traffic(
         if on_plan is not None:
             on_plan(found)
         rows: list[Row] = []
-        for statement, args in _bucket_reads(buckets, found, params):
+        for statement, args in bucket_reads(buckets, found, params):
             rows += series.bucket_rows(read, store.dialect, shape, statement, args)
         if found.blocks:
             rows += _tier_rows(read, shape, compiled, found, params)
@@ -260,59 +260,24 @@ def read_traffic_table(
 ) -> pa.Table | None:
     """`read_traffic` as one Arrow table (h0.. columns, tier rows unpacked), or None
     when nothing matched. A series shape on the embedded store is read and summed
-    by series id, and named once per series (`_by_series`)."""
+    by series id, and named once per series (`queries/series_window.py`)."""
     with store.snapshot():
         usable = compiled is None or not compiled.per_bucket
         tier_range = store.tier_range() if usable else None
         found = plan(window, tier_range)
         if series.usable(store, shape):
-            table = _by_series(store, buckets, shape, compiled, found, params,
-                               subtracting.split(window, tier_range))
-            if table is not _COLLIDED:
+            table = series_window.read(store, window, tier_range, buckets, shape, compiled,
+                                       params)
+            if table is not series_window.COLLIDED:
                 return table
         tables = [store.read_arrow(statement, args)
-                  for statement, args in _bucket_reads(buckets, found, params)]
+                  for statement, args in bucket_reads(buckets, found, params)]
         if found.blocks:
-            tables.append(_tier_table(store, shape, compiled, found, params))
+            tables.append(tier_table(store, shape, compiled, found, params))
     return fold.concat(tables)
 
 
-_COLLIDED = pa.table({})
-
-
-def _by_series(
-    store: GraphStore, buckets: Statement, shape: Shape, compiled: CompiledFilter | None,
-    found: Plan, params: Mapping[str, Any], split: subtracting.Split | None,
-) -> pa.Table | None:
-    """The window's traffic per series: bucket and tier reads grouped by `sid`, summed
-    per sid in Arrow (with the head subtracted when `split`), then named (one row per
-    series; None when nothing matched; `_COLLIDED` when two series share an id, after
-    which reads group by the names)."""
-    names_of: list[tuple[Statement, Mapping[str, Any]]] = []
-
-    def reader(part: Plan, counted: bool = False) -> list[pa.Table]:
-        reads = _bucket_reads(buckets, part, params)
-        tables = [series.bucket_sums(store, shape, statement, args, counted=counted)
-                  for statement, args in reads]
-        names_of.extend((series.BUCKET_NAMES, args) for _, args in reads)
-        if part.blocks:
-            tables.append(_tier_table(store, shape, compiled, part, params, by_series=True,
-                                      counted=counted))
-            names_of.append((_tier_names(len(part.blocks)), {**params, **part.tier_params}))
-        return tables
-
-    if split is not None:
-        summed = subtracting.read(lambda part: reader(part, counted=True), split)
-    else:
-        table = fold.concat(reader(found))
-        summed = None if table is None else fold.sums(table, ["sid"], ordered=False)
-    if summed is None or not summed.num_rows:
-        return None
-    named = series.named(store, summed, names_of)
-    return _COLLIDED if named is None else named
-
-
-def _tier_table(
+def tier_table(
     store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
     params: Mapping[str, Any], *, by_series: bool = False, counted: bool = False,
 ) -> pa.Table:
@@ -332,7 +297,7 @@ def _tier_table(
 _SERIES_NAMES: dict[int, Statement] = {}
 
 
-def _tier_names(slots: int) -> Statement:
+def tier_names(slots: int) -> Statement:
     statement = _SERIES_NAMES.get(slots)
     if statement is None:
         statement = _SERIES_NAMES[slots] = Statement.same(

@@ -88,10 +88,18 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LadybugSt
         store.close()
 
 
-def test_series_before_the_start_are_not_edges_and_the_rest_is_exact(stores) -> None:
+# the window's end at the covered range's (no buckets read at the end), or after it (the
+# buckets before the start and at the end read by one statement)
+ENDS = [H + 60 * M, H + 62 * M + 10]
+
+
+@pytest.mark.parametrize("until", ENDS)
+def test_series_before_the_start_are_not_edges_and_the_rest_is_exact(stores, until) -> None:
     plain, tiered = stores
-    window = Window(H + 36 * M + 30, H + 60 * M)
-    assert subtracting.split(window, tiered.tier_range()) is not None
+    window = Window(H + 36 * M + 30, until)
+    found = subtracting.split(window, tiered.tier_range())
+    assert found is not None and found.minus.ranges
+    assert bool(found.plus.ranges) == (until > tiered.tier_range().high)
     found = service_map(tiered, window)
     assert found == service_map(plain, window)
     assert {(e.client, e.server) for e in found.edges} == {
