@@ -5,7 +5,8 @@ their tables are summed per id in Arrow and only then named, one name lookup per
 series instead of one per row read. When covering the window's head with a whole
 tier block minus what precedes the start reads fewer rows (`subtracting.split`),
 the minus parts are read too and subtracted; the bucket rows of both parts then
-come from one statement over the two edges of the window, grouped by side.
+come from one statement over the two edges of the window, grouped by side, and
+the tier rows of both parts from one statement, grouped by side too.
 """
 
 from __future__ import annotations
@@ -51,15 +52,13 @@ def read(
 def _part(
     store: GraphStore, buckets: Statement, shape: tiering.Shape,
     compiled: CompiledFilter | None, params: Mapping[str, Any], part: tiering.Plan,
-    names_of: Names, *, counted: bool = False, with_buckets: bool = True,
+    names_of: Names, *, counted: bool = False,
 ) -> list[pa.Table]:
     """The tables of one plan's bucket ranges and tier blocks, grouped by `sid`."""
-    tables = []
-    if with_buckets:
-        reads = tiering.bucket_reads(buckets, part, params)
-        tables += [series.bucket_sums(store, shape, statement, args, counted=counted)
-                   for statement, args in reads]
-        names_of.extend((series.BUCKET_NAMES, args) for _, args in reads)
+    reads = tiering.bucket_reads(buckets, part, params)
+    tables = [series.bucket_sums(store, shape, statement, args, counted=counted)
+              for statement, args in reads]
+    names_of.extend((series.BUCKET_NAMES, args) for _, args in reads)
     if part.blocks:
         tables.append(tiering.tier_table(store, shape, compiled, part, params,
                                          by_series=True, counted=counted))
@@ -74,24 +73,39 @@ def _split(
     names_of: Names,
 ) -> tuple[list[pa.Table], list[pa.Table]]:
     """The tables to add and to subtract. Bucket rows before the start (minus) and at
-    the end (plus) come from one edges statement grouped by side when both exist."""
-    ranges = split.minus.ranges, split.plus.ranges
-    if not (len(ranges[0]) == len(ranges[1]) == 1 and ranges[0][0][1] <= ranges[1][0][0]):
-        return (_part(store, buckets, shape, compiled, params, split.plus, names_of,
-                      counted=True),
-                _part(store, buckets, shape, compiled, params, split.minus, names_of,
-                      counted=True))
-    (since, head_end), (tail_start, until) = ranges[0][0], ranges[1][0]
-    args = {**params, "since": since, "until": until, "head_end": head_end,
-            "tail_start": tail_start}
-    sides = series.bucket_sums(store, shape, tiering.edges(buckets), args, counted=True,
-                               signed=True)
-    names_of.append((series.BUCKET_NAMES, args))
-    before = sides.column("minus")
-    plus = [sides.filter(pc.invert(before)).drop_columns(["minus"]),
-            *_part(store, buckets, shape, compiled, params, split.plus, names_of,
-                   counted=True, with_buckets=False)]
-    minus = [sides.filter(before).drop_columns(["minus"]),
-             *_part(store, buckets, shape, compiled, params, split.minus, names_of,
-                    counted=True, with_buckets=False)]
-    return plus, minus
+    the end (plus) come from one edges statement grouped by side when both exist; the
+    tier rows of both from one statement when no tier row is in both."""
+    plus, minus = split.plus, split.minus
+    tables: tuple[list[pa.Table], list[pa.Table]] = ([], [])
+    ranges = minus.ranges, plus.ranges
+    if len(ranges[0]) == len(ranges[1]) == 1 and ranges[0][0][1] <= ranges[1][0][0]:
+        (since, head_end), (tail_start, until) = ranges[0][0], ranges[1][0]
+        args = {**params, "since": since, "until": until, "head_end": head_end,
+                "tail_start": tail_start}
+        _sides(series.bucket_sums(store, shape, tiering.edges(buckets), args, counted=True,
+                                  signed=True), tables)
+        names_of.append((series.BUCKET_NAMES, args))
+        plus, minus = tiering.Plan((), plus.blocks), tiering.Plan((), minus.blocks)
+    if plus.blocks and minus.blocks and not _overlap(plus.blocks, minus.blocks):
+        both = tiering.Plan((), plus.blocks + minus.blocks)
+        _sides(tiering.tier_table(store, shape, compiled, both, params, by_series=True,
+                                  counted=True, minus=len(minus.blocks)), tables)
+        names_of.append((tiering.tier_names(len(both.blocks)), {**params, **both.tier_params}))
+        plus, minus = tiering.Plan(plus.ranges, ()), tiering.Plan(minus.ranges, ())
+    tables[0].extend(_part(store, buckets, shape, compiled, params, plus, names_of,
+                           counted=True))
+    tables[1].extend(_part(store, buckets, shape, compiled, params, minus, names_of,
+                           counted=True))
+    return tables
+
+
+def _sides(table: pa.Table, tables: tuple[list[pa.Table], list[pa.Table]]) -> None:
+    """A table grouped by `minus` split into the lists of rows to add and to subtract."""
+    before = table.column("minus")
+    tables[0].append(table.filter(pc.invert(before)).drop_columns(["minus"]))
+    tables[1].append(table.filter(before).drop_columns(["minus"]))
+
+
+def _overlap(a: tuple[tuple[int, int, int], ...], b: tuple[tuple[int, int, int], ...]) -> bool:
+    """Whether two block runs share a tier row (same width, overlapping starts)."""
+    return any(wa == wb and sa < eb and sb < ea for wa, sa, ea in a for wb, sb, eb in b)

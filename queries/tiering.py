@@ -129,17 +129,18 @@ class Shape:
     series: bool = False
 
 
+def _slot(i: int) -> str:
+    return f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
+
+
 def _blocks(slots: int) -> str:
-    blocks = " OR ".join(
-        f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
-        for i in range(slots)
-    )
+    blocks = " OR ".join(_slot(i) for i in range(slots))
     return f"MATCH (k:CallTier) WHERE k.bucket >= $t_first AND k.bucket < $t_end AND ({blocks})"
 
 
 def tier_text(
     shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool,
-    by_series: bool = False, counted: bool = False,
+    by_series: bool = False, counted: bool = False, minus: int = 0,
 ) -> str:
     text = (compiled.prelude(dialect) if compiled else "") + _blocks(slots) + shape.where
     variables = compiled.variables if compiled else frozenset()
@@ -155,6 +156,9 @@ def tier_text(
     if predicates:
         text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
     returns = "k.sid AS sid" if by_series else shape.returns
+    if minus:  # the last `minus` slots hold blocks to subtract: grouped apart
+        slot = " OR ".join(_slot(i) for i in range(slots - minus, slots))
+        returns += f", ({slot}) AS minus"
     if counted:  # the finest buckets summed, to tell a series present in the window
         returns += ", CAST(sum(k.nbuckets) AS INT64) AS n"
     return f"{text} RETURN {returns}, {AGGREGATES[dialect, packed]}"
@@ -166,11 +170,11 @@ _CACHE_SIZE = 512
 
 def tier_statement(
     shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True,
-    by_series: bool = False, counted: bool = False,
+    by_series: bool = False, counted: bool = False, minus: int = 0,
 ) -> Statement:
     """The tier statement of a shape and filter (cached by text-relevant parts:
     parameter values never reach the text)."""
-    key = (shape, slots, packed, by_series, counted) + (
+    key = (shape, slots, packed, by_series, counted, minus) + (
         (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
         if compiled else ())
     found = _CACHE.get(key)
@@ -179,9 +183,10 @@ def tier_statement(
             _CACHE.clear()
         found = _CACHE[key] = Statement(
             f"{shape.name}_tiers" + ("" if packed else "_unpacked")
-            + ("_by_series" if by_series else "") + ("_counted" if counted else ""),
-            tier_text(shape, compiled, Dialect.NEO4J, slots, packed, by_series, counted),
-            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed, by_series, counted),
+            + ("_by_series" if by_series else "") + ("_counted" if counted else "")
+            + ("_signed" if minus else ""),
+            *(tier_text(shape, compiled, dialect, slots, packed, by_series, counted, minus)
+              for dialect in (Dialect.NEO4J, Dialect.LADYBUG)),
         )
     return found
 
@@ -280,18 +285,19 @@ def read_traffic_table(
 def tier_table(
     store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
     params: Mapping[str, Any], *, by_series: bool = False, counted: bool = False,
+    minus: int = 0,
 ) -> pa.Table:
     """The tier rows of the plan's blocks, unpacked (h0..), grouped by the shape's
-    columns or by `sid` (`counted`: with `n`, the finest buckets they hold)."""
+    columns or by `sid` (`counted`: with `n`, the finest buckets they hold; `minus`:
+    the last blocks grouped apart, flagged by a `minus` column)."""
     args = {**params, **found.tier_params}
     slots = len(found.blocks)
-    packed = store.read_arrow(tier_statement(
-        shape, compiled, slots, by_series=by_series, counted=counted), args)
+    flags = {"by_series": by_series, "counted": counted, "minus": minus}
+    packed = store.read_arrow(tier_statement(shape, compiled, slots, **flags), args)
     if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(packed)
-    return store.read_arrow(tier_statement(
-        shape, compiled, slots, packed=False, by_series=by_series, counted=counted), args,
-    ).drop_columns(["total"])
+    return store.read_arrow(tier_statement(shape, compiled, slots, packed=False, **flags),
+                            args).drop_columns(["total"])
 
 
 _SERIES_NAMES: dict[int, Statement] = {}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from queries import subtracting
+from queries import series_window, subtracting
 from queries.service_map import service_map
 from queries.tiering import Plan, plan
 from queries.window import Window
@@ -107,3 +107,17 @@ def test_series_before_the_start_are_not_edges_and_the_rest_is_exact(stores, unt
         (SERVICES[2].id, SERVICES[3].id)}
     paths = {e.client: [p.path for p in e.top_paths] for e in found.edges}
     assert paths[SERVICES[1].id] == ["/new"]
+
+
+# (case, plus blocks, minus blocks, whether they share a tier row)
+OVERLAPS = [
+    ("different widths at one start", ((1800, H, H + 5400),), ((300, H, H + 300),), False),
+    ("same width, disjoint starts", ((300, H + 300, H + 1800),), ((300, H, H + 300),), False),
+    ("same width, one shared block", ((300, H, H + 1800),), ((300, H, H + 600),), True),
+]
+
+
+@pytest.mark.parametrize(("case", "plus", "minus", "expected"), OVERLAPS,
+                         ids=[o[0] for o in OVERLAPS])
+def test_tier_reads_are_merged_only_without_a_shared_row(case, plus, minus, expected) -> None:
+    assert series_window._overlap(plus, minus) is expected
