@@ -160,7 +160,8 @@ def tier_text(
         slot = " OR ".join(_slot(i) for i in range(slots - minus, slots))
         returns += f", ({slot}) AS minus"
     if counted:  # the finest buckets summed, to tell a series present in the window
-        returns += ", CAST(sum(k.nbuckets) AS INT64) AS n"
+        returns += (", CAST(sum(k.nbuckets) AS INT64) AS n" if dialect is Dialect.LADYBUG
+                    else ", sum(k.nbuckets) AS n")
     return f"{text} RETURN {returns}, {AGGREGATES[dialect, packed]}"
 
 

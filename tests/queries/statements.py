@@ -62,6 +62,8 @@ _FILTERED = compile_filter(GOLDEN_FILTER)
 NAMED += [
     ("service_map_tiers_by_series", tier_statement(MAP_SHAPE, compile_filter(""), 2,
                                                    by_series=True), TIERS),
+    ("service_map_tiers_by_series_signed", tier_statement(
+        MAP_SHAPE, compile_filter(""), 2, by_series=True, counted=True, minus=1), TIERS),
     ("service_map_tiers_filtered", tier_statement(MAP_SHAPE, _FILTERED, 2),
      {**_FILTERED.params, **TIERS}),
     ("service_map_focus_tiers_unpacked", tier_statement(
