@@ -11,12 +11,15 @@ shows, after which every read groups by the names again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from queries.window import IN_WINDOW
+from queries import fold
+from queries.window import AGGREGATES, IN_WINDOW
+from topology import histogram
 from topology.store import tiers
 from topology.store.base import GraphStore, Reader
 from topology.store.statement import Dialect, Statement
@@ -28,22 +31,25 @@ Row = dict[str, Any]
 _CACHE_SIZE = 512
 
 
-def bucket_table(
-    store: GraphStore, shape: Shape, buckets: Statement, args: Mapping[str, Any]
+def usable(store: GraphStore, shape: Shape) -> bool:
+    """Whether reads of the shape may group by the series id."""
+    return shape.series and store.dialect is Dialect.LADYBUG and not tiers.SERIES.collided
+
+
+def bucket_sums(
+    store: GraphStore, shape: Shape, buckets: Statement, args: Mapping[str, Any],
+    *, counted: bool = False, signed: bool = False,
 ) -> pa.Table:
-    """A bucket read as a table. The embedded store's buckets carry the series id
-    too (`sid`, like tier rows): a series shape groups by it, and the names come
-    back from the registry, or from the buckets when it does not know them yet."""
-    by_series = (shape.series and store.dialect is Dialect.LADYBUG
-                 and not tiers.SERIES.collided)
-    if by_series:
-        table = store.read_arrow(_by_series(buckets, shape), args)
-        if not table.num_rows:
-            return table
-        found = named(store, table, _BUCKET_NAMES, args)
-        if found is not None:
-            return found
-    return store.read_arrow(buckets, args)
+    """A bucket read grouped by `sid` (the shape must be `usable`): sid plus the
+    AGGREGATES columns (h0..). The histogram is summed packed two bins per column,
+    like the tiers' (13 sums instead of 26: most of the database's cost), and read
+    again bin by bin when a group's total could carry between bins. `counted` adds
+    `n`, the number of buckets summed; `signed` (an edges statement) groups by
+    `minus` too: whether the buckets precede `$head_end`."""
+    table = store.read_arrow(_by_series(buckets, shape, True, counted, signed), args)
+    if not table.num_rows or pc.max(table.column("total")).as_py() < tiers.PACK_LIMIT:
+        return fold.unpack(table)
+    return store.read_arrow(_by_series(buckets, shape, False, counted, signed), args)
 
 
 def bucket_rows(
@@ -54,7 +60,7 @@ def bucket_rows(
         rows = read(_by_series(buckets, shape), args)
         registry = tiers.SERIES
         if any(row["sid"] not in registry.names for row in rows):
-            for row in read(_BUCKET_NAMES, args):
+            for row in read(BUCKET_NAMES, args):
                 registry.add(row["client"], row["server"], row["protocol"], row["path"])
         if not registry.collided:
             return [_with_names(row, registry.names[row.pop("sid")]) for row in rows]
@@ -66,43 +72,76 @@ def _with_names(row: Row, names: tuple[str, str, str, str]) -> Row:
     return {"client": client, "server": server, "protocol": protocol, "path": path, **row}
 
 
-_BY_SERIES: dict[tuple[Statement, Shape], Statement] = {}
+_BY_SERIES: dict[tuple[Statement, Shape, bool, bool, bool], Statement] = {}
+_AGGREGATES = AGGREGATES["ladybug"]
+_BINS = [f"k.h{i}" for i in range(histogram.BIN_COUNT)]
+# The AGGREGATES columns with the histogram packed as in the tiers (bin 2i in the low
+# 31 bits, bin 2i + 1 above) and its total, which tells when a sum could carry.
+_PACKED = ", ".join([
+    _AGGREGATES.split(", CAST(sum(k.h0)")[0],
+    f"CAST(sum({' + '.join(_BINS)}) AS INT64) AS total",
+    *(f"CAST(sum({' + '.join(_BINS[2 * i:2 * i + 1])}"
+      + (f" + {_BINS[2 * i + 1]} * {tiers.PACK_LIMIT}" if 2 * i + 1 < len(_BINS) else "")
+      + f") AS INT64) AS b{i}" for i in range(tiers.PACKED))])
 
 
-def _by_series(buckets: Statement, shape: Shape) -> Statement:
-    """The bucket statement grouping by `sid` instead of the shape's group columns
-    (LadybugDB text only: Neo4j buckets have no series id)."""
-    found = _BY_SERIES.get((buckets, shape))
+def _by_series(
+    buckets: Statement, shape: Shape, packed: bool = False, counted: bool = False,
+    signed: bool = False,
+) -> Statement:
+    """The bucket statement grouping by `sid` instead of the shape's group columns,
+    its histogram `packed` or not, `counted` or not, `signed` or not (LadybugDB text
+    only: Neo4j buckets have no series id)."""
+    key = (buckets, shape, packed, counted, signed)
+    found = _BY_SERIES.get(key)
     if found is None:
         returns = f"RETURN {shape.returns}, "
         if buckets.ladybug.count(returns) != 1:
             raise ValueError(f"statement {buckets.name} does not return {shape.returns}")
+        if signed and "$head_end" not in buckets.ladybug:
+            raise ValueError(f"statement {buckets.name} does not read a window's edges")
+        text = buckets.ladybug.replace(
+            returns, "RETURN k.sid AS sid, " + ("k.bucket < $head_end AS minus, " if signed
+                                                else "") + ("count(*) AS n, " if counted else ""))
+        if packed:
+            if not text.endswith(_AGGREGATES):
+                raise ValueError(f"statement {buckets.name} does not end with the aggregates")
+            text = text.removesuffix(_AGGREGATES) + _PACKED
         if len(_BY_SERIES) >= _CACHE_SIZE:
             _BY_SERIES.clear()
-        found = _BY_SERIES[buckets, shape] = Statement(
-            f"{buckets.name}_by_series", buckets.neo4j,
-            buckets.ladybug.replace(returns, "RETURN k.sid AS sid, "))
+        found = _BY_SERIES[key] = Statement(
+            f"{buckets.name}_by_series" + ("_packed" if packed else "")
+            + ("_counted" if counted else "") + ("_signed" if signed else ""),
+            buckets.neo4j, text)
     return found
 
 
 # Names of every series of buckets in the window (the registry's fallback: all
 # of them, not only the missing ids, so that a collision with a known id shows).
-_BUCKET_NAMES = Statement.same(
+BUCKET_NAMES = Statement.same(
     "bucket_series_names", f"MATCH (k:CallBucket) WHERE {IN_WINDOW} "
     "RETURN DISTINCT k.client AS client, k.server AS server, k.protocol AS protocol, "
     "k.path AS path")
-def named(store: GraphStore, table: pa.Table, names_of: Statement, args: Mapping[str, Any]
-           ) -> pa.Table | None:
+def named(store: GraphStore, table: pa.Table,
+          names_of: Sequence[tuple[Statement, Mapping[str, Any]]]) -> pa.Table | None:
     """The table with the names of its series ids in place of them (None after a
     collision of ids). Names missing from the registry are read with `names_of`."""
+    with fold.no_collection():
+        return _named(store, table, names_of)
+
+
+def _named(store: GraphStore, table: pa.Table,
+           names_of: Sequence[tuple[Statement, Mapping[str, Any]]]) -> pa.Table | None:
     registry = tiers.SERIES
     sids = table.column("sid").to_pylist()
-    if any(sid not in registry.names for sid in sids):
-        for row in store.read(names_of, args):
-            registry.add(row["client"], row["server"], row["protocol"], row["path"])
+    known = registry.names
+    if any(sid not in known for sid in sids):
+        for statement, args in names_of:
+            for row in store.read(statement, args):
+                registry.add(row["client"], row["server"], row["protocol"], row["path"])
     if registry.collided:
         return None
-    names = [registry.names[sid] for sid in sids]
+    names = [known[sid] for sid in sids]
     columns = {name: pa.array(values, pa.string()) for name, values in zip(
         ("client", "server", "protocol", "path"), zip(*names, strict=True), strict=True)}
     return pa.table({**columns, **{n: table.column(n) for n in table.column_names

@@ -120,6 +120,11 @@ def fold_table(
     computed column-wise (`fold.pairs`), then the edges built field by field in bulk."""
     if table is None:
         return ()
+    with fold.no_collection():
+        return _fold(table, window, top_paths)
+
+
+def _fold(table: pa.Table, window: Window, top_paths: int) -> tuple[Edge, ...]:
     folded = fold.pairs(table, top_paths)
     p50, p95, p99 = fold.quantiles(folded)
     client, server, requests, errors = (folded.column(n).to_pylist() for n in (

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries import fold, series
+from queries import fold, series, series_window
 from queries.compiler import CompiledFilter
 from queries.window import IN_WINDOW, Window
 from topology import histogram
@@ -129,17 +129,18 @@ class Shape:
     series: bool = False
 
 
+def _slot(i: int) -> str:
+    return f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
+
+
 def _blocks(slots: int) -> str:
-    blocks = " OR ".join(
-        f"(k.width = $t_w{i} AND k.bucket >= $t_a{i} AND k.bucket < $t_b{i})"
-        for i in range(slots)
-    )
+    blocks = " OR ".join(_slot(i) for i in range(slots))
     return f"MATCH (k:CallTier) WHERE k.bucket >= $t_first AND k.bucket < $t_end AND ({blocks})"
 
 
 def tier_text(
     shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool,
-    by_series: bool = False,
+    by_series: bool = False, counted: bool = False, minus: int = 0,
 ) -> str:
     text = (compiled.prelude(dialect) if compiled else "") + _blocks(slots) + shape.where
     variables = compiled.variables if compiled else frozenset()
@@ -155,6 +156,12 @@ def tier_text(
     if predicates:
         text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
     returns = "k.sid AS sid" if by_series else shape.returns
+    if minus:  # the last `minus` slots hold blocks to subtract: grouped apart
+        slot = " OR ".join(_slot(i) for i in range(slots - minus, slots))
+        returns += f", ({slot}) AS minus"
+    if counted:  # the finest buckets summed, to tell a series present in the window
+        returns += (", CAST(sum(k.nbuckets) AS INT64) AS n" if dialect is Dialect.LADYBUG
+                    else ", sum(k.nbuckets) AS n")
     return f"{text} RETURN {returns}, {AGGREGATES[dialect, packed]}"
 
 
@@ -164,11 +171,11 @@ _CACHE_SIZE = 512
 
 def tier_statement(
     shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True,
-    by_series: bool = False,
+    by_series: bool = False, counted: bool = False, minus: int = 0,
 ) -> Statement:
     """The tier statement of a shape and filter (cached by text-relevant parts:
     parameter values never reach the text)."""
-    key = (shape, slots, packed, by_series) + (
+    key = (shape, slots, packed, by_series, counted, minus) + (
         (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
         if compiled else ())
     found = _CACHE.get(key)
@@ -177,9 +184,10 @@ def tier_statement(
             _CACHE.clear()
         found = _CACHE[key] = Statement(
             f"{shape.name}_tiers" + ("" if packed else "_unpacked")
-            + ("_by_series" if by_series else ""),
-            tier_text(shape, compiled, Dialect.NEO4J, slots, packed, by_series),
-            tier_text(shape, compiled, Dialect.LADYBUG, slots, packed, by_series),
+            + ("_by_series" if by_series else "") + ("_counted" if counted else "")
+            + ("_signed" if minus else ""),
+            *(tier_text(shape, compiled, dialect, slots, packed, by_series, counted, minus)
+              for dialect in (Dialect.NEO4J, Dialect.LADYBUG)),
         )
     return found
 
@@ -190,7 +198,7 @@ _EDGES = f"{IN_WINDOW} AND (k.bucket < $head_end OR k.bucket >= $tail_start)"
 _EDGE_STATEMENTS: dict[Statement, Statement] = {}
 
 
-def _edges(buckets: Statement) -> Statement:
+def edges(buckets: Statement) -> Statement:
     found = _EDGE_STATEMENTS.get(buckets)
     if found is None:
         texts = [buckets.neo4j, buckets.ladybug]
@@ -201,13 +209,13 @@ def _edges(buckets: Statement) -> Statement:
     return found
 
 
-def _bucket_reads(
+def bucket_reads(
     buckets: Statement, found: Plan, params: Mapping[str, Any]
 ) -> list[tuple[Statement, dict[str, Any]]]:
     """The statements (and parameters) reading the plan's bucket ranges."""
     if len(found.ranges) == 2:
         (since, head_end), (tail_start, until) = found.ranges
-        return [(_edges(buckets), {**params, "since": since, "until": until,
+        return [(edges(buckets), {**params, "since": since, "until": until,
                                    "head_end": head_end, "tail_start": tail_start})]
     return [(buckets, {**params, "since": since, "until": until})
             for since, until in found.ranges]
@@ -234,7 +242,7 @@ def read_traffic(
         if on_plan is not None:
             on_plan(found)
         rows: list[Row] = []
-        for statement, args in _bucket_reads(buckets, found, params):
+        for statement, args in bucket_reads(buckets, found, params):
             rows += series.bucket_rows(read, store.dialect, shape, statement, args)
         if found.blocks:
             rows += _tier_rows(read, shape, compiled, found, params)
@@ -257,39 +265,46 @@ def read_traffic_table(
     compiled: CompiledFilter | None, params: Mapping[str, Any],
 ) -> pa.Table | None:
     """`read_traffic` as one Arrow table (h0.. columns, tier rows unpacked), or None
-    when nothing matched."""
+    when nothing matched. A series shape on the embedded store is read and summed
+    by series id, and named once per series (`queries/series_window.py`)."""
     with store.snapshot():
         usable = compiled is None or not compiled.per_bucket
-        found = plan(window, store.tier_range() if usable else None)
-        tables = [series.bucket_table(store, shape, statement, args)
-                  for statement, args in _bucket_reads(buckets, found, params)]
+        tier_range = store.tier_range() if usable else None
+        found = plan(window, tier_range)
+        if series.usable(store, shape):
+            table = series_window.read(store, window, tier_range, buckets, shape, compiled,
+                                       params)
+            if table is not series_window.COLLIDED:
+                return table
+        tables = [store.read_arrow(statement, args)
+                  for statement, args in bucket_reads(buckets, found, params)]
         if found.blocks:
-            tables.append(_tier_table(store, shape, compiled, found, params))
+            tables.append(tier_table(store, shape, compiled, found, params))
     return fold.concat(tables)
 
 
-def _tier_table(
+def tier_table(
     store: GraphStore, shape: Shape, compiled: CompiledFilter | None, found: Plan,
-    params: Mapping[str, Any],
+    params: Mapping[str, Any], *, by_series: bool = False, counted: bool = False,
+    minus: int = 0,
 ) -> pa.Table:
+    """The tier rows of the plan's blocks, unpacked (h0..), grouped by the shape's
+    columns or by `sid` (`counted`: with `n`, the finest buckets they hold; `minus`:
+    the last blocks grouped apart, flagged by a `minus` column)."""
     args = {**params, **found.tier_params}
     slots = len(found.blocks)
-    by_series = shape.series and not tiers.SERIES.collided
-    packed = store.read_arrow(tier_statement(shape, compiled, slots, by_series=by_series), args)
-    if by_series and packed.num_rows:
-        packed = series.named(store, packed, _tier_names(slots), args)
-        if packed is None:  # two series share an id: group by the names instead
-            return _tier_table(store, shape, compiled, found, params)
+    flags = {"by_series": by_series, "counted": counted, "minus": minus}
+    packed = store.read_arrow(tier_statement(shape, compiled, slots, **flags), args)
     if not packed.num_rows or pc.max(packed.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(packed)
-    return store.read_arrow(tier_statement(shape, compiled, slots, packed=False), args,
-                            ).drop_columns(["total"])
+    return store.read_arrow(tier_statement(shape, compiled, slots, packed=False, **flags),
+                            args).drop_columns(["total"])
 
 
 _SERIES_NAMES: dict[int, Statement] = {}
 
 
-def _tier_names(slots: int) -> Statement:
+def tier_names(slots: int) -> Statement:
     statement = _SERIES_NAMES.get(slots)
     if statement is None:
         statement = _SERIES_NAMES[slots] = Statement.same(

@@ -11,7 +11,7 @@ from queries.health_reads import BUCKETS, BUCKETS_BY_KEY, BY_START, SERIES_NAMES
 from queries.recovery import PAIRS_IN_WINDOW
 from queries.service_map import FOCUS_SHAPE, MAP_SHAPE, map_statement
 from queries.services import SERVICES_BY_ID
-from queries.tiering import Plan, _edges, tier_statement
+from queries.tiering import Plan, edges, tier_statement
 from queries.traversal import (
     ALL_SERVICES,
     DOWNSTREAM_HOP,
@@ -65,13 +65,15 @@ _FILTERED = compile_filter(GOLDEN_FILTER)
 NAMED += [
     ("service_map_tiers_by_series", tier_statement(MAP_SHAPE, compile_filter(""), 2,
                                                    by_series=True), TIERS),
+    ("service_map_tiers_by_series_signed", tier_statement(
+        MAP_SHAPE, compile_filter(""), 2, by_series=True, counted=True, minus=1), TIERS),
     ("service_map_tiers_filtered", tier_statement(MAP_SHAPE, _FILTERED, 2),
      {**_FILTERED.params, **TIERS}),
     ("service_map_focus_tiers_unpacked", tier_statement(
         FOCUS_SHAPE, compile_filter(""), 2, packed=False), {"service": "x", **TIERS}),
-    ("service_map_edges", _edges(map_statement(compile_filter(""))), {**WINDOW, **EDGES}),
+    ("service_map_edges", edges(map_statement(compile_filter(""))), {**WINDOW, **EDGES}),
     ("external_calls_tiers", tier_statement(EXTERNAL_SHAPE, None, 2), {"kinds": [], **TIERS}),
-    ("external_calls_edges", _edges(EXTERNAL_CALLS), {"kinds": [], **WINDOW, **EDGES}),
+    ("external_calls_edges", edges(EXTERNAL_CALLS), {"kinds": [], **WINDOW, **EDGES}),
     ("health_as_server_tiers", tier_statement(_health_shape("server", listed=True), None, 2),
      {"ids": [], **TIERS}),
     ("health_as_client_all_tiers",
