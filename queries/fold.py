@@ -11,6 +11,7 @@ whole columns, with the same floating-point operations, in the same order, as
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import accumulate
@@ -27,19 +28,29 @@ _UPPER = pa.array([*map(float, histogram.BOUNDS_MS), 0.0], pa.float64())
 _OPEN_BIN = len(histogram.BOUNDS_MS)
 
 
+_PAUSES = threading.Lock()
+_paused = [0, False]  # blocks inside no_collection, whether the collector was on
+
+
 @contextmanager
 def no_collection() -> Iterator[None]:
     """The cyclic garbage collector paused while thousands of objects that hold no
     cycles are built: their allocations trigger collections that scan far more than
     them (a map of 10,000 edges: about 40% of the fold's time in a profile), and none
-    of them can be cyclic garbage."""
-    enabled = gc.isenabled()
-    gc.disable()
+    of them can be cyclic garbage. Threads may overlap: the first to enter pauses
+    the collector, the last to leave restores it as it found it."""
+    with _PAUSES:
+        if _paused[0] == 0:
+            _paused[1] = gc.isenabled()
+            gc.disable()
+        _paused[0] += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _PAUSES:
+            _paused[0] -= 1
+            if _paused[0] == 0 and _paused[1]:
+                gc.enable()
 
 
 def unpack(table: pa.Table) -> pa.Table:

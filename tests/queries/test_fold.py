@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,3 +71,24 @@ def test_fold_table_equals_the_row_fold(drawn: list[tuple], top: int, shape: str
 
 def test_fold_table_of_nothing_is_empty() -> None:
     assert fold_table(None, Window(0, 60)) == ()
+
+
+def test_overlapping_pauses_restore_the_collector_once_the_last_one_leaves() -> None:
+    assert gc.isenabled()
+    first, second = fold.no_collection(), fold.no_collection()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second block still builds its objects
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_pause_leaves_a_collector_that_was_off_off() -> None:
+    gc.disable()
+    try:
+        with fold.no_collection():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
