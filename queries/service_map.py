@@ -11,7 +11,8 @@ import pyarrow.compute as pc
 
 from queries import fold
 from queries.compiler import CompiledFilter, compile_filter
-from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.service_cache import known_services
+from queries.services import ServiceNode, UnknownService
 from queries.tiering import Shape, read_traffic, read_traffic_table
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window, add, traffic
 from topology import histogram
@@ -196,7 +197,7 @@ def service_map(
     """Edges whose buckets in the window match the filter, and the services at their ends."""
     compiled = compile_filter(filter_text)
     edges = fold_table(map_table(store, compiled, window), window, top_paths)
-    services = services_by_id(store, {e.client for e in edges} | {e.server for e in edges})
+    services = known_services(store, {e.client for e in edges} | {e.server for e in edges})
     return ServiceMap(window, tuple(services[i] for i in sorted(services)), edges)
 
 
@@ -210,7 +211,7 @@ def service_detail(
     incoming = tuple(e for e in edges if e.server == service_id)
     outgoing = tuple(e for e in edges if e.client == service_id)
     ids = {service_id} | {e.client for e in incoming} | {e.server for e in outgoing}
-    services = services_by_id(store, ids)
+    services = known_services(store, ids)
     if service_id not in services:
         raise UnknownService(f"no service with id {service_id!r}")
     return ServiceDetail(

@@ -19,8 +19,8 @@ from typing import Any
 
 from queries.adjacency import Adjacency, PairIndex
 from queries.health import cached_health
-from queries.service_cache import ALL_SERVICES, all_services
-from queries.services import ServiceNode, UnknownService, services_by_id
+from queries.service_cache import LONG_LIST, known_services
+from queries.services import ServiceNode, UnknownService
 from queries.tiering import Shape, read_traffic
 from queries.window import (
     AGGREGATES,
@@ -73,7 +73,6 @@ MADE = _health_statement("client", listed=True)
 # many services one grouped pass over the window is cheaper than a long list.
 SERVED_ALL = _health_statement("server", listed=False)
 MADE_ALL = _health_statement("client", listed=False)
-LONG_LIST = 32
 
 
 class Direction(StrEnum):
@@ -282,19 +281,7 @@ def blast_radius(
 def _known(
     store: GraphStore, root: str, reached: dict[str, tuple[int, str | None]]
 ) -> dict[str, ServiceNode]:
-    changes = changes_of(store)
-    if changes is not None:  # the embedded store: held in this process
-        held = all_services(store, changes)
-        services = {sid: held[sid] for sid in reached if sid in held}
-    elif len(reached) > LONG_LIST:
-        # LadybugDB tests `s.id IN $ids` by scanning the list for every service: for
-        # long lists, reading every service as Arrow and picking is several times cheaper.
-        table = store.read_arrow(ALL_SERVICES)
-        picked = [i for i, sid in enumerate(table.column("id").to_pylist()) if sid in reached] \
-            if table.num_rows else []
-        services = {row["id"]: ServiceNode.of(row) for row in table.take(picked).to_pylist()}
-    else:
-        services = services_by_id(store, reached)
+    services = known_services(store, reached)
     if root not in services:
         raise UnknownService(f"no service with id {root!r}")
     return services

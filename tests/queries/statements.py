@@ -9,11 +9,11 @@ from queries.compiler import compile_filter
 from queries.external import EXTERNAL_CALLS, EXTERNAL_SHAPE
 from queries.health_reads import BUCKETS, BUCKETS_BY_KEY, BY_START, SERIES_NAMES
 from queries.recovery import PAIRS_IN_WINDOW
+from queries.service_cache import ALL_SERVICES
 from queries.service_map import FOCUS_SHAPE, MAP_SHAPE, map_statement
 from queries.services import SERVICES_BY_ID
 from queries.tiering import Plan, edges, tier_statement
 from queries.traversal import (
-    ALL_SERVICES,
     DOWNSTREAM_HOP,
     MADE,
     MADE_ALL,
