@@ -13,6 +13,7 @@ import pytest
 
 from tests.queries import shop
 from topology.settings import Settings
+from topology.store import tiers
 from topology.store.base import GraphStore
 
 
@@ -31,3 +32,13 @@ def shop_store(
         assert report.tiered > 0
     yield store
     store.close()
+
+
+@pytest.fixture
+def registry() -> Iterator[tiers.SeriesNames]:
+    """The process's series-name registry, restored after the test."""
+    saved = dict(tiers.SERIES.names), tiers.SERIES.collided
+    yield tiers.SERIES
+    tiers.SERIES.names.clear()
+    tiers.SERIES.names.update(saved[0])
+    tiers.SERIES.collided = saved[1]

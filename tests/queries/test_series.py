@@ -37,15 +37,6 @@ def store(tmp_path) -> Iterator[LadybugStore]:
     opened.close()
 
 
-@pytest.fixture
-def registry() -> Iterator[tiers.SeriesNames]:
-    saved = dict(tiers.SERIES.names), tiers.SERIES.collided
-    yield tiers.SERIES
-    tiers.SERIES.names.clear()
-    tiers.SERIES.names.update(saved[0])
-    tiers.SERIES.collided = saved[1]
-
-
 def bucket(minute: int, bins: dict[int, int]) -> CallBucket:
     hist = histogram.empty()
     for index, count in bins.items():

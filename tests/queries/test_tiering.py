@@ -22,7 +22,6 @@ from queries.traversal import blast_radius
 from queries.window import Window
 from topology.model import KIND_EXTERNAL_SERVICE, Batch, CallBucket, Service, external_id
 from topology.settings import Settings
-from topology.store import tiers
 from topology.store.ladybug_store import LadybugStore
 from topology.store.tiers import TierRange
 
@@ -136,16 +135,6 @@ def test_the_tiered_store_reads_tier_rows_for_a_long_window(stores) -> None:
     _, tiered = stores
     found = plan(Window.last(3600, H + 130 * M + 25), tiered.tier_range())
     assert found.blocks and sum(b - a for a, b in found.ranges) < 1200
-
-
-@pytest.fixture
-def registry() -> Iterator[tiers.SeriesNames]:
-    """The process's series-name registry, restored after the test."""
-    saved = dict(tiers.SERIES.names), tiers.SERIES.collided
-    yield tiers.SERIES
-    tiers.SERIES.names.clear()
-    tiers.SERIES.names.update(saved[0])
-    tiers.SERIES.collided = saved[1]
 
 
 def test_names_of_series_unknown_to_the_process_are_read_from_the_tiers(stores, registry):
