@@ -164,33 +164,30 @@ def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRe
 
 
 def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:
-    """Per service: what it served among the pairs, else what it made."""
+    """Per service: what it served among the pairs, else what it made (the diff's
+    per-pair form; the map computes the same column-wise, `service_sums`)."""
     served: dict[str, list[Any]] = {}
     made: dict[str, list[Any]] = {}
-    for pair in pairs:  # once per edge: the two ends written out rather than looped over
-        total = served.get(pair.server)
-        if total is None:
-            served[pair.server] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
-        else:
-            total[0] += pair.requests
-            total[1] += pair.errors
-            total[2] += pair.latency
-            total[3].append(pair.hist)
-        if pair.client in served:
-            continue  # its own calls made are not what it shows
-        total = made.get(pair.client)
-        if total is None:
-            made[pair.client] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
-        else:
-            total[0] += pair.requests
-            total[1] += pair.errors
-            total[2] += pair.latency
-            total[3].append(pair.hist)
+    for pair in pairs:
+        _add_pair(served, pair.server, pair)
+        if pair.client not in served:  # its own calls made are not what it shows
+            _add_pair(made, pair.client, pair)
     made.update(served)
-    # histograms summed once per service, bin by bin, and only for what is kept
+    # histograms summed once per service, bin by bin
     return {sid: Traffic(r, e, lat,
                          tuple(h[0]) if len(h) == 1 else tuple(map(sum, zip(*h, strict=True))))
             for sid, (r, e, lat, h) in made.items()}
+
+
+def _add_pair(totals: dict[str, list[Any]], service: str, pair: PairAgg) -> None:
+    total = totals.get(service)
+    if total is None:
+        totals[service] = [pair.requests, pair.errors, pair.latency, [pair.hist]]
+        return
+    total[0] += pair.requests
+    total[1] += pair.errors
+    total[2] += pair.latency
+    total[3].append(pair.hist)
 
 
 def _filtered(compiled: CompiledFilter, dialect: Dialect, returns: str) -> str:
