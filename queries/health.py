@@ -45,7 +45,7 @@ from queries.health_reads import (
     patched,
     sides_of,
 )
-from queries.window import Traffic, Window
+from queries.window import Traffic, Window, start_runs
 from topology.store import tiers
 from topology.store.base import GraphStore
 from topology.store.changes import NO_FLOOR, TRACKED_STARTS, Changes, changes_of
@@ -195,14 +195,14 @@ class HealthCache:
         newest = [s for s in missing if s >= floor] if not tiers.SERIES.collided else []
         entries: dict[int, Entry] = {}
         if newest:
-            found = bucket_rows(store, _runs(newest, width), set(newest))
+            found = bucket_rows(store, start_runs(newest, width), set(newest))
             if found is not None:
                 entries = {start: Entry(generation, sides_of(rows), rows) if (
                     rows := found.get(start)) else Entry(generation, _EMPTY_SIDES, Rows({}, {}, {}))
                            for start in newest}
         rest = [s for s in missing if s not in entries]
         if rest:
-            found_parts = by_names(store, _runs(rest, width), set(rest))
+            found_parts = by_names(store, start_runs(rest, width), set(rest))
             entries.update({start: Entry(generation, found_parts.get(start, _EMPTY_SIDES))
                             for start in rest})
         return entries
@@ -223,17 +223,6 @@ class HealthCache:
 
 
 _EMPTY_SIDES = (EMPTY_PART,) * len(SIDES)
-
-
-def _runs(starts: list[int], width: int) -> list[tuple[int, int]]:
-    """Contiguous runs of starts as [since, until) ranges."""
-    runs: list[list[int]] = []
-    for start in sorted(starts):
-        if runs and runs[-1][1] == start:
-            runs[-1][1] = start + width
-        else:
-            runs.append([start, start + width])
-    return [(since, until) for since, until in runs]
 
 
 def _merged(parts: list[Part]) -> Part:

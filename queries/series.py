@@ -46,10 +46,10 @@ def bucket_sums(
     again bin by bin when a group's total could carry between bins. `counted` adds
     `n`, the number of buckets summed; `signed` (an edges statement) groups by
     `minus` too: whether the buckets precede `$head_end`."""
-    table = store.read_arrow(_by_series(buckets, shape, True, counted, signed), args)
+    table = store.read_arrow(by_series(buckets, shape, True, counted, signed), args)
     if not table.num_rows or pc.max(table.column("total")).as_py() < tiers.PACK_LIMIT:
         return fold.unpack(table)
-    return store.read_arrow(_by_series(buckets, shape, False, counted, signed), args)
+    return store.read_arrow(by_series(buckets, shape, False, counted, signed), args)
 
 
 def bucket_rows(
@@ -57,7 +57,7 @@ def bucket_rows(
 ) -> list[Row]:
     """`bucket_table` as rows."""
     if shape.series and dialect is Dialect.LADYBUG and not tiers.SERIES.collided:
-        rows = read(_by_series(buckets, shape), args)
+        rows = read(by_series(buckets, shape), args)
         registry = tiers.SERIES
         if any(row["sid"] not in registry.names for row in rows):
             for row in read(BUCKET_NAMES, args):
@@ -72,7 +72,7 @@ def _with_names(row: Row, names: tuple[str, str, str, str]) -> Row:
     return {"client": client, "server": server, "protocol": protocol, "path": path, **row}
 
 
-_BY_SERIES: dict[tuple[Statement, Shape, bool, bool, bool], Statement] = {}
+_BY_SERIES: dict[tuple[Statement, Shape, bool, bool, bool, bool], Statement] = {}
 _AGGREGATES = AGGREGATES["ladybug"]
 _BINS = [f"k.h{i}" for i in range(histogram.BIN_COUNT)]
 # The AGGREGATES columns with the histogram packed as in the tiers (bin 2i in the low
@@ -85,14 +85,15 @@ _PACKED = ", ".join([
       + f") AS INT64) AS b{i}" for i in range(tiers.PACKED))])
 
 
-def _by_series(
+def by_series(
     buckets: Statement, shape: Shape, packed: bool = False, counted: bool = False,
-    signed: bool = False,
+    signed: bool = False, per_start: bool = False,
 ) -> Statement:
     """The bucket statement grouping by `sid` instead of the shape's group columns,
-    its histogram `packed` or not, `counted` or not, `signed` or not (LadybugDB text
+    its histogram `packed` or not, `counted` or not, `signed` or not, and `per_start`
+    (grouped by the bucket start too, returned as `start`) or not (LadybugDB text
     only: Neo4j buckets have no series id)."""
-    key = (buckets, shape, packed, counted, signed)
+    key = (buckets, shape, packed, counted, signed, per_start)
     found = _BY_SERIES.get(key)
     if found is None:
         returns = f"RETURN {shape.returns}, "
@@ -102,7 +103,9 @@ def _by_series(
             raise ValueError(f"statement {buckets.name} does not read a window's edges")
         text = buckets.ladybug.replace(
             returns, "RETURN k.sid AS sid, " + ("k.bucket < $head_end AS minus, " if signed
-                                                else "") + ("count(*) AS n, " if counted else ""))
+                                                else "")
+            + ("k.bucket AS start, " if per_start else "")
+            + ("count(*) AS n, " if counted else ""))
         if packed:
             if not text.endswith(_AGGREGATES):
                 raise ValueError(f"statement {buckets.name} does not end with the aggregates")
@@ -111,7 +114,8 @@ def _by_series(
             _BY_SERIES.clear()
         found = _BY_SERIES[key] = Statement(
             f"{buckets.name}_by_series" + ("_packed" if packed else "")
-            + ("_counted" if counted else "") + ("_signed" if signed else ""),
+            + ("_counted" if counted else "") + ("_signed" if signed else "")
+            + ("_per_start" if per_start else ""),
             buckets.neo4j, text)
     return found
 

@@ -26,12 +26,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from queries import fold, series, series_window
+from queries import fold, series, series_window, window_cache
 from queries.compiler import CompiledFilter
 from queries.window import IN_WINDOW, Window
 from topology import histogram
 from topology.store import tiers
 from topology.store.base import GraphStore, Reader
+from topology.store.changes import changes_of
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange
 
@@ -73,10 +74,10 @@ def plan(window: Window, tier_range: TierRange | None) -> Plan:
     if not chosen:
         return whole
     ranges = tuple(r for r in ((window.since, first), (position, window.until)) if r[0] < r[1])
-    return Plan(ranges, _runs(chosen))
+    return Plan(ranges, block_runs(chosen))
 
 
-def _runs(chosen: list[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+def block_runs(chosen: list[tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
     """Consecutive blocks of one width as (width, first start, last start + width)."""
     runs: list[list[int]] = []
     for width, start in chosen:
@@ -140,7 +141,7 @@ def _blocks(slots: int) -> str:
 
 def tier_text(
     shape: Shape, compiled: CompiledFilter | None, dialect: Dialect, slots: int, packed: bool,
-    by_series: bool = False, counted: bool = False, minus: int = 0,
+    by_series: bool = False, counted: bool = False, minus: int = 0, per_block: bool = False,
 ) -> str:
     text = (compiled.prelude(dialect) if compiled else "") + _blocks(slots) + shape.where
     variables = compiled.variables if compiled else frozenset()
@@ -156,6 +157,8 @@ def tier_text(
     if predicates:
         text += (" WHERE " if joined else " AND ") + " AND ".join(predicates)
     returns = "k.sid AS sid" if by_series else shape.returns
+    if per_block:  # grouped by tier row too: one result row per series and block
+        returns += ", k.width AS width, k.bucket AS block"
     if minus:  # the last `minus` slots hold blocks to subtract: grouped apart
         slot = " OR ".join(_slot(i) for i in range(slots - minus, slots))
         returns += f", ({slot}) AS minus"
@@ -171,11 +174,11 @@ _CACHE_SIZE = 512
 
 def tier_statement(
     shape: Shape, compiled: CompiledFilter | None, slots: int, packed: bool = True,
-    by_series: bool = False, counted: bool = False, minus: int = 0,
+    by_series: bool = False, counted: bool = False, minus: int = 0, per_block: bool = False,
 ) -> Statement:
     """The tier statement of a shape and filter (cached by text-relevant parts:
     parameter values never reach the text)."""
-    key = (shape, slots, packed, by_series, counted, minus) + (
+    key = (shape, slots, packed, by_series, counted, minus, per_block) + (
         (compiled.neo4j, compiled.ladybug, compiled.bindings, compiled.variables)
         if compiled else ())
     found = _CACHE.get(key)
@@ -185,8 +188,9 @@ def tier_statement(
         found = _CACHE[key] = Statement(
             f"{shape.name}_tiers" + ("" if packed else "_unpacked")
             + ("_by_series" if by_series else "") + ("_counted" if counted else "")
-            + ("_signed" if minus else ""),
-            *(tier_text(shape, compiled, dialect, slots, packed, by_series, counted, minus)
+            + ("_signed" if minus else "") + ("_per_block" if per_block else ""),
+            *(tier_text(shape, compiled, dialect, slots, packed, by_series, counted, minus,
+                        per_block)
               for dialect in (Dialect.NEO4J, Dialect.LADYBUG)),
         )
     return found
@@ -266,14 +270,20 @@ def read_traffic_table(
 ) -> pa.Table | None:
     """`read_traffic` as one Arrow table (h0.. columns, tier rows unpacked), or None
     when nothing matched. A series shape on the embedded store is read and summed
-    by series id, and named once per series (`queries/series_window.py`)."""
+    by series id, and named once per series (`queries/series_window.py`), from the
+    partial sums kept in memory where it can (`queries/window_cache.py`)."""
+    changes = changes_of(store)
+    generation = 0 if changes is None else changes.generation  # before the snapshot
     with store.snapshot():
         usable = compiled is None or not compiled.per_bucket
         tier_range = store.tier_range() if usable else None
         found = plan(window, tier_range)
         if series.usable(store, shape):
-            table = series_window.read(store, window, tier_range, buckets, shape, compiled,
-                                       params)
+            table = window_cache.read(store, generation, window, tier_range, buckets, shape,
+                                      compiled, params)
+            if table is window_cache.UNCACHED:
+                table = series_window.read(store, window, tier_range, buckets, shape,
+                                           compiled, params)
             if table is not series_window.COLLIDED:
                 return table
         tables = [store.read_arrow(statement, args)

@@ -90,6 +90,17 @@ AGGREGATES = {
 IN_WINDOW = "k.bucket >= $since AND k.bucket < $until"
 
 
+def start_runs(starts: list[int], width: int) -> list[tuple[int, int]]:
+    """Contiguous runs of bucket starts as [since, until) ranges."""
+    runs: list[list[int]] = []
+    for start in sorted(starts):
+        if runs and runs[-1][1] == start:
+            runs[-1][1] = start + width
+        else:
+            runs.append([start, start + width])
+    return [(since, until) for since, until in runs]
+
+
 _HIST_COLUMNS = operator.itemgetter(*(f"h{i}" for i in range(histogram.BIN_COUNT)))
 
 

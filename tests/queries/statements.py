@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from queries import series
 from queries.adjacency import ALL_PAIRS
 from queries.compiler import compile_filter
 from queries.external import EXTERNAL_CALLS, EXTERNAL_SHAPE
@@ -67,6 +68,11 @@ NAMED += [
                                                    by_series=True), TIERS),
     ("service_map_tiers_by_series_signed", tier_statement(
         MAP_SHAPE, compile_filter(""), 2, by_series=True, counted=True, minus=1), TIERS),
+    ("service_map_tiers_by_series_per_block", tier_statement(
+        MAP_SHAPE, compile_filter(""), 2, by_series=True, per_block=True), TIERS),
+    ("service_map_edges_by_series_packed_per_start", series.by_series(
+        edges(map_statement(compile_filter(""))), MAP_SHAPE, packed=True, per_start=True),
+     {**WINDOW, **EDGES}),
     ("service_map_tiers_filtered", tier_statement(MAP_SHAPE, _FILTERED, 2),
      {**_FILTERED.params, **TIERS}),
     ("service_map_focus_tiers_unpacked", tier_statement(
