@@ -46,7 +46,7 @@ from queries.service_map import map_table  # noqa: E402
 from queries.window import Window  # noqa: E402
 from topology.api.graphql import answers_map  # noqa: E402
 from topology.api.graphql.context import Ctx  # noqa: E402
-from topology.api.graphql.data import fetch_services  # noqa: E402
+from topology.api.graphql.records import fetch_services  # noqa: E402
 from topology.api.graphql.scope import Scope  # noqa: E402
 from topology.model import MINUTE, Batch, CallBucket, Service, workload_id  # noqa: E402
 from topology.settings import Settings  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 
 import pyarrow as pa
 
@@ -14,7 +14,8 @@ from queries.window import EMPTY, Traffic, Window
 from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
-from topology.api.graphql.data import ServiceRecord, ServiceSums
+from topology.api.graphql.data import ServiceSums
+from topology.api.graphql.records import ServiceRecord
 from topology.api.graphql.rows import Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
@@ -69,7 +70,13 @@ def labels(node: ServiceNode) -> list[t.Label]:
 
 
 def slo(node: ServiceNode) -> rules.Slo:
-    return rules.slo_from_labels(node.labels) if node.labels else rules.DEFAULT
+    return _slo_of(node.labels) if node.labels else rules.DEFAULT
+
+
+@lru_cache(maxsize=4096)
+def _slo_of(labels: tuple[str, ...]) -> rules.Slo:
+    """Services share a few label sets; a map asks for thousands of SLOs."""
+    return rules.slo_from_labels(labels)
 
 
 def service(
