@@ -26,67 +26,74 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import chain, islice
+from types import CodeType
 from typing import Any
 
 import orjson
 
 Get = Callable[[str], Sequence[Any]]  # a column by attribute path
-Value = Callable[[Get, int], list[bytes]]  # the encoded values of n rows
-Encode = Callable[[Sequence[Any]], list[bytes]]  # a column's values, encoded
+Value = Callable[[Get, int], list[str]]  # the JSON texts of n rows' values
+Encode = Callable[[Sequence[Any]], list[str]]  # a column's values as JSON texts
+_CODE: dict[str, CodeType] = {}  # generated row functions, by source
+_CODE_LIMIT = 256
 
 
-def numbers(values: Sequence[Any]) -> list[bytes]:
+def _text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def numbers(values: Sequence[Any]) -> list[str]:
     """Ints, floats, booleans and nulls: one orjson call for the whole column."""
     if not values:
         return []
-    parts = orjson.dumps(values if type(values) is list else list(values))[1:-1].split(b",")
-    if len(parts) != len(values):  # not numbers after all: a comma inside some value
+    parts = orjson.dumps(values if type(values) is list else list(values)).decode()[1:-1]
+    found = parts.split(",")
+    if len(found) != len(values):  # not numbers after all: a comma inside some value
         return each(values)
-    return parts
+    return found
 
 
-def each(values: Sequence[Any]) -> list[bytes]:
-    return list(map(orjson.dumps, values))
+def each(values: Sequence[Any]) -> list[str]:
+    return list(map(_text, values))
 
 
-def strings(values: Sequence[Any]) -> list[bytes]:
+def strings(values: Sequence[Any]) -> list[str]:
     """Strings (or nulls), each distinct one encoded once: ids repeat a lot."""
     encoded = dict.fromkeys(values)
     for value in encoded:
-        encoded[value] = orjson.dumps(value)
+        encoded[value] = _text(value)
     return list(map(encoded.__getitem__, values))
 
 
-def lists(values: Sequence[Any]) -> list[bytes]:
+def lists(values: Sequence[Any]) -> list[str]:
     """Non-null lists of plain scalars (`list(...)` first, as the dict path does), each
     distinct one encoded once: most edges speak the same protocol."""
     rows = list(map(tuple, values))
     try:
         encoded = dict.fromkeys(rows)
     except TypeError:  # an unhashable item
-        return list(map(orjson.dumps, map(list, values)))
+        return list(map(_text, map(list, values)))
     for row in encoded:
-        encoded[row] = orjson.dumps(list(row))
+        encoded[row] = _text(list(row))
     return list(map(encoded.__getitem__, rows))
 
 
 def by_identity(convert: Callable[[Any], Any]) -> Encode:
     """Values converted by `convert` (enum members: singletons), each distinct object once."""
-    def encode(values: Sequence[Any]) -> list[bytes]:
+    def encode(values: Sequence[Any]) -> list[str]:
         keys = list(map(id, values))
         encoded: dict[int, Any] = dict(zip(keys, values, strict=True))
         for key, value in encoded.items():
-            encoded[key] = orjson.dumps(convert(value))
+            encoded[key] = _text(convert(value))
         return list(map(encoded.__getitem__, keys))
     return encode
 
 
 def converted(convert: Callable[[Any], Any]) -> Encode:
     """Values converted by `convert` one by one (custom scalars, nullable lists, ...)."""
-    def encode(values: Sequence[Any]) -> list[bytes]:
-        return list(map(orjson.dumps, map(convert, values)))
+    def encode(values: Sequence[Any]) -> list[str]:
+        return list(map(_text, map(convert, values)))
     return encode
 
 
@@ -95,11 +102,11 @@ class Template:
     """One JSON object per row: fixed pieces around the rows' encoded values
     (`pieces` has one more item than `values`)."""
 
-    pieces: tuple[bytes, ...]
+    pieces: tuple[str, ...]
     values: tuple[Value, ...]
     count_by: str | None  # a column path with one value per row: what items are counted by
 
-    def rows(self, get: Get, n: int, around: tuple[bytes, bytes] = (b"", b"")) -> list[bytes]:
+    def rows(self, get: Get, n: int, around: tuple[str, str] = ("", "")) -> list[str]:
         """Each row's object, between `around`'s two pieces."""
         if not self.values:
             return [around[0] + self.pieces[0] + around[1]] * n
@@ -109,44 +116,64 @@ class Template:
             if len(encoded) != n:
                 raise ValueError(f"a column holds {len(encoded)} values for {n} rows")
             columns.append(encoded)
-        form = self.format if around == (b"", b"") else (
-            around[0].replace(b"%", b"%%") + self.format + around[1].replace(b"%", b"%%"))
-        return list(map(form.__mod__, zip(*columns, strict=True)))
-
-    @cached_property
-    def format(self) -> bytes:
-        """The pieces as one %-format: filled in C, one row at a time."""
-        return b"%s".join(piece.replace(b"%", b"%%") for piece in self.pieces)
+        return _row_function(self.pieces, around)(columns)
 
     def array(self, get: Get, n: int) -> orjson.Fragment:
-        return orjson.Fragment(b"[" + b",".join(self.rows(get, n)) + b"]")
+        return orjson.Fragment(("[" + ",".join(self.rows(get, n)) + "]").encode())
+
+
+def _row_function(pieces: tuple[str, ...], around: tuple[str, str]) -> Callable[
+        [list[list[str]]], list[str]]:
+    """A comprehension joining each row's values between the pieces in one f-string
+    (one string building step per row: about a third cheaper than %-formatting)."""
+    names = [f"v{i}" for i in range(len(pieces) - 1)]
+    first, *rest = pieces
+    literal = _literal(around[0] + first) + "".join(
+        f"{{{name}}}{_literal(piece)}" for name, piece in zip(names, rest, strict=True))
+    literal += _literal(around[1])
+    source = (f"def rows(columns):\n    return [f'{literal}' for ({', '.join(names)},) "
+              f"in zip(*columns, strict=True)]\n")
+    code = _CODE.get(source)
+    if code is None:
+        if len(_CODE) >= _CODE_LIMIT:
+            _CODE.clear()
+        code = _CODE[source] = compile(source, "<json rows>", "exec")
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    return scope["rows"]
+
+
+def _literal(text: str) -> str:
+    """Text as the literal part of a single-quoted f-string."""
+    return (text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{")
+            .replace("}", "}}").replace("\n", "\\n").replace("\r", "\\r"))
 
 
 class TemplateBuilder:
     """Collects a selection's template field by field, in response order."""
 
     def __init__(self) -> None:
-        self._pieces: list[bytes] = []
+        self._pieces: list[str] = []
         self._values: list[Value] = []
-        self._pending = bytearray(b"{")
+        self._pending = "{"
         self._first = [True]
         self._count_by: str | None = None
 
     def key(self, response_key: str) -> None:
         if not self._first[-1]:
-            self._pending += b","
+            self._pending += ","
         self._first[-1] = False
-        self._pending += orjson.dumps(response_key) + b":"
+        self._pending += _text(response_key) + ":"
 
     def constant(self, value: Any) -> None:
-        self._pending += orjson.dumps(value)
+        self._pending += _text(value)
 
     def open(self) -> None:
-        self._pending += b"{"
+        self._pending += "{"
         self._first.append(True)
 
     def close(self) -> None:
-        self._pending += b"}"
+        self._pending += "}"
         self._first.pop()
 
     def leaf(self, path: str, encode: Encode) -> None:
@@ -160,13 +187,13 @@ class TemplateBuilder:
         self._add(prefix + items.count_by, partial_list(prefix, items))
 
     def build(self) -> Template:
-        return Template((*self._pieces, bytes(self._pending) + b"}"), tuple(self._values),
+        return Template((*self._pieces, self._pending + "}"), tuple(self._values),
                         self._count_by)
 
     def _add(self, path: str, value: Value) -> None:
         self._count_by = self._count_by or path
-        self._pieces.append(bytes(self._pending))
-        self._pending = bytearray()
+        self._pieces.append(self._pending)
+        self._pending = ""
         self._values.append(value)
 
 
@@ -174,7 +201,7 @@ def partial_list(prefix: str, items: Template) -> Value:
     """The encoded lists of objects of n rows (see TemplateBuilder.nested)."""
     assert items.count_by is not None
 
-    def value(get: Get, n: int) -> list[bytes]:
+    def value(get: Get, n: int) -> list[str]:
         lengths = list(map(len, get(prefix + items.count_by)))  # type: ignore[operator]
         total = sum(lengths)
 
@@ -185,7 +212,7 @@ def partial_list(prefix: str, items: Template) -> Value:
             return found
 
         if total == n and (n == 0 or max(lengths) == 1):  # one item per row: the common case
-            return items.rows(flat, total, (b"[", b"]"))
+            return items.rows(flat, total, ("[", "]"))
         rest = iter(items.rows(flat, total))
-        return [b"[" + b",".join(islice(rest, length)) + b"]" for length in lengths]
+        return ["[" + ",".join(islice(rest, length)) + "]" for length in lengths]
     return value
