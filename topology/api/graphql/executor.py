@@ -44,12 +44,15 @@ from graphql import (
     GraphQLScalarType,
     is_leaf_type,
 )
-from topology.api.graphql import json_columns as jc
+from topology.api.graphql.lean_json import (
+    JSON_FRAGMENTS,
+    PLAIN_SCALARS,
+    JsonColumns,
+    NotLean,
+)
 from topology.api.graphql.rows import Columns
 
-JSON_FRAGMENTS = "json_fragments"  # context key: encode `Columns` lists as JSON fragments
-_PLAIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
-_TEXT_SCALARS = frozenset({"String", "ID"})
+__all__ = ["JSON_FRAGMENTS", "LeanExecutionContext", "is_lean"]
 _CODE: dict[str, CodeType] = {}  # generated source -> its code
 _CODE_LIMIT = 512
 Project = Callable[[Any], Any]
@@ -71,11 +74,7 @@ def is_lean(object_type: GraphQLObjectType) -> bool:
     return known
 
 
-class _NotLean(Exception):
-    """Some type in the selection needs the standard path."""
-
-
-class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class LeanExecutionContext(JsonColumns, StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         context = self.context_value
@@ -91,7 +90,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if cached is None:
             try:
                 project: Project | None = self._object_plan(return_type, field_details_list)
-            except _NotLean:
+            except NotLean:
                 project = None
             # keep the list alive with its plan so its id cannot be reused meanwhile
             cached = self._plans[key] = (field_details_list, project)
@@ -135,7 +134,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 continue
             attribute = field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
             if not attribute.isidentifier():
-                raise _NotLean
+                raise NotLean
             items.append(f"{response_key!r}: "
                          + self._expression(f"{first}.{attribute}", field.type, details, names))
             first = bound
@@ -158,7 +157,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         columns: dict[str, str] = {}
         try:
             body = self._columns_source(object_type, details, "", names, columns)
-        except _NotLean:
+        except NotLean:
             return None
         function = self._name("_columns", names)
         if columns:
@@ -169,63 +168,6 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         names[_DEFS].append(f"def {function}(v):\n    c = v.column\n"
                             f"    return [{body} {loop}]\n")
         return function
-
-    def _json_columnar(self, object_type: GraphQLObjectType, details: Any,
-                       names: dict[str, Any]) -> str | None:
-        """`_columnar` encoding the list as one JSON fragment (see json_columns.py)."""
-        builder = jc.TemplateBuilder()
-        try:
-            self._json_fields(object_type, details, "", builder)
-        except _NotLean:
-            return None
-        template = builder.build()
-        function = self._name("_json", names)
-        names[function] = lambda v: template.array(v.column, len(v))
-        return function
-
-    def _json_fields(self, object_type: GraphQLObjectType, field_details_list: Any,
-                     prefix: str, builder: jc.TemplateBuilder) -> None:
-        """`_columns_source` as a JSON template: the same fields, paths and fallbacks."""
-        for response_key, details, field in self._lean_fields(object_type, field_details_list):
-            builder.key(response_key)
-            if field is None:
-                builder.constant(object_type.name)
-                continue
-            path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
-            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-            if isinstance(inner, GraphQLObjectType):
-                if inner is field.type:
-                    raise _NotLean  # a null object has no columns to stand for it
-                builder.open()
-                self._json_fields(inner, details, path + ".", builder)
-                builder.close()
-            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
-                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
-                if inner is field.type:
-                    raise _NotLean
-                items = jc.TemplateBuilder()
-                self._json_fields(inner.of_type.of_type, details, "", items)
-                template = items.build()
-                if template.count_by is None:
-                    raise _NotLean  # nothing to count the items by
-                builder.nested(path, template)
-            else:
-                builder.leaf(path, self._json_leaf(field.type, details))
-
-    def _json_leaf(self, output_type: GraphQLOutputType, details: Any) -> jc.Encode:
-        """How a column of this (non-object) type is encoded."""
-        inner = output_type.of_type if isinstance(output_type, GraphQLNonNull) else output_type
-        if isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS:
-            return jc.strings if inner.name in _TEXT_SCALARS else jc.numbers
-        if inner is not output_type and isinstance(inner, GraphQLList):
-            item = inner.of_type.of_type if isinstance(inner.of_type, GraphQLNonNull) \
-                else inner.of_type
-            if isinstance(item, GraphQLScalarType) and item.name in _PLAIN_SCALARS:
-                return jc.lists
-        value = self._value_function(output_type, details)
-        if isinstance(inner, GraphQLEnumType):
-            return jc.by_identity(value)  # members are singletons
-        return jc.converted(value)
 
     def _columns_source(self, object_type: GraphQLObjectType, field_details_list: Any,
                         prefix: str, names: dict[str, Any], columns: dict[str, str]) -> str:
@@ -240,12 +182,12 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
             if isinstance(inner, GraphQLObjectType):
                 if inner is field.type:
-                    raise _NotLean  # a null object has no columns to stand for it
+                    raise NotLean  # a null object has no columns to stand for it
                 source = self._columns_source(inner, details, path + ".", names, columns)
             elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
                     and isinstance(inner.of_type.of_type, GraphQLObjectType):
                 if inner is field.type:
-                    raise _NotLean
+                    raise NotLean
                 source = self._nested_source(inner.of_type.of_type, details, path, names,
                                              columns)
             else:
@@ -263,7 +205,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         inside: dict[str, str] = {}
         body = self._columns_source(item_type, details, "", names, inside)
         if not inside:
-            raise _NotLean  # nothing to count the items by
+            raise NotLean  # nothing to count the items by
         lists = []
         for field_path in inside:
             variable = columns.get(f"{path}[].{field_path}")
@@ -283,9 +225,9 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, object_type: GraphQLObjectType, field_details_list: Any
     ) -> Iterator[tuple[str, Any, GraphQLField | None]]:
         """The selected fields of a lean type: (response key, details, field), the field
-        None for `__typename`; raises _NotLean for a type that must resolve itself."""
+        None for `__typename`; raises NotLean for a type that must resolve itself."""
         if not is_lean(object_type) or object_type.is_type_of is not None:
-            raise _NotLean
+            raise NotLean
         grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
         for response_key, details in grouped.items():
             name = details[0].node.name.value
@@ -305,7 +247,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         inner = output_type.of_type if required else output_type
         if isinstance(inner, GraphQLObjectType):
             return self._object_source(inner, details, value, names, required=required)
-        if (isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS):
+        if (isinstance(inner, GraphQLScalarType) and inner.name in PLAIN_SCALARS):
             return value  # built by our own typed dataclasses: already the response value
         table = _enum_table(self, inner) if isinstance(inner, GraphQLEnumType) else None
         # a value used twice (null check, enum lookup) is evaluated once, then named
@@ -341,7 +283,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             def expression(v: str) -> str:
                 return f"{function}({v})"
         else:
-            raise _NotLean
+            raise NotLean
         if required:
             return expression(value)
         return f"(None if {value} is None else {expression(bound)})"

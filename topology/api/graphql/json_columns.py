@@ -91,9 +91,19 @@ def by_identity(convert: Callable[[Any], Any]) -> Encode:
 
 
 def converted(convert: Callable[[Any], Any]) -> Encode:
-    """Values converted by `convert` one by one (custom scalars, nullable lists, ...)."""
+    """Values converted by `convert` (custom scalars, nullable lists, ...): each distinct
+    value once when they are hashable and of one type besides null (equal values of
+    different types, 1 and True, may convert differently), else one by one."""
     def encode(values: Sequence[Any]) -> list[str]:
-        return list(map(_text, map(convert, values)))
+        if len(set(map(type, values)) - {type(None)}) > 1:
+            return list(map(_text, map(convert, values)))
+        try:
+            encoded = dict.fromkeys(values)
+        except TypeError:
+            return list(map(_text, map(convert, values)))
+        for value in encoded:
+            encoded[value] = _text(convert(value))
+        return list(map(encoded.__getitem__, values))
     return encode
 
 

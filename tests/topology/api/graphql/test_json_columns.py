@@ -82,6 +82,14 @@ CASES: list[tuple[str, list, dict[str, list], list[dict[str, Any]]]] = [
     ("converted values", [("d", "d", jc.converted(str)), ("h", "h", jc.by_identity(repr))],
      {"d": [1, 2, 1], "h": [None, "x", None]},
      [{"d": "1", "h": "None"}, {"d": "2", "h": "'x'"}, {"d": "1", "h": "None"}]),
+    ("converted values equal across types", [("v", "v", jc.converted(repr))],
+     {"v": [1, True, 1.0, None]},
+     [{"v": "1"}, {"v": "True"}, {"v": "1.0"}, {"v": "None"}]),
+    ("converted values that are not hashable", [("v", "v", jc.converted(repr))],
+     {"v": [[1], [1], None]}, [{"v": "[1]"}, {"v": "[1]"}, {"v": "None"}]),
+    ("converted values of one type, with nulls", [("v", "v", jc.converted(repr))],
+     {"v": [None, 2, None, 2]},
+     [{"v": "None"}, {"v": "2"}, {"v": "None"}, {"v": "2"}]),
 ]
 
 
