@@ -106,7 +106,9 @@ def end_ids(table: pa.Table | None) -> set[str]:
     """Every service at either end of the table's pairs."""
     if table is None:
         return set()
-    return set(table.column("client").to_pylist()) | set(table.column("server").to_pylist())
+    ends = pa.chunked_array(table.column("client").chunks + table.column("server").chunks,
+                            table.schema.field("client").type)
+    return set(pc.unique(ends).to_pylist())
 
 
 @dataclass(frozen=True)
