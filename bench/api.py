@@ -204,9 +204,16 @@ def _stdlib_poster(port: int, body: dict) -> Poster:
     headers = {"Content-Type": "application/json"}
 
     def post() -> tuple[int, bytes]:
-        connection.request("POST", "/graphql", body=data, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
+        for attempt in (1, 2):
+            try:
+                connection.request("POST", "/graphql", body=data, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            except ConnectionError:  # the server closed the idle kept-alive connection
+                connection.close()  # the next request opens a new one
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
     return post
 
 
