@@ -37,6 +37,7 @@ Value = Callable[[Get, int], list[str]]  # the JSON texts of n rows' values
 Encode = Callable[[Sequence[Any]], list[str]]  # a column's values as JSON texts
 _CODE: dict[str, CodeType] = {}  # generated row functions, by source
 _CODE_LIMIT = 256
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 def _text(value: Any) -> str:
@@ -59,7 +60,10 @@ def each(values: Sequence[Any]) -> list[str]:
 
 
 def strings(values: Sequence[Any]) -> list[str]:
-    """Strings (or nulls), each distinct one encoded once: ids repeat a lot."""
+    """Strings (or nulls), each distinct one encoded once: ids repeat a lot. (Anything
+    else one by one: equal values of different types, 1 and True, encode differently.)"""
+    if not set(map(type, values)) <= _TEXT_TYPES:
+        return each(values)
     encoded = dict.fromkeys(values)
     for value in encoded:
         encoded[value] = _text(value)
