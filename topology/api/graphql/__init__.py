@@ -26,7 +26,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from topology.api.graphql.errors import limit_error, mask
-from topology.api.graphql.executor import LeanExecutionContext
+from topology.api.graphql.executor import JSON_FRAGMENTS, LeanExecutionContext
 from topology.api.graphql.flights import FLIGHT, FlightStore, SharedFlights
 from topology.api.graphql.limits import Limits, rule
 from topology.api.graphql.schema import Query
@@ -79,6 +79,7 @@ class TopologyGraphQL(GraphQL):
             "store": self.store if flight is None else FlightStore(self.store, flight),
             "settings": self.settings,
             "clock": self.clock if flight is None else flight.clock,
+            JSON_FRAGMENTS: True,  # encode_json is orjson, which embeds the fragments
         }
 
     async def execute_operation(self, *args: Any, **kwargs: Any) -> Any:

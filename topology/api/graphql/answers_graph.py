@@ -14,8 +14,8 @@ from queries.traversal import MAX_DEPTH, Direction
 from queries.window import EMPTY, Thresholds, Window
 from topology.api.graphql import types as t
 from topology.api.graphql.context import Ctx, cap
-from topology.api.graphql.data import fetch_services
 from topology.api.graphql.errors import BAD_INPUT, LIMIT_EXCEEDED, ApiError
+from topology.api.graphql.records import fetch_services
 from topology.model import EXTERNAL_KINDS
 from topology.store.statement import Statement
 

@@ -20,13 +20,13 @@ from topology.api.graphql.data import (
     fetch_pair_table,
     fetch_pairs,
     fetch_series,
-    fetch_services,
     focused,
     keep,
     service_sums,
     service_traffic,
     step_seconds,
 )
+from topology.api.graphql.records import fetch_services
 from topology.api.graphql.windows import time_range
 
 ERROR_RATE_DELTA = 0.05  # the named window_diff's defaults

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from queries import fold
 from queries.services import ServiceNode
@@ -14,7 +15,8 @@ from queries.window import EMPTY, Traffic, Window
 from topology import histogram
 from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
-from topology.api.graphql.data import ServiceRecord, ServiceSums
+from topology.api.graphql.data import ServiceSums
+from topology.api.graphql.records import ServiceRecord
 from topology.api.graphql.rows import Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
@@ -69,7 +71,13 @@ def labels(node: ServiceNode) -> list[t.Label]:
 
 
 def slo(node: ServiceNode) -> rules.Slo:
-    return rules.slo_from_labels(node.labels) if node.labels else rules.DEFAULT
+    return _slo_of(node.labels) if node.labels else rules.DEFAULT
+
+
+@lru_cache(maxsize=4096)
+def _slo_of(labels: tuple[str, ...]) -> rules.Slo:
+    """Services share a few label sets; a map asks for thousands of SLOs."""
+    return rules.slo_from_labels(labels)
 
 
 def service(
@@ -165,10 +173,9 @@ def edges(
     p50, p95, p99 = fold.quantiles(table)
     seconds = window.seconds
     busiest = max(requests) or 1
-    error_rate = [e / r if r else 0.0 for r, e in zip(requests, errors, strict=True)]
-    limits = {sid: slo(record.node) for sid, record in records.items()}
-    default = rules.DEFAULT
-    health = rules.judge_many(requests, error_rate, p99, [limits.get(s, default) for s in server])
+    rate = ratio(table.column("errors"), table.column("requests"))
+    error_rate = rate.to_pylist()
+    health = rules.judge_many(requests, rate, p99, _server_slos(records, server))
 
     def trace_ids() -> list[list[str]]:
         if exemplars is None:
@@ -187,6 +194,24 @@ def edges(
         **_series_columns(client, server, series, window, step),
         "exemplar_trace_ids": trace_ids,
     }, _edge_rows)
+
+
+def ratio(part: pa.ChunkedArray, whole: pa.ChunkedArray) -> pa.Array:
+    """part / whole per row, 0.0 where whole is 0: Python's `p / w if w else 0.0` (both
+    exact as doubles below 2**53, one correctly rounded division: the same floats)."""
+    whole = whole.combine_chunks().cast(pa.float64())
+    ratio = pc.divide(part.combine_chunks().cast(pa.float64()), whole)
+    return pc.if_else(pc.equal(whole, 0.0), 0.0, ratio)
+
+
+def _server_slos(records: Mapping[str, ServiceRecord],
+                 server: list[str]) -> list[rules.Slo] | rules.Slo:
+    """The SLO of each edge's server; one SLO when every service has the same."""
+    limits = {sid: slo(record.node) for sid, record in records.items()}
+    default = rules.DEFAULT
+    if all(limit is default for limit in limits.values()):
+        return default
+    return [limits.get(s, default) for s in server]
 
 
 def _series_columns(

@@ -11,8 +11,8 @@ from queries.traversal import health as served_or_made
 from queries.window import Window
 from topology.api.graphql import build
 from topology.api.graphql import types as t
-from topology.api.graphql.data import fetch_services
 from topology.api.graphql.errors import NOT_FOUND, ApiError
+from topology.api.graphql.records import fetch_services
 from topology.api.graphql.scope import Scope
 from topology.settings import Settings
 from topology.store.base import GraphStore

@@ -21,7 +21,6 @@ from queries import fold
 from queries.compiler import CompiledFilter
 from queries.external import EXTERNAL_SERVER_KINDS
 from queries.service_map import TOP_PATHS, map_table
-from queries.services import BY_IDS, SERVICE_COLUMNS, ServiceNode, rows_of
 from queries.window import AGGREGATES, IN_WINDOW, Traffic, Window
 from topology import histogram
 from topology.store.base import GraphStore
@@ -29,11 +28,6 @@ from topology.store.statement import Dialect, Statement
 
 BINS = histogram.BIN_COUNT
 _HIST_KEYS = tuple(f"h{i}" for i in range(BINS))
-SERVICES_FULL = Statement.same(
-    "api_services_by_id",
-    f"{BY_IDS} RETURN {SERVICE_COLUMNS}, "
-    "s.first_seen AS first_seen, s.last_seen AS last_seen",
-)
 MAX_POINTS = 60
 _MAP_COLUMNS = "k.client AS client, k.server AS server, k.protocol AS protocol, k.path AS path, "
 
@@ -56,13 +50,6 @@ class PairAgg:
         if len(self.paths) == 1:
             return self.paths.items()
         return sorted(self.paths.items(), key=lambda item: (-item[1], item[0]))[:count]
-
-
-@dataclass(frozen=True)
-class ServiceRecord:
-    node: ServiceNode
-    first_seen: int | None
-    last_seen: int | None
 
 
 def focused(compiled: CompiledFilter, service_id: str) -> CompiledFilter:
@@ -119,7 +106,9 @@ def end_ids(table: pa.Table | None) -> set[str]:
     """Every service at either end of the table's pairs."""
     if table is None:
         return set()
-    return set(table.column("client").to_pylist()) | set(table.column("server").to_pylist())
+    ends = pa.chunked_array(table.column("client").chunks + table.column("server").chunks,
+                            table.schema.field("client").type)
+    return set(pc.unique(ends).to_pylist())
 
 
 @dataclass(frozen=True)
@@ -151,16 +140,6 @@ def service_sums(table: pa.Table | None) -> ServiceSums:
 
 def _as_id(table: pa.Table, key: str) -> pa.Table:
     return table.rename_columns(["id" if name == key else name for name in table.column_names])
-
-
-def fetch_services(store: GraphStore, ids: Iterable[str]) -> dict[str, ServiceRecord]:
-    wanted = sorted(set(ids))
-    if not wanted:
-        return {}
-    return {
-        row["id"]: ServiceRecord(ServiceNode.of(row), row["first_seen"], row["last_seen"])
-        for row in rows_of(store.read_arrow(SERVICES_FULL, {"ids": wanted}))
-    }
 
 
 def service_traffic(pairs: Iterable[PairAgg]) -> dict[str, Traffic]:

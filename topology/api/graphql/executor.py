@@ -15,13 +15,20 @@ A list may also come as `rows.Columns` (the map's edges: one list per
 attribute path, no object per item): the plan then zips the columns the
 selection needs into the response dicts in one comprehension, and falls back
 to iterating the list's row objects where a value could not be held in
-columns (a nullable nested object).
+columns (a nullable nested object). When the context asks for it
+(`JSON_FRAGMENTS`: the response will be encoded by orjson), such a list is
+instead encoded straight from its columns into one pre-encoded JSON fragment
+(`json_columns.py`): the same bytes, without a dict per item.
+
+Generated sources are compiled once per process (the same selection gives
+the same source), not once per request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from enum import Enum
+from types import CodeType
 from typing import Any
 
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -37,9 +44,17 @@ from graphql import (
     GraphQLScalarType,
     is_leaf_type,
 )
+from topology.api.graphql.lean_json import (
+    JSON_FRAGMENTS,
+    PLAIN_SCALARS,
+    JsonColumns,
+    NotLean,
+)
 from topology.api.graphql.rows import Columns
 
-_PLAIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
+__all__ = ["JSON_FRAGMENTS", "LeanExecutionContext", "is_lean"]
+_CODE: dict[str, CodeType] = {}  # generated source -> its code
+_CODE_LIMIT = 512
 Project = Callable[[Any], Any]
 _LEAN_TYPES: dict[GraphQLObjectType, bool] = {}
 _DEFS = "__defs"  # while planning: sources of the generated column functions
@@ -59,13 +74,11 @@ def is_lean(object_type: GraphQLObjectType) -> bool:
     return known
 
 
-class _NotLean(Exception):
-    """Some type in the selection needs the standard path."""
-
-
-class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class LeanExecutionContext(JsonColumns, StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        context = self.context_value
+        self._json = isinstance(context, dict) and bool(context.get(JSON_FRAGMENTS))
         self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Project | None]] = {}
 
     def complete_object_value(  # type: ignore[override]
@@ -77,7 +90,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if cached is None:
             try:
                 project: Project | None = self._object_plan(return_type, field_details_list)
-            except _NotLean:
+            except NotLean:
                 project = None
             # keep the list alive with its plan so its id cannot be reused meanwhile
             cached = self._plans[key] = (field_details_list, project)
@@ -94,8 +107,16 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         names: dict[str, Any] = {_DEFS: [], "_Columns": Columns}
         body = self._object_source(object_type, field_details_list, "o", names, required=True)
         source = "".join(names.pop(_DEFS)) + f"def project(o):\n    return {body}\n"
-        exec(compile(source, f"<lean {object_type.name}>", "exec"), names)
+        exec(_compiled(source, f"<lean {object_type.name}>"), names)
         return names["project"]
+
+    def _value_function(self, output_type: GraphQLOutputType, details: Any) -> Project:
+        """The dict path's function from a value of this type to its response value."""
+        names: dict[str, Any] = {_DEFS: [], "_Columns": Columns}
+        body = self._expression("x", output_type, details, names)
+        source = "".join(names.pop(_DEFS)) + f"def value(x):\n    return {body}\n"
+        exec(_compiled(source, "<lean value>"), names)
+        return names["value"]
 
     def _object_source(self, object_type: GraphQLObjectType, field_details_list: Any,
                        value: str, names: dict[str, Any], *, required: bool) -> str:
@@ -113,7 +134,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 continue
             attribute = field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
             if not attribute.isidentifier():
-                raise _NotLean
+                raise NotLean
             items.append(f"{response_key!r}: "
                          + self._expression(f"{first}.{attribute}", field.type, details, names))
             first = bound
@@ -131,10 +152,12 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         if not isinstance(object_type, GraphQLObjectType):
             return None
+        if self._json:
+            return self._json_columnar(object_type, details, names)
         columns: dict[str, str] = {}
         try:
             body = self._columns_source(object_type, details, "", names, columns)
-        except _NotLean:
+        except NotLean:
             return None
         function = self._name("_columns", names)
         if columns:
@@ -159,12 +182,12 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
             if isinstance(inner, GraphQLObjectType):
                 if inner is field.type:
-                    raise _NotLean  # a null object has no columns to stand for it
+                    raise NotLean  # a null object has no columns to stand for it
                 source = self._columns_source(inner, details, path + ".", names, columns)
             elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
                     and isinstance(inner.of_type.of_type, GraphQLObjectType):
                 if inner is field.type:
-                    raise _NotLean
+                    raise NotLean
                 source = self._nested_source(inner.of_type.of_type, details, path, names,
                                              columns)
             else:
@@ -182,7 +205,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         inside: dict[str, str] = {}
         body = self._columns_source(item_type, details, "", names, inside)
         if not inside:
-            raise _NotLean  # nothing to count the items by
+            raise NotLean  # nothing to count the items by
         lists = []
         for field_path in inside:
             variable = columns.get(f"{path}[].{field_path}")
@@ -202,9 +225,9 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, object_type: GraphQLObjectType, field_details_list: Any
     ) -> Iterator[tuple[str, Any, GraphQLField | None]]:
         """The selected fields of a lean type: (response key, details, field), the field
-        None for `__typename`; raises _NotLean for a type that must resolve itself."""
+        None for `__typename`; raises NotLean for a type that must resolve itself."""
         if not is_lean(object_type) or object_type.is_type_of is not None:
-            raise _NotLean
+            raise NotLean
         grouped = self.collect_subfields(object_type, field_details_list).grouped_field_set
         for response_key, details in grouped.items():
             name = details[0].node.name.value
@@ -224,7 +247,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         inner = output_type.of_type if required else output_type
         if isinstance(inner, GraphQLObjectType):
             return self._object_source(inner, details, value, names, required=required)
-        if (isinstance(inner, GraphQLScalarType) and inner.name in _PLAIN_SCALARS):
+        if (isinstance(inner, GraphQLScalarType) and inner.name in PLAIN_SCALARS):
             return value  # built by our own typed dataclasses: already the response value
         table = _enum_table(self, inner) if isinstance(inner, GraphQLEnumType) else None
         # a value used twice (null check, enum lookup) is evaluated once, then named
@@ -260,10 +283,19 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             def expression(v: str) -> str:
                 return f"{function}({v})"
         else:
-            raise _NotLean
+            raise NotLean
         if required:
             return expression(value)
         return f"(None if {value} is None else {expression(bound)})"
+
+
+def _compiled(source: str, filename: str) -> CodeType:
+    code = _CODE.get(source)
+    if code is None:
+        if len(_CODE) >= _CODE_LIMIT:
+            _CODE.clear()
+        code = _CODE[source] = compile(source, filename, "exec")
+    return code
 
 
 def _enum_table(context: LeanExecutionContext, enum: GraphQLEnumType) -> dict[int, Any]:

@@ -13,7 +13,7 @@ docs/kubernetes-watcher.md). An edge is judged by the SLO of its server.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -89,23 +89,28 @@ def of_traffic(traffic: Traffic, slo: Slo) -> Health:
 _BY_CODE = (Health.HEALTHY, Health.WARNING, Health.CRITICAL, Health.UNKNOWN)
 
 
-def judge_many(requests: list[int], error_rates: list[float], p99s: list[float | None],
-               slos: list[Slo]) -> list[Health]:
+def judge_many(requests: Sequence[int], error_rates: Sequence[float] | pa.Array,
+               p99s: Sequence[float | None], slos: Sequence[Slo] | Slo) -> list[Health]:
     """`judge` over columns (one value per edge), with the same comparisons done
-    column-wise: the map judges every edge of the answer."""
-    if not requests:
+    column-wise: the map judges every edge of the answer. `slos`: one per value, or
+    one for all of them."""
+    if not len(requests):
         return []
-    rate = pa.array(error_rates, pa.float64())
+    rate = error_rates if isinstance(error_rates, pa.Array) else pa.array(
+        error_rates, pa.float64())
     p99 = pa.array(p99s, pa.float64())
-    uniform = all(slo is slos[0] for slo in slos)
-    limit_rate: pa.Array | float = (slos[0].error_rate if uniform else
+    if isinstance(slos, Slo):
+        one: Slo | None = slos
+    else:
+        one = slos[0] if all(slo is slos[0] for slo in slos) else None
+    limit_rate: pa.Array | float = (one.error_rate if one is not None else
                                     pa.array([s.error_rate for s in slos], pa.float64()))
-    limit_p99: pa.Array | float = (slos[0].p99_ms if uniform else
+    limit_p99: pa.Array | float = (one.p99_ms if one is not None else
                                    pa.array([s.p99_ms for s in slos], pa.float64()))
-    warn_rate = pc.min_element_wise(limit_rate, WARNING_ERROR_RATE) if not uniform else min(
-        WARNING_ERROR_RATE, slos[0].error_rate)
-    warn_p99 = pc.multiply(WARNING_LATENCY_SHARE, limit_p99) if not uniform else (
-        WARNING_LATENCY_SHARE * slos[0].p99_ms)
+    warn_rate = (min(WARNING_ERROR_RATE, one.error_rate) if one is not None
+                 else pc.min_element_wise(limit_rate, WARNING_ERROR_RATE))
+    warn_p99 = (WARNING_LATENCY_SHARE * one.p99_ms if one is not None
+                else pc.multiply(WARNING_LATENCY_SHARE, limit_p99))
     critical = pc.or_(pc.greater(rate, limit_rate),
                       pc.fill_null(pc.greater(p99, limit_p99), False))
     warning = pc.or_(pc.and_(pc.greater(rate, 0.0), pc.greater_equal(rate, warn_rate)),

@@ -1,4 +1,5 @@
-"""The lean executor answers exactly what graphql-core's standard execution answers."""
+"""The lean executor answers exactly what graphql-core's standard execution answers,
+with column-held lists projected into dicts or encoded as JSON fragments."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.topology.api.graphql import scenario as sc
 from tests.topology.api.graphql.support import WINDOW_A, WINDOW_B, operations
 from topology.api.auth import Principal
 from topology.api.graphql import build_schema
+from topology.api.graphql.executor import JSON_FRAGMENTS
 from topology.api.graphql.schema import Query
 from topology.settings import Settings
 from topology.store.base import GraphStore
@@ -85,9 +87,9 @@ EXTRA = {  # aliases, __typename, @skip/@include, inline fragments, nulls
 
 
 def execute(schema: strawberry.Schema, store: GraphStore, settings: Settings, text: str,
-            name: str, variables: dict) -> Any:
+            name: str, variables: dict, *, fragments: bool = False) -> Any:
     context = {"principal": Principal("t", frozenset({"read"}), None), "store": store,
-               "settings": settings, "clock": time.time}
+               "settings": settings, "clock": time.time, JSON_FRAGMENTS: fragments}
     result = asyncio.run(schema.execute(text, variable_values=variables, operation_name=name,
                                         context_value=context))
     assert result.errors is None, result.errors
@@ -104,15 +106,32 @@ CASES = [(name, text, VARIABLES[name]) for name, text in operations().items()] +
 ]
 
 
+@pytest.mark.parametrize("fragments", [False, True], ids=["dicts", "fragments"])
 @pytest.mark.parametrize(("name", "text", "variables"), CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_lean_equals_standard(golden: tuple[Settings, GraphStore], name: str, text: str,
-                              variables: dict) -> None:
+                              variables: dict, fragments: bool) -> None:
     settings, store = golden
     standard = strawberry.Schema(query=Query)
     lean = build_schema(settings)
     expected = execute(standard, store, settings, text, name, variables)
     # byte for byte, as the response is encoded: same values, same key order
-    assert (orjson.dumps(execute(lean, store, settings, text, name, variables))
+    assert (orjson.dumps(execute(lean, store, settings, text, name, variables,
+                                 fragments=fragments))
             == orjson.dumps(expected))
     assert expected  # the case answers something
+
+
+@pytest.mark.parametrize(("operation", "fragments"), [
+    ("ServiceMap", True), ("ServiceMapDetail", True), ("ServiceMap", False)])
+def test_column_lists_become_fragments_when_asked(
+        golden: tuple[Settings, GraphStore], operation: str, fragments: bool) -> None:
+    """The map's services and edges (held as columns) are encoded as JSON fragments
+    only when the context asks for it; the equality above then covers that path."""
+    settings, store = golden
+    data = execute(build_schema(settings), store, settings, operations()[operation],
+                   operation, VARIABLES[operation], fragments=fragments)
+    answer = data["serviceMap"]
+    for name in ("services", "edges"):
+        assert isinstance(answer[name], orjson.Fragment) is fragments, name
+    assert isinstance(answer["window"], dict)

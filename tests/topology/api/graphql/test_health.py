@@ -50,11 +50,15 @@ cases = st.lists(st.tuples(
 ), max_size=20)
 
 
-@given(cases, st.booleans())
-def test_judge_many_judges_each_like_judge(drawn: list[tuple], one_slo: bool) -> None:
+@given(cases, st.booleans(), st.booleans())
+def test_judge_many_judges_each_like_judge(drawn: list[tuple], one_slo: bool,
+                                           given_once: bool) -> None:
+    """Per-value SLOs, or one SLO (as a list of it, or given once)."""
     if one_slo:
         drawn = [(*case[:3], DEFAULT) for case in drawn]
-    columns = [list(column) for column in zip(*drawn, strict=True)] or [[], [], [], []]
+    columns: list = [list(column) for column in zip(*drawn, strict=True)] or [[], [], [], []]
+    if one_slo and given_once:
+        columns[3] = DEFAULT
     assert judge_many(*columns) == [judge(*case) for case in drawn]
 
 

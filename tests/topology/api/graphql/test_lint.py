@@ -10,7 +10,7 @@ from queries.compiler import compile_filter
 from queries.service_map import MAP_SHAPE, map_statement
 from queries.tiering import Plan, tier_statement
 from tests.neo4j_lint import LABELS, LinterUnavailable, lint_cypher
-from topology.api.graphql import answers_graph, data
+from topology.api.graphql import answers_graph, data, records
 from topology.api.graphql.scope import CALLED_FROM_SCOPE, Scope
 from topology.store.statement import Dialect, Statement
 
@@ -44,7 +44,8 @@ def statements() -> list[tuple[str, Statement, dict[str, Any]]]:
                 **external.params, **WINDOW}))
     hop = {"frontier": [], "scope_all_external": [], **SHOP.params(), **WINDOW}
     found += [
-        ("services_full", data.SERVICES_FULL, {"ids": []}),
+        ("services_full", records.SERVICES_FULL, {"ids": []}),
+        ("all_services_full", records.ALL_SERVICES_FULL, {}),
         ("called_from_scope", CALLED_FROM_SCOPE, {"id": "x", **SHOP.params()}),
         ("downstream_scoped", answers_graph.DOWNSTREAM_SCOPED, hop),
         ("upstream_scoped", answers_graph.UPSTREAM_SCOPED, hop),

@@ -1,0 +1,99 @@
+"""The lean executor's JSON path: a selection over a `Columns` list, as the template
+`json_columns.py` encodes it (used when the context sets `JSON_FRAGMENTS`).
+
+The template has the fields, paths and fallbacks of the executor's dict
+projection (`executor._columns_source`): the same columns are read, the
+same selections fall back to the row objects, and each leaf's values go
+through the dict path's own value function unless they are plain scalars.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+)
+from topology.api.graphql import json_columns as jc
+
+JSON_FRAGMENTS = "json_fragments"  # context key: encode `Columns` lists as JSON fragments
+PLAIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
+TEXT_SCALARS = frozenset({"String", "ID"})
+
+
+class NotLean(Exception):
+    """Some type in the selection needs the standard path."""
+
+
+class JsonColumns:
+    """Mixed into `executor.LeanExecutionContext`, whose `_lean_fields`, `_name` and
+    `_value_function` it uses."""
+
+    _lean_fields: Any
+    _name: Any
+    _value_function: Any
+
+    def _json_columnar(self, object_type: GraphQLObjectType, details: Any,
+                       names: dict[str, Any]) -> str | None:
+        """`_columnar` encoding the list as one JSON fragment (see json_columns.py)."""
+        builder = jc.TemplateBuilder()
+        try:
+            self._json_fields(object_type, details, "", builder)
+        except NotLean:
+            return None
+        template = builder.build()
+        function = self._name("_json", names)
+        names[function] = lambda v: template.array(v.column, len(v))
+        return function
+
+    def _json_fields(self, object_type: GraphQLObjectType, field_details_list: Any,
+                     prefix: str, builder: jc.TemplateBuilder) -> None:
+        """`_columns_source` as a JSON template: the same fields, paths and fallbacks."""
+        for response_key, details, field in self._lean_fields(object_type, field_details_list):
+            builder.key(response_key)
+            if field is None:
+                builder.constant(object_type.name)
+                continue
+            path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
+            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if isinstance(inner, GraphQLObjectType):
+                if inner is field.type:
+                    raise NotLean  # a null object has no columns to stand for it
+                builder.open()
+                self._json_fields(inner, details, path + ".", builder)
+                builder.close()
+            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
+                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
+                if inner is field.type:
+                    raise NotLean
+                items = jc.TemplateBuilder()
+                self._json_fields(inner.of_type.of_type, details, "", items)
+                template = items.build()
+                if template.count_by is None:
+                    raise NotLean  # nothing to count the items by
+                builder.nested(path, template)
+            else:
+                builder.leaf(path, self._json_leaf(field.type, details))
+
+    def _json_leaf(self, output_type: GraphQLOutputType, details: Any) -> jc.Encode:
+        """How a column of this (non-object) type is encoded."""
+        inner = output_type.of_type if isinstance(output_type, GraphQLNonNull) else output_type
+        if isinstance(inner, GraphQLScalarType) and inner.name in PLAIN_SCALARS:
+            return jc.strings if inner.name in TEXT_SCALARS else jc.numbers
+        if inner is not output_type and isinstance(inner, GraphQLList):
+            item = inner.of_type.of_type if isinstance(inner.of_type, GraphQLNonNull) \
+                else inner.of_type
+            if isinstance(item, GraphQLScalarType) and item.name in PLAIN_SCALARS:
+                return jc.lists
+        value = self._value_function(output_type, details)
+        if isinstance(inner, GraphQLEnumType):
+            return jc.by_identity(value)  # members are singletons
+        return jc.converted(value)
+
