@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ from topology.api.graphql.flights import SharedFlights
 from topology.api.writes import WriteCounter
 from topology.ingest.pipeline import Ingestor
 from topology.settings import Settings
-from topology.store.base import GraphStore, RetentionReport
+from topology.store.base import GraphStore, Reader, RetentionReport
 from topology.store.statement import Statement
 
 EVERYTHING = Principal("reader", frozenset({"read"}), None)
@@ -37,7 +38,8 @@ SAME_SCOPE = Principal("another-reader", frozenset({"read"}), None)
 
 
 class Gate(GraphStore):
-    """The real store; its first read waits until the test opens the gate."""
+    """The real store; its first read or snapshot (where answers from the in-process
+    caches begin) waits until the test opens the gate."""
 
     def __init__(self, inner: GraphStore) -> None:
         self.inner = inner
@@ -46,13 +48,21 @@ class Gate(GraphStore):
         self.opened = threading.Event()
         self.reads = 0
 
-    def read(self, statement: Statement,
-             params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        self.reads += 1
+    def _first_waits(self) -> None:
         if not self.entered.is_set():
             self.entered.set()
             assert self.opened.wait(60), "the test never opened the gate"
+
+    def read(self, statement: Statement,
+             params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        self.reads += 1
+        self._first_waits()
         return self.inner.read(statement, params)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        self._first_waits()
+        yield self.read
 
     def apply_many(self, batches: Any, *, now: int | None = None) -> list[bool]:
         return self.inner.apply_many(batches, now=now)

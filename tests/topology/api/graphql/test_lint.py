@@ -45,7 +45,6 @@ def statements() -> list[tuple[str, Statement, dict[str, Any]]]:
     hop = {"frontier": [], "scope_all_external": [], **SHOP.params(), **WINDOW}
     found += [
         ("services_full", records.SERVICES_FULL, {"ids": []}),
-        ("all_services_full", records.ALL_SERVICES_FULL, {}),
         ("called_from_scope", CALLED_FROM_SCOPE, {"id": "x", **SHOP.params()}),
         ("downstream_scoped", answers_graph.DOWNSTREAM_SCOPED, hop),
         ("upstream_scoped", answers_graph.UPSTREAM_SCOPED, hop),

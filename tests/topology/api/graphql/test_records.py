@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
+from queries.service_cache import ALL_SERVICES
 from tests.topology.api.graphql import scenario as sc
 from tests.topology.api.graphql.support import ADMIN, TOKENS, WINDOW_A, WINDOW_B, data
 from topology.api.app import create_app
@@ -82,7 +83,7 @@ def test_a_write_changing_services_shows_in_the_next_answer(
 def test_the_services_are_read_once_until_a_write_changes_them(
         served: tuple[TestClient, Counting, Ingestor]) -> None:
     client, store, ingestor = served
-    full, by_id = records.ALL_SERVICES_FULL.name, records.SERVICES_FULL.name
+    full, by_id = ALL_SERVICES.name, records.SERVICES_FULL.name
     auditor(client, WINDOW_A)
     data(client, ADMIN, "ServiceMap", window=WINDOW_B)
     auditor(client, WINDOW_A)
