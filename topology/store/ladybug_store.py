@@ -120,22 +120,27 @@ class LadybugStore(GraphStore):
     # -- interface ---------------------------------------------------------
 
     def _check_layout(self) -> None:
-        """Refuse a file whose CallBucket table has the old list columns (hist, status):
-        every statement of this version reads the scalar ones (h0.., s0..)."""
+        """Refuse a file whose CallBucket table has an older layout: the list columns
+        (hist, status) of the first one, or the STRING primary key `key` without the
+        INT64 `id` of the second; every statement of this version finds buckets by id
+        and reads the scalar counters (h0.., s0..)."""
         conn = self._writer
         tables = {row[1] for row in conn.execute(q.SHOW_TABLES).get_all()}
         if "CallBucket" not in tables:
             return
-        columns = {row[1] for row in conn.execute(q.BUCKET_TABLE_INFO).get_all()}
+        info = conn.execute(q.BUCKET_TABLE_INFO).get_all()
+        columns = {row[1] for row in info}
+        primary = [row[1] for row in info if row[4]]
         missing = sorted(set(q.BUCKET_COLUMNS.names) - columns)
-        if missing:
+        if missing or primary != ["id"]:
             raise StoreError(
                 f"embedded store {self.path} was written by an older version: its "
-                f"CallBucket table lacks {', '.join(missing[:4])}"
-                f"{' ...' if len(missing) > 4 else ''} (histogram and status counts are "
-                "scalar columns since this version). Move the file away (or point "
-                "TOPOLOGY_DATA_DIR elsewhere) to start an empty store; its data cannot be "
-                "read by this version"
+                f"CallBucket table lacks {', '.join(missing[:4]) or 'nothing'}"
+                f"{' ...' if len(missing) > 4 else ''} and is keyed by "
+                f"{', '.join(primary) or 'nothing'} (this version keys buckets by an INT64 "
+                "id, a hash of the key, and keeps histogram and status counts in scalar "
+                "columns). Move the file away (or point TOPOLOGY_DATA_DIR elsewhere) to "
+                "start an empty store; its data cannot be read by this version"
             )
 
     def init_schema(self) -> None:
