@@ -207,16 +207,18 @@ class LadybugStore(GraphStore):
             if not any(keep):
                 return keep
             services, calls = rows.chosen(batches, keep)
-            merged = rows.merge_buckets(calls)
+            merged = rows.merge_buckets(calls, ordered=False)
             buckets = list(merged.values())
-            ladybug_pairs.upsert_services(conn, rows.merge_services(services), self._known)
+            ladybug_pairs.upsert_services(
+                conn, ladybug_pairs.service_states(services, self._known), self._known)
             self.tiers.absorb(conn, buckets)
             ladybug_buckets.upsert(conn, buckets, list(merged))
-            ladybug_pairs.upsert_pairs(conn, ladybug_pairs.pairs(buckets), self._known)
+            pairs = ladybug_pairs.pairs(buckets)
+            ladybug_pairs.upsert_pairs(conn, pairs, self._known)
             marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
             conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
         if self.changes is not None:  # after commit: readers' caches
-            self.changes.applied(batches, keep, merged)
+            self.changes.applied(batches, keep, merged, pairs)
         return keep
 
     def stats(self) -> dict[str, int]:
