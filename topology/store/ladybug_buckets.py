@@ -131,8 +131,8 @@ def _collision(keys: list[str]) -> None:
 # written on each row. Groups of columns are merged into one statement while that
 # is cheaper by this model: 1,000-row batches then send 2-4 statements, not ~20.
 STATEMENT_COST = 2000.0  # microseconds
-ROW_COST = 3.5
-CELL_COST = 1.5
+ROW_COST = 4.0
+CELL_COST = 3.0
 
 
 def _cost(rows: int, columns: int) -> float:
