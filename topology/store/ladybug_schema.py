@@ -69,8 +69,12 @@ PAIR_COLUMNS = pa.schema([
 ])
 KEY_COLUMNS = pa.schema([("key", pa.string())])
 
-BATCHES_SEEN = "LOAD FROM $rows MATCH (b:Batch {id: key}) RETURN b.id AS id"
-BATCHES_MARK = "LOAD FROM $rows CREATE (:Batch {id: key, applied_at: $now})"
+# Batch ids travel as a list parameter, not an arrow table: a statement over an
+# arrow table is prepared anew for every table (about 1 ms each), one over a list
+# is prepared once and reused. Lists pay per row, so only these few-row
+# statements use them (a 1,000-row UNWIND ran 2-4x slower than LOAD FROM).
+BATCHES_SEEN = "UNWIND $ids AS key MATCH (b:Batch {id: key}) RETURN b.id AS id"
+BATCHES_MARK = "UNWIND $ids AS key CREATE (:Batch {id: key, applied_at: $now})"
 
 SERVICES_CREATE = (
     "LOAD FROM $rows CREATE (:Service {id: id, name: name, namespace: namespace, "

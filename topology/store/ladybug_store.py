@@ -201,8 +201,8 @@ class LadybugStore(GraphStore):
             return []
         now = int(time.time()) if now is None else now
         with self._write_lock, self._transaction() as conn:
-            ids = _keys([b.id for b in batches])
-            applied = {r["id"] for r in self._rows(conn, q.BATCHES_SEEN, {"rows": ids})}
+            ids = [b.id for b in batches]
+            applied = {r["id"] for r in self._rows(conn, q.BATCHES_SEEN, {"ids": ids})}
             keep = rows.fresh(batches, applied)
             if not any(keep):
                 return keep
@@ -215,8 +215,8 @@ class LadybugStore(GraphStore):
             ladybug_buckets.upsert(conn, buckets, list(merged))
             pairs = ladybug_pairs.pairs(buckets)
             ladybug_pairs.upsert_pairs(conn, pairs, self._known)
-            marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
-            conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
+            marks = sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok})
+            conn.execute(q.BATCHES_MARK, {"ids": marks, "now": now})
         if self.changes is not None:  # after commit: readers' caches
             self.changes.applied(batches, keep, merged, pairs)
         return keep
@@ -346,7 +346,3 @@ class _Transaction:
                 raise
         if isinstance(exc, RuntimeError) and not isinstance(exc, StoreError):
             raise StoreError(f"write failed and was rolled back: {exc}") from exc
-
-
-def _keys(keys: list[str]) -> pa.Table:
-    return pa.table({"key": pa.array(keys, pa.string())})
