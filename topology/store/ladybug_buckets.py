@@ -129,7 +129,7 @@ def _collision(keys: list[str]) -> None:
 # a fixed cost (mostly preparing the statement: a `LOAD FROM $rows` statement is
 # prepared anew for every table), a cost per row found by id, and one per column
 # written on each row. Groups of columns are merged into one statement while that
-# is cheaper by this model: 1,000-row batches then send 2-4 statements, not ~20.
+# is cheaper by this model: the benchmark's 1,000-row updates then send one, not ~20.
 STATEMENT_COST = 2000.0  # microseconds
 ROW_COST = 4.0
 CELL_COST = 3.0

@@ -2,12 +2,12 @@
 
 One process owns the file for writing (LadybugDB takes a file lock); a second
 one gets StoreLocked naming the file. Writes are serialised by a lock and run
-in one explicit transaction each. Upserts are read-modify-write: the rows that
-already exist are read back by key, merged in Python with the incoming ones,
-and written with absolute values; new rows are created. That keeps the list
-arithmetic (histograms, exemplars) in one place, skips rows that would not
-change, and avoids relationship MERGE,
-which LadybugDB runs slowly (docs/storage.md has the figures).
+in one explicit transaction each. New buckets are created (COPY for large
+sets); existing ones, found by id (a hash of the key), get the incoming counters
+added in the database (`ladybug_buckets`). Services and pairs are compared with
+what the store knows it wrote and only changes are written (`ladybug_pairs`);
+relationship MERGE, which LadybugDB runs slowly, is never used (docs/storage.md
+has the figures).
 """
 
 from __future__ import annotations
