@@ -103,16 +103,21 @@ class Changes:
     # -- reported by the writer, after commit -------------------------------------
 
     def applied(self, batches: Sequence[Batch], keep: Sequence[bool],
-                written: Mapping[str, CallBucket] | None = None) -> None:
-        """The kept batches were committed (as `written`, their buckets by key, when
-        the writer has them at hand: else the keys are made here)."""
+                written: Mapping[str, CallBucket] | None = None,
+                pairs: Mapping[Pair, Sequence[Any]] | None = None) -> None:
+        """The kept batches were committed (as `written`, their buckets by key, and
+        `pairs`, each pair's (first_seen, last_seen, ...), when the writer has them at
+        hand: else they are made here from the batches' calls)."""
         starts: set[int] = set()
         seen: dict[Pair, tuple[int, int]] = {}
-        services = False
+        services = any(batch.services for batch, ok in zip(batches, keep, strict=True) if ok)
+        given = written is not None and pairs is not None
+        if given:
+            starts = {bucket.bucket for bucket in written.values()}
+            seen = {pair: (bounds[0], bounds[1]) for pair, bounds in pairs.items()}
         for batch, ok in zip(batches, keep, strict=True):
-            if not ok:
+            if not ok or given:
                 continue
-            services = services or bool(batch.services)
             for call in batch.calls:
                 starts.add(call.bucket)
                 pair = (call.client, call.server)

@@ -18,8 +18,9 @@ from collections.abc import Iterable, Mapping
 import ladybug
 import pyarrow as pa
 
-from topology.model import CallBucket
+from topology.model import CallBucket, Service
 from topology.store import ladybug_schema as q
+from topology.store import rows
 
 ServiceState = tuple[str, str, str, str, tuple[str, ...], int, int]
 PairState = tuple[int, int, frozenset[str], str]  # first, last, protocols, naming
@@ -42,10 +43,22 @@ class Known:
     def __init__(self) -> None:
         self.services: dict[str, ServiceState] = {}
         self.pairs: dict[tuple[str, str], PairState] = {}
+        # per service id: the labels mapping last seen and its stored form (saves
+        # sorting and formatting the labels of every service of every batch)
+        self.labels: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {}
 
     def clear(self) -> None:
         self.services.clear()
         self.pairs.clear()
+        self.labels.clear()
+
+    def labels_of(self, service: Service) -> tuple[str, ...]:
+        cached = self.labels.get(service.id)
+        if cached is not None and cached[0] == service.labels:
+            return cached[1]
+        stored = tuple(rows.labels_list(service.labels))
+        self.labels[service.id] = (dict(service.labels), stored)
+        return stored
 
 
 def _table(columns: Mapping[str, list], schema: pa.Schema) -> pa.Table:
@@ -58,41 +71,62 @@ def _service_state(row: Mapping) -> ServiceState:
             tuple(row["labels"] or ()), row["first_seen"], row["last_seen"])
 
 
-def upsert_services(conn: ladybug.Connection, incoming: Mapping[str, dict],
+def _states_table(states: Mapping[str, ServiceState]) -> pa.Table:
+    ids = list(states)
+    values = list(zip(*states.values(), strict=True))
+    return _table({"id": ids, **{name: list(column) for name, column in zip(
+        q.SERVICE_COLUMNS.names[1:], values, strict=True)}}, q.SERVICE_COLUMNS)
+
+
+def service_states(services: Iterable[Service], known: Known) -> dict[str, ServiceState]:
+    """One state per service id, what `rows.merge_services` computes: the latest
+    mention (by seen; of equal ones, the later) describes it, seen range min..max."""
+    latest: dict[str, list] = {}
+    for service in services:
+        found = latest.get(service.id)
+        if found is None:
+            latest[service.id] = [service, service.seen, service.seen]
+            continue
+        if service.seen >= found[0].seen:
+            found[0] = service
+        if service.seen < found[1]:
+            found[1] = service.seen
+        if service.seen > found[2]:
+            found[2] = service.seen
+    return {sid: (s.name, s.namespace, s.cluster, s.kind, known.labels_of(s), first, last)
+            for sid, (s, first, last) in latest.items()}
+
+
+def upsert_services(conn: ladybug.Connection, incoming: Mapping[str, ServiceState],
                     known: Known) -> None:
     """Create new services; rewrite the ones whose description or seen range changes."""
     if not incoming:
         return
-    data = list(incoming.values())
-    missing = [row for row in data if row["id"] not in known.services]
+    missing = [sid for sid in incoming if sid not in known.services]
     if missing:
-        table = _table({name: [row[name] for row in missing]
-                        for name in q.SERVICE_COLUMNS.names}, q.SERVICE_COLUMNS)
+        table = _states_table({sid: incoming[sid] for sid in missing})
         for row in conn.execute(SERVICES_STORED, {"rows": table}).get_as_arrow(0).to_pylist():
             known.services[row["id"]] = _service_state(row)
-    created, updated = [], []
-    for row in data:
-        old = known.services.get(row["id"])
+    created: dict[str, ServiceState] = {}
+    updated: dict[str, ServiceState] = {}
+    for sid, state in incoming.items():
+        old = known.services.get(sid)
         if old is None:
-            created.append(row)
-            known.services[row["id"]] = _service_state(row)
+            created[sid] = known.services[sid] = state
             continue
-        merged = {**row, "first_seen": min(old[5], row["first_seen"]),
-                  "last_seen": max(old[6], row["last_seen"])}
-        state = _service_state(merged)
+        if state[5] > old[5] or state[6] < old[6]:
+            state = (*state[:5], min(old[5], state[5]), max(old[6], state[6]))
         if state != old:
-            updated.append(merged)
-            known.services[row["id"]] = state
-    for text, rows in ((q.SERVICES_CREATE, created), (q.SERVICES_UPDATE, updated)):
-        if rows:
-            conn.execute(text, {"rows": _table(
-                {name: [row[name] for row in rows] for name in q.SERVICE_COLUMNS.names},
-                q.SERVICE_COLUMNS)})
+            updated[sid] = known.services[sid] = state
+    for text, states in ((q.SERVICES_CREATE, created), (q.SERVICES_UPDATE, updated)):
+        if states:
+            conn.execute(text, {"rows": _states_table(states)})
 
 
 def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
-    """Per (client, server), sorted: [first_seen, last_seen, protocols, naming] from
-    the buckets' bounds (what `rows.pair_rows` computes, without a dict per bucket)."""
+    """Per (client, server): [first_seen, last_seen, protocols, naming] from the
+    buckets' bounds (what `rows.pair_rows` computes, without a dict per bucket, and
+    unordered: the embedded store has no lock order to keep)."""
     found: dict[tuple[str, str], list] = {}
     for bucket in buckets:
         key = (bucket.client, bucket.server)
@@ -108,7 +142,7 @@ def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
         known[2].add(bucket.protocol)
         if bucket.naming:
             known[3] = bucket.naming
-    return dict(sorted(found.items()))
+    return found
 
 
 def upsert_pairs(conn: ladybug.Connection, incoming: Mapping[tuple[str, str], list],
@@ -126,8 +160,18 @@ def upsert_pairs(conn: ladybug.Connection, incoming: Mapping[tuple[str, str], li
                 row["naming"])
     created: dict[str, list] = {name: [] for name in q.PAIR_COLUMNS.names}
     groups: dict[tuple[str, ...], dict[str, list]] = {}
+    stored = known.pairs
+    later: dict[str, list] = {"client": [], "server": [], "last_seen": []}  # the usual case
     for (client, server), (first, last, protocols, naming) in incoming.items():
-        old = known.pairs.get((client, server))
+        old = stored.get((client, server))
+        if (old is not None and first >= old[0] and protocols <= old[2]
+                and (not naming or naming == old[3])):
+            if last > old[1]:
+                later["client"].append(client)
+                later["server"].append(server)
+                later["last_seen"].append(last)
+                stored[client, server] = (old[0], last, old[2], old[3])
+            continue
         if old is None:
             for name, value in zip(q.PAIR_COLUMNS.names, (
                     client, server, first, last, sorted(protocols), naming), strict=True):
@@ -151,6 +195,10 @@ def upsert_pairs(conn: ladybug.Connection, incoming: Mapping[tuple[str, str], li
         group["server"].append(server)
         for name, value in changed.items():
             group.setdefault(name, []).append(value)
+    if later["client"]:
+        group = groups.setdefault(("last_seen",), {"client": [], "server": [], "last_seen": []})
+        for name, values in later.items():
+            group[name].extend(values)
     if created["client"]:
         conn.execute(q.PAIRS_CREATE, {"rows": _table(created, q.PAIR_COLUMNS)})
     for fields, data in groups.items():

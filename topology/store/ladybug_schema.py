@@ -7,6 +7,9 @@ about 0.4 ms per row in LadybugDB 0.22, an arrow table almost nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from hashlib import blake2b
+
 import pyarrow as pa
 
 from topology import histogram
@@ -18,12 +21,15 @@ from topology.model import MAX_EXEMPLARS, STATUS_CLASSES
 HIST = tuple(f"h{i}" for i in range(histogram.BIN_COUNT))
 STATUS = tuple(f"s{i}" for i in range(STATUS_CLASSES))
 
+# CallBucket's primary key is `id`, a 63-bit hash of the string key (`bucket_ids`):
+# an INT64 hash index costs the COPY's commit checkpoint and every lookup by key
+# about half of what the STRING one did (docs/storage.md). The key stays a column.
 SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Service("
     "id STRING PRIMARY KEY, name STRING, namespace STRING, cluster STRING, kind STRING, "
     "labels STRING[], first_seen INT64, last_seen INT64)",
     "CREATE NODE TABLE IF NOT EXISTS CallBucket("
-    "key STRING PRIMARY KEY, client STRING, server STRING, width INT64, bucket INT64, "
+    "id INT64 PRIMARY KEY, key STRING, client STRING, server STRING, width INT64, bucket INT64, "
     "protocol STRING, method STRING, path STRING, requests INT64, errors INT64, "
     "latency_sum DOUBLE, " + ", ".join(f"{name} INT64" for name in (*HIST, *STATUS))
     + ", exemplars STRING[], naming STRING, sid INT64)",
@@ -31,6 +37,15 @@ SCHEMA = (
     "first_seen INT64, last_seen INT64, protocols STRING[], naming STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Batch(id STRING PRIMARY KEY, applied_at INT64)",
 )
+
+
+
+def bucket_ids(keys: Iterable[str]) -> list[int]:
+    """CallBucket ids of the keys: the first 8 bytes of BLAKE2b, shifted to 63 bits."""
+    from_bytes = int.from_bytes
+    return [from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+            for key in keys]
+
 
 SHOW_TABLES = "CALL SHOW_TABLES() RETURN *"  # column 1: the table name
 BUCKET_TABLE_INFO = "CALL TABLE_INFO('CallBucket') RETURN *"  # column 1: property name
@@ -41,7 +56,7 @@ SERVICE_COLUMNS = pa.schema([
     ("first_seen", pa.int64()), ("last_seen", pa.int64()),
 ])
 BUCKET_COLUMNS = pa.schema([
-    ("key", pa.string()), ("client", pa.string()), ("server", pa.string()),
+    ("id", pa.int64()), ("key", pa.string()), ("client", pa.string()), ("server", pa.string()),
     ("width", pa.int64()), ("bucket", pa.int64()), ("protocol", pa.string()),
     ("method", pa.string()), ("path", pa.string()), ("requests", pa.int64()),
     ("errors", pa.int64()), ("latency_sum", pa.float64()),
@@ -54,8 +69,12 @@ PAIR_COLUMNS = pa.schema([
 ])
 KEY_COLUMNS = pa.schema([("key", pa.string())])
 
-BATCHES_SEEN = "LOAD FROM $rows MATCH (b:Batch {id: key}) RETURN b.id AS id"
-BATCHES_MARK = "LOAD FROM $rows CREATE (:Batch {id: key, applied_at: $now})"
+# Batch ids travel as a list parameter, not an arrow table: a statement over an
+# arrow table is prepared anew for every table (about 1 ms each), one over a list
+# is prepared once and reused. Lists pay per row, so only these few-row
+# statements use them (a 1,000-row UNWIND ran 2-4x slower than LOAD FROM).
+BATCHES_SEEN = "UNWIND $ids AS key MATCH (b:Batch {id: key}) RETURN b.id AS id"
+BATCHES_MARK = "UNWIND $ids AS key CREATE (:Batch {id: key, applied_at: $now})"
 
 SERVICES_CREATE = (
     "LOAD FROM $rows CREATE (:Service {id: id, name: name, namespace: namespace, "
@@ -69,15 +88,17 @@ SERVICES_UPDATE = (
 )
 
 _BUCKET_FIELDS = ", ".join(
-    f"e.{name} AS {name}" for name in BUCKET_COLUMNS.names if name != "sid")
+    f"e.{name} AS {name}" for name in BUCKET_COLUMNS.names if name not in ("id", "sid"))
 # Counters an update adds to; exemplars and naming are set (union, overwrite).
 BUCKET_ADDED = ("requests", "errors", "latency_sum", *HIST, *STATUS)
 BUCKET_SET = ("exemplars", "naming")
-# Which incoming keys exist (`i` is the incoming row's index: integers cost far
-# less to return than the keys), whether their naming stays, and the stored
-# exemplars where the incoming row brings some and there is room for them.
+# Which incoming keys exist, found by id (`i` is the incoming row's index: integers
+# cost far less to return than the keys), whether the stored key is the same (two
+# keys with one id would otherwise be added up: the write is refused instead),
+# whether their naming stays, and the stored exemplars where the incoming row
+# brings some and there is room for them.
 BUCKETS_EXISTING = (
-    "LOAD FROM $rows MATCH (e:CallBucket {key: key}) RETURN i, "
+    "LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN i, e.key = key AS same_key, "
     "e.naming = naming AS same_naming, "
     f"CASE WHEN nex > 0 AND size(e.exemplars) < {MAX_EXEMPLARS} THEN e.exemplars END "
     "AS exemplars"
@@ -98,13 +119,13 @@ PAIR_FIELDS = ("first_seen", "last_seen", "protocols", "naming")
 def buckets_add(fields: tuple[str, ...]) -> str:
     """Add the incoming values to the given counters: an update writes only the
     columns its rows change (each column written costs, changed or not)."""
-    return "LOAD FROM $rows MATCH (e:CallBucket {key: key}) SET " + ", ".join(
+    return "LOAD FROM $rows MATCH (e:CallBucket {id: id}) SET " + ", ".join(
         f"e.{name} = e.{name} + {name}" for name in _known(fields, BUCKET_ADDED))
 
 
 def buckets_set(fields: tuple[str, ...]) -> str:
     """Overwrite the given fields (exemplars, naming) with the incoming values."""
-    return "LOAD FROM $rows MATCH (e:CallBucket {key: key}) SET " + ", ".join(
+    return "LOAD FROM $rows MATCH (e:CallBucket {id: id}) SET " + ", ".join(
         f"e.{name} = {name}" for name in _known(fields, BUCKET_SET))
 
 

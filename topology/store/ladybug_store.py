@@ -2,12 +2,12 @@
 
 One process owns the file for writing (LadybugDB takes a file lock); a second
 one gets StoreLocked naming the file. Writes are serialised by a lock and run
-in one explicit transaction each. Upserts are read-modify-write: the rows that
-already exist are read back by key, merged in Python with the incoming ones,
-and written with absolute values; new rows are created. That keeps the list
-arithmetic (histograms, exemplars) in one place, skips rows that would not
-change, and avoids relationship MERGE,
-which LadybugDB runs slowly (docs/storage.md has the figures).
+in one explicit transaction each. New buckets are created (COPY for large
+sets); existing ones, found by id (a hash of the key), get the incoming counters
+added in the database (`ladybug_buckets`). Services and pairs are compared with
+what the store knows it wrote and only changes are written (`ladybug_pairs`);
+relationship MERGE, which LadybugDB runs slowly, is never used (docs/storage.md
+has the figures).
 """
 
 from __future__ import annotations
@@ -120,22 +120,27 @@ class LadybugStore(GraphStore):
     # -- interface ---------------------------------------------------------
 
     def _check_layout(self) -> None:
-        """Refuse a file whose CallBucket table has the old list columns (hist, status):
-        every statement of this version reads the scalar ones (h0.., s0..)."""
+        """Refuse a file whose CallBucket table has an older layout: the list columns
+        (hist, status) of the first one, or the STRING primary key `key` without the
+        INT64 `id` of the second; every statement of this version finds buckets by id
+        and reads the scalar counters (h0.., s0..)."""
         conn = self._writer
         tables = {row[1] for row in conn.execute(q.SHOW_TABLES).get_all()}
         if "CallBucket" not in tables:
             return
-        columns = {row[1] for row in conn.execute(q.BUCKET_TABLE_INFO).get_all()}
+        info = conn.execute(q.BUCKET_TABLE_INFO).get_all()
+        columns = {row[1] for row in info}
+        primary = [row[1] for row in info if row[4]]
         missing = sorted(set(q.BUCKET_COLUMNS.names) - columns)
-        if missing:
+        if missing or primary != ["id"]:
             raise StoreError(
                 f"embedded store {self.path} was written by an older version: its "
-                f"CallBucket table lacks {', '.join(missing[:4])}"
-                f"{' ...' if len(missing) > 4 else ''} (histogram and status counts are "
-                "scalar columns since this version). Move the file away (or point "
-                "TOPOLOGY_DATA_DIR elsewhere) to start an empty store; its data cannot be "
-                "read by this version"
+                f"CallBucket table lacks {', '.join(missing[:4]) or 'nothing'}"
+                f"{' ...' if len(missing) > 4 else ''} and is keyed by "
+                f"{', '.join(primary) or 'nothing'} (this version keys buckets by an INT64 "
+                "id, a hash of the key, and keeps histogram and status counts in scalar "
+                "columns). Move the file away (or point TOPOLOGY_DATA_DIR elsewhere) to "
+                "start an empty store; its data cannot be read by this version"
             )
 
     def init_schema(self) -> None:
@@ -196,22 +201,24 @@ class LadybugStore(GraphStore):
             return []
         now = int(time.time()) if now is None else now
         with self._write_lock, self._transaction() as conn:
-            ids = _keys([b.id for b in batches])
-            applied = {r["id"] for r in self._rows(conn, q.BATCHES_SEEN, {"rows": ids})}
+            ids = [b.id for b in batches]
+            applied = {r["id"] for r in self._rows(conn, q.BATCHES_SEEN, {"ids": ids})}
             keep = rows.fresh(batches, applied)
             if not any(keep):
                 return keep
             services, calls = rows.chosen(batches, keep)
-            merged = rows.merge_buckets(calls)
+            merged = rows.merge_buckets(calls, ordered=False)
             buckets = list(merged.values())
-            ladybug_pairs.upsert_services(conn, rows.merge_services(services), self._known)
+            ladybug_pairs.upsert_services(
+                conn, ladybug_pairs.service_states(services, self._known), self._known)
             self.tiers.absorb(conn, buckets)
             ladybug_buckets.upsert(conn, buckets, list(merged))
-            ladybug_pairs.upsert_pairs(conn, ladybug_pairs.pairs(buckets), self._known)
-            marks = _keys(sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok}))
-            conn.execute(q.BATCHES_MARK, {"rows": marks, "now": now})
+            pairs = ladybug_pairs.pairs(buckets)
+            ladybug_pairs.upsert_pairs(conn, pairs, self._known)
+            marks = sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok})
+            conn.execute(q.BATCHES_MARK, {"ids": marks, "now": now})
         if self.changes is not None:  # after commit: readers' caches
-            self.changes.applied(batches, keep, merged)
+            self.changes.applied(batches, keep, merged, pairs)
         return keep
 
     def stats(self) -> dict[str, int]:
@@ -339,7 +346,3 @@ class _Transaction:
                 raise
         if isinstance(exc, RuntimeError) and not isinstance(exc, StoreError):
             raise StoreError(f"write failed and was rolled back: {exc}") from exc
-
-
-def _keys(keys: list[str]) -> pa.Table:
-    return pa.table({"key": pa.array(keys, pa.string())})

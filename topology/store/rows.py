@@ -48,9 +48,11 @@ def merge_services(services: Iterable[Service]) -> dict[str, Row]:
     return dict(sorted(merged.items()))
 
 
-def merge_buckets(buckets: Iterable[CallBucket]) -> dict[str, CallBucket]:
-    """One bucket per key, sorted by key. Inputs are never changed: a key seen
-    twice is merged into a copy (copy-on-merge keeps the common case cheap)."""
+def merge_buckets(buckets: Iterable[CallBucket], *, ordered: bool = True
+                  ) -> dict[str, CallBucket]:
+    """One bucket per key, sorted by key unless not `ordered` (the embedded store
+    has no lock order to keep). Inputs are never changed: a key seen twice is
+    merged into a copy (copy-on-merge keeps the common case cheap)."""
     merged: dict[str, CallBucket] = {}
     copied: set[str] = set()
     for bucket in buckets:
@@ -63,7 +65,7 @@ def merge_buckets(buckets: Iterable[CallBucket]) -> dict[str, CallBucket]:
             known = merged[key] = _copy(known)
             copied.add(key)
         known.merge(bucket)
-    return dict(sorted(merged.items()))
+    return dict(sorted(merged.items())) if ordered else merged
 
 
 def _copy(bucket: CallBucket) -> CallBucket:

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from topology import histogram
 from topology.model import CallBucket
+from topology.store.ladybug_schema import bucket_ids
 
 LEVELS = (300, 1800)  # tier widths, seconds; each a multiple of the previous
 PACK_BITS = 31
@@ -77,8 +78,8 @@ STATE_SET = (
     f"MERGE (t:TierState {{id: '{_STATE_ID}'}}) SET t.low = $low, t.high = $high"
 )
 EXPIRE = "MATCH (t:CallTier) WHERE t.bucket < $low DELETE t RETURN count(*) AS n"
-BUCKETS_EXISTING = (
-    "LOAD FROM $rows MATCH (e:CallBucket {key: key}) RETURN e.key AS key, "
+BUCKETS_EXISTING = (  # CallBucket is keyed by id, a hash of the key (ladybug_schema)
+    "LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN e.key AS key, "
     "e.client AS client, e.server AS server, e.width AS width, e.bucket AS bucket, "
     "e.protocol AS protocol, e.method AS method, e.path AS path, e.naming AS naming, "
     "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
@@ -254,7 +255,7 @@ class Tiers:
             return 0
         keys = [b.key for b in late]
         result = conn.execute(BUCKETS_EXISTING, {"rows": pa.table(
-            {"key": pa.array(keys, pa.string())})})
+            {"id": pa.array(bucket_ids(keys), pa.int64())})})
         names = result.get_column_names()
         stored = {r[0]: _grouped(dict(zip(names, r, strict=True))) for r in result.get_all()}
         parts = []

@@ -147,3 +147,26 @@ def test_services_changed_since(case, reported, changed) -> None:
         changes.applied([reported], [True])
     assert changes.services_changed_since(taken) is changed
     assert not changes.services_changed_since(changes.generation)
+
+
+def test_pairs_and_starts_handed_over_by_the_writer_are_what_the_calls_give() -> None:
+    """The embedded writer hands its merged buckets and pair bounds over; the report
+    must equal the one made from the batches' calls."""
+    from topology.store import ladybug_pairs, rows
+
+    calls = [CallBucket("a", "b", T, M, "http"), CallBucket("a", "b", T + 2 * M, M, "http"),
+             CallBucket("c", "b", T + M, M, "grpc")]
+    sent = [Batch("one", [], calls[:2]), Batch("two", [], calls[2:]), Batch("old", [], calls)]
+    keep = [True, True, False]
+    made, handed = Changes(M), Changes(M)
+    heard = {id(made): Listener(), id(handed): Listener()}
+    for changes in (made, handed):
+        changes.cache("walk", lambda changes=changes: heard[id(changes)])
+    made.applied(sent, keep)
+    merged = rows.merge_buckets(calls, ordered=False)
+    handed.applied(sent, keep, merged, ladybug_pairs.pairs(merged.values()))
+    assert heard[id(made)].seen == heard[id(handed)].seen == [
+        {("a", "b"): (T, T + 3 * M), ("c", "b"): (T + M, T + 2 * M)}]
+    for start in (T, T + M, T + 2 * M):
+        assert made.changed_since(start, 0) and handed.changed_since(start, 0)
+        assert made.keys_changed_since(start, 0) == handed.keys_changed_since(start, 0)

@@ -12,20 +12,30 @@ from queries.window import Window
 from topology import histogram
 from topology.model import Batch, CallBucket
 from topology.settings import Settings
-from topology.store import rows, tiers
+from topology.store import ladybug_schema, rows, tiers
 from topology.store.base import GraphStore, StoreError
 from topology.store.ladybug_store import LadybugStore
 from topology.store.statement import Statement
 
 T0 = 1_700_000_000 - 1_700_000_000 % 3600
-OLD_CALLBUCKET = (
+LIST_CALLBUCKET = (
     "CREATE NODE TABLE CallBucket(key STRING PRIMARY KEY, client STRING, server STRING, "
     "width INT64, bucket INT64, protocol STRING, method STRING, path STRING, requests INT64, "
     "errors INT64, latency_sum DOUBLE, hist INT64[], status INT64[], exemplars STRING[], "
     "naming STRING)"
 )
+STRING_KEY_CALLBUCKET = (  # scalar counters, keyed by the STRING key (no INT64 id)
+    "CREATE NODE TABLE CallBucket(key STRING PRIMARY KEY, client STRING, server STRING, "
+    "width INT64, bucket INT64, protocol STRING, method STRING, path STRING, requests INT64, "
+    "errors INT64, latency_sum DOUBLE, "
+    + ", ".join(f"h{i} INT64" for i in range(histogram.BIN_COUNT)) + ", "
+    + ", ".join(f"s{i} INT64" for i in range(6))
+    + ", exemplars STRING[], naming STRING, sid INT64)"
+)
+ROWS_OF_KEY = Statement.same(
+    "test.bucket_of_key", "MATCH (e:CallBucket) WHERE e.key = $key RETURN e.id AS id")
 ROWS = Statement.same(
-    "test.bucket_rows", "MATCH (e:CallBucket) RETURN e.key AS key, e.sid AS sid, "
+    "test.bucket_rows", "MATCH (e:CallBucket) RETURN e.key AS key, e.id AS id, e.sid AS sid, "
     "e.client AS client, e.server AS server, e.protocol AS protocol, e.path AS path, "
     "e.requests AS requests, e.naming AS naming, e.exemplars AS exemplars, "
     + ", ".join(f"e.h{i} AS h{i}" for i in range(histogram.BIN_COUNT)) + ", "
@@ -41,13 +51,15 @@ def call(i: int, minute: int, *, naming: str = "workload", trace: str = "") -> C
     return row
 
 
+@pytest.mark.parametrize("old", [LIST_CALLBUCKET, STRING_KEY_CALLBUCKET],
+                         ids=["list_counters", "string_key"])
 @pytest.mark.parametrize("read_only", [False, True], ids=["writer", "read_only"])
-def test_a_file_of_the_old_layout_is_refused_naming_the_file(
-    settings: Settings, read_only: bool
+def test_a_file_of_an_old_layout_is_refused_naming_the_file(
+    settings: Settings, read_only: bool, old: str
 ) -> None:
     settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
     db = ladybug.Database(str(settings.embedded_path))
-    ladybug.Connection(db).execute(OLD_CALLBUCKET)
+    ladybug.Connection(db).execute(old)
     db.close()
     with pytest.raises(StoreError, match="older version") as caught:
         LadybugStore(settings, read_only=read_only)
@@ -62,14 +74,17 @@ def test_an_empty_file_and_a_current_one_open(settings: Settings) -> None:
         store.close()
 
 
+@pytest.mark.parametrize(("keys", "minutes", "step"), [(40, 1, 3), (60, 40, 2)],
+                         ids=["few_rows", "2400_rows"])
 def test_counters_add_up_column_by_column_over_create_and_update(
-    embedded_store: GraphStore,
+    embedded_store: GraphStore, keys: int, minutes: int, step: int,
 ) -> None:
-    """Created rows, then the same keys again (added per changed column), a rename and
-    exemplars: every stored counter equals the sum of what was sent."""
-    first = [call(i, 0, trace=f"t{i}") for i in range(40)]
-    again = [call(i, 0, naming="dns" if i % 7 == 0 else "", trace=f"u{i}")
-             for i in range(0, 40, 3)]
+    """Created rows, then the same keys again (added per changed column, statements
+    merged or not by the cost model), a rename and exemplars: every stored counter
+    equals the sum of what was sent."""
+    first = [call(i, m, trace=f"t{i}") for i in range(keys) for m in range(minutes)]
+    again = [call(i, m, naming="dns" if i % 7 == 0 else "", trace=f"u{i}")
+             for i in range(0, keys, step) for m in range(minutes)]
     embedded_store.apply(Batch("one", [], first), now=T0)
     embedded_store.apply(Batch("two", [], again), now=T0)
     expected = rows.merge_buckets([*first, *again])  # the one definition of adding up
@@ -83,6 +98,24 @@ def test_counters_add_up_column_by_column_over_create_and_update(
         assert row["naming"] == bucket.naming and row["exemplars"] == bucket.exemplars
         assert row["sid"] == tiers.SeriesNames.id(
             row["client"], row["server"], row["protocol"], row["path"])
+        assert row["id"] == ladybug_schema.bucket_ids([key])[0]
+
+
+def test_a_key_whose_id_a_stored_bucket_of_another_key_has_is_refused(
+    embedded_store: LadybugStore,
+) -> None:
+    """Buckets are found by a 63-bit hash of their key: a stored bucket with the same
+    id but another key must not be added into; the batch is refused and rolled back."""
+    row = call(1, 0)
+    other = ladybug.Connection(embedded_store._db)
+    other.execute("CREATE (:CallBucket {id: $id, key: 'another key', requests: 5})",
+                  {"id": ladybug_schema.bucket_ids([row.key])[0]})
+    other.close()
+    with pytest.raises(StoreError, match="same 63-bit id"):
+        embedded_store.apply(Batch("clash", [], [row]), now=T0)
+    assert embedded_store.read(ROWS_OF_KEY, {"key": row.key}) == []
+    assert embedded_store.stats()["batches"] == 0
+    assert [r["requests"] for r in embedded_store.read(ROWS)] == [5]
 
 
 def test_map_rows_by_series_id_equal_the_rows_by_names(embedded_store: GraphStore) -> None:

@@ -71,6 +71,24 @@ def test_merge_services(case: str) -> None:
                           "first_seen", "last_seen"} for r in table)
 
 
+SAME_SEEN = [svc("a", 5, "first", env="x"), svc("a", 5, "second", env="y")]
+
+
+@pytest.mark.parametrize("case", [*sorted(SERVICE_CASES), "equal_seen"])
+def test_the_embedded_writers_service_states_are_the_merged_rows(case: str) -> None:
+    """`ladybug_pairs.service_states` (no dict per mention, labels formatted once per
+    change) must describe every service as `merge_services` does."""
+    from topology.store import ladybug_pairs
+
+    services = SAME_SEEN if case == "equal_seen" else SERVICE_CASES[case][0]
+    known = ladybug_pairs.Known()
+    for _ in range(2):  # the second time from the remembered labels
+        states = ladybug_pairs.service_states(services, known)
+        assert states == {sid: (r["name"], r["namespace"], r["cluster"], r["kind"],
+                                tuple(r["labels"]), r["first_seen"], r["last_seen"])
+                          for sid, r in rows.merge_services(services).items()}
+
+
 def test_merge_services_leaves_inputs_alone() -> None:
     first = svc("a", 100, env="dev")
     rows.merge_services([first, svc("a", 200, "renamed", env="prod")])
