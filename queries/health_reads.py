@@ -26,7 +26,8 @@ from queries.window import AGGREGATES, IN_WINDOW
 from topology import histogram
 from topology.store import tiers
 from topology.store.base import GraphStore
-from topology.store.statement import Statement
+from topology.store.ladybug_schema import bucket_ids
+from topology.store.statement import Dialect, Statement
 
 SIDES = ("server", "client")  # served, else made
 COUNTS = ("n", "requests", "errors", *(f"h{i}" for i in range(histogram.BIN_COUNT)))
@@ -52,8 +53,18 @@ def _buckets(dialect: str, match: str) -> str:
 
 BUCKETS = Statement("health_buckets", *(_buckets(d, f"MATCH (k:CallBucket) WHERE {IN_WINDOW}")
                                         for d in ("neo4j", "ladybug")))
-BUCKETS_BY_KEY = Statement("health_buckets_by_key", *(_buckets(
-    d, "UNWIND $keys AS wanted MATCH (k:CallBucket {key: wanted})") for d in ("neo4j", "ladybug")))
+# By key: the embedded store's CallBucket is keyed by an INT64 id, a hash of the key
+# (`ladybug_schema.bucket_ids`); Neo4j's by the key itself.
+BUCKETS_BY_KEY = Statement(
+    "health_buckets_by_key",
+    _buckets("neo4j", "UNWIND $keys AS wanted MATCH (k:CallBucket {key: wanted})"),
+    _buckets("ladybug", "UNWIND $ids AS wanted MATCH (k:CallBucket {id: wanted})"))
+
+
+def by_key_params(dialect: Dialect, keys: Iterable[str]) -> dict[str, list]:
+    """The parameters of BUCKETS_BY_KEY for these bucket keys."""
+    wanted = sorted(keys)
+    return {"ids": bucket_ids(wanted)} if dialect is Dialect.LADYBUG else {"keys": wanted}
 SERIES_NAMES = Statement.same(
     "health_series_names", f"MATCH (k:CallBucket) WHERE {IN_WINDOW} "
     "RETURN DISTINCT k.client AS client, k.server AS server, k.protocol AS protocol, "
@@ -133,7 +144,7 @@ def bucket_rows(
     for since, until in runs:
         args = {"since": since, "until": until}
         table = (store.read_arrow(BUCKETS, args) if keys is None
-                 else store.read_arrow(BUCKETS_BY_KEY, {"keys": sorted(keys)}))
+                 else store.read_arrow(BUCKETS_BY_KEY, by_key_params(store.dialect, keys)))
         if table.num_rows and table.column("id").null_count:
             return None
         bucket_keys = table.column("key").to_pylist() if table.num_rows else []

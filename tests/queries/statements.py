@@ -55,7 +55,7 @@ NAMED: list[tuple[str, Statement, dict[str, Any]]] = [
     ("health_by_start_as_server", BY_START["server"], WINDOW),
     ("health_by_start_as_client", BY_START["client"], WINDOW),
     ("health_buckets", BUCKETS, WINDOW),
-    ("health_buckets_by_key", BUCKETS_BY_KEY, {"keys": []}),
+    ("health_buckets_by_key", BUCKETS_BY_KEY, {"keys": [], "ids": []}),
     ("health_series_names", SERIES_NAMES, WINDOW),
 ]
 
