@@ -200,6 +200,8 @@ class Coalescer:
                         self._pending.pop(batch_id, None)
                     for waiting in group.members:
                         waiting.done = True
+                        waiting.group = None  # no cycle: the rows go with the last reference
+                    group.members.clear()
                     self._writing = False
                     self._cond.notify_all()
 
