@@ -8,6 +8,8 @@ every one. The default minute holds 3,000,000 events: the issue's 10,000
 edges per minute at its 50,000 events/s target. Prints:
 
 * events/s end to end (first publish to last batch applied; target >= 50,000);
+* the worker's CPU seconds over that time (user + system): about one core
+  means the worker's one process is the bound (its Python shares the GIL);
 * publish rate (the producer side alone; `--rate` paces it);
 * median and max time per task (from the worker's log: build, then waiting
   for the transaction that holds the batch);
@@ -20,6 +22,7 @@ edges per minute at its 50,000 events/s target. Prints:
 * a check that the store's request total equals the events sent.
 
 Run: .venv/bin/python bench/ingest_e2e.py [--events N] [--batch-size B] [--rate EV_PER_S]
+     [--threads N] [--buffer-pool-mb N] [--keep-log FILE]
 """
 
 from __future__ import annotations
