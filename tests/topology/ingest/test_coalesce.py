@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.neo4j_lint import LinterUnavailable, lint_cypher
 from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals, wait_for
-from topology.ingest.coalesce import Coalescer
+from topology.ingest.coalesce import MARKERS, Coalescer
 from topology.ingest.pipeline import Ingestor
 from topology.store.base import GraphStore
+from topology.store.statement import Dialect
 
 MakeIngestor = Callable[..., Ingestor]
 
@@ -169,3 +171,17 @@ def test_groups_are_bounded(make_ingestor: MakeIngestor, embedded_store: GraphSt
 
     assert coalescer.largest == largest
     assert totals(embedded_store) == expected_totals(*payloads)
+
+
+def test_the_marker_check_reads_the_ids_applied_and_lints_clean_for_neo4j(
+    make_ingestor: MakeIngestor, embedded_store: GraphStore,
+) -> None:
+    ingestor = make_ingestor(coalesce=True)
+    assert ingestor.ingest(batch("seen", 3)) is True
+    found = embedded_store.read(MARKERS, {"ids": ["seen", "unseen"]})
+    assert [row["id"] for row in found] == ["seen"]
+    try:
+        problems = lint_cypher([(MARKERS.name, MARKERS.text(Dialect.NEO4J), {"ids": []})])
+    except LinterUnavailable as exc:
+        pytest.fail(str(exc))
+    assert problems == []
