@@ -8,6 +8,8 @@ every one. The default minute holds 3,000,000 events: the issue's 10,000
 edges per minute at its 50,000 events/s target. Prints:
 
 * events/s end to end (first publish to last batch applied; target >= 50,000);
+* the worker's CPU seconds over that time (user + system): about one core
+  means the worker's one process is the bound (its Python shares the GIL);
 * publish rate (the producer side alone; `--rate` paces it);
 * median and max time per task (from the worker's log: build, then waiting
   for the transaction that holds the batch);
@@ -20,6 +22,7 @@ edges per minute at its 50,000 events/s target. Prints:
 * a check that the store's request total equals the events sent.
 
 Run: .venv/bin/python bench/ingest_e2e.py [--events N] [--batch-size B] [--rate EV_PER_S]
+     [--threads N] [--buffer-pool-mb N] [--keep-log FILE]
 """
 
 from __future__ import annotations
@@ -102,6 +105,15 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -174,6 +186,8 @@ def main() -> None:
     parser.add_argument("--buffer-pool-mb", type=int,
                         help="TOPOLOGY_EMBEDDED_BUFFER_POOL_MB of the worker (default: its own)")
     parser.add_argument("--threads", type=int, help="worker --concurrency (default: its own)")
+    parser.add_argument("--keep-log", type=Path,
+                        help="copy the worker's log here (it is removed with the store)")
     args = parser.parse_args()
 
     batches = make_batches(args.events, args.batch_size, args.events_per_minute)
@@ -202,6 +216,7 @@ def main() -> None:
         sampler = RssSampler(proc.pid)
         sampler.start()
         sent: dict[str, float] = {}
+        cpu_before = _cpu_s(proc.pid)
         started = time.perf_counter()
         for n, payload in enumerate(batches):
             if args.rate:
@@ -213,6 +228,7 @@ def main() -> None:
         published = time.perf_counter() - started
         _wait_applied(log, 1 + len(batches), args.timeout)
         elapsed = time.perf_counter() - started
+        cpu = _cpu_s(proc.pid) - cpu_before
         sampler.done.set()
         sampler.join()
 
@@ -237,6 +253,8 @@ def main() -> None:
         server.stop()
     with LadybugStore(settings, read_only=True) as store:
         stored = store.read(TOTAL)[0]["n"]
+    if args.keep_log:
+        shutil.copy(log, args.keep_log)
     shutil.rmtree(work, ignore_errors=True)
     expected = args.events + 10
 
@@ -250,6 +268,7 @@ def main() -> None:
           f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB; "
           f"{len(commits)} store commits, up to {max(map(int, commits), default=0)} batches each")
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
+    print(f"worker CPU: {cpu:.1f} s in {elapsed:.1f} s ({cpu / elapsed:.2f} cores)")
     print(f"publish: {args.events / published:,.0f} events/s"
           f"{f' (paced at {args.rate:,.0f})' if args.rate else ' (flat out)'}")
     if stages:

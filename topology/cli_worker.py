@@ -24,8 +24,12 @@ from topology.cli_options import settings_from, store_flags
 from topology.settings import Settings, SettingsError
 
 # Task threads of an embedded-store worker: batches in flight, so at most this
-# many share one transaction (and this many payloads are held in memory).
-EMBEDDED_THREADS = 8
+# many share one transaction (and this many payloads are held in memory). The
+# calls of a transaction's batches are folded into one set of rows
+# (topology/ingest/coalesce.py), so more batches per transaction cost little
+# in the store: 16 writes a third fewer transactions than 8 in
+# bench/ingest_e2e.py, for about 90 MB more at the peak (docs/delivery.md).
+EMBEDDED_THREADS = 16
 # The worker's LadybugDB buffer pool unless TOPOLOGY_EMBEDDED_BUFFER_POOL_MB is
 # set (LadybugDB's own default is 80% of RAM): bench/ingest_e2e.py writes fine
 # with it (docs/delivery.md).

@@ -14,10 +14,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from topology.ingest.aggregate import Aggregator
+from topology.ingest.coalesce import Coalescer
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.group import GroupCommit
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
@@ -62,7 +64,11 @@ class Ingestor:
         *,
         folder: PathFolder | None = None,
         template_cap: int = DEFAULT_CAP,
+        coalesce: bool = False,
     ) -> None:
+        """`coalesce`: fold the calls of batches written together into one set of
+        rows (`Coalescer`); only when this Ingestor is the one writer of the
+        store's batch markers (the embedded store in `topology worker`)."""
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -84,9 +90,15 @@ class Ingestor:
         # several threads (embedded mode) take turns. The store write is outside.
         self._building = threading.Lock()
         self.group = GroupCommit(store, clock)
+        self.coalescer = (Coalescer(store, self.templates, clock, settings.bucket_width)
+                          if coalesce else None)
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold off this Ingestor's writes until the block ends (e.g. to close the store)."""
+        return (self.coalescer or self.group).exclusive()
 
     def ingest(self, payload: Mapping[str, Any],
-               timings: dict[str, float] | None = None) -> bool:
+               timings: dict[str, float] | None = None, *, alone: bool = False) -> bool:
         """Validate, resolve, aggregate, then write with whatever other threads are
         writing (`GroupCommit`): returns once the batch's transaction committed.
 
@@ -94,8 +106,11 @@ class Ingestor:
         errors propagate (retryable). `timings`, when given, receives the
         seconds spent waiting to build (`queue`: another thread was building),
         building (`build`) and from handing the batch in to its commit
-        (`commit`: waiting for the running write, then its own).
+        (`commit`: waiting for the running write, then its own). `alone`: with
+        a coalescer, in a transaction of its own (a retry after its group failed).
         """
+        if self.coalescer is not None:
+            return self._ingest_coalesced(self.coalescer, payload, timings, alone)
         self.group.expect()
         started = time.perf_counter()
         try:
@@ -107,6 +122,37 @@ class Ingestor:
             raise
         built = time.perf_counter()
         applied = self.group.apply(batch, expected=True)
+        if timings is not None:
+            timings.update(queue=built_from - started, build=built - built_from,
+                           commit=time.perf_counter() - built)
+        self._count([applied])
+        return applied
+
+    def _ingest_coalesced(self, coalescer: Coalescer, payload: Mapping[str, Any],
+                          timings: dict[str, float] | None, alone: bool) -> bool:
+        coalescer.expect()
+        started = time.perf_counter()
+        joined = False
+        try:
+            with self._building:
+                built_from = time.perf_counter()
+                validate(payload)
+                resolver = self._resolver(payload)  # Redis may fail here: nothing joined yet
+                joined = True
+                member = coalescer.join(payload["batch_id"], alone=alone)
+                if member.group is not None and not member.duplicate:
+                    try:
+                        self._aggregate(payload, resolver, member.group.aggregator)
+                    except BaseException as exc:  # the group's rows are spoilt
+                        coalescer.folded(member, (), exc)
+                        raise
+                    coalescer.folded(member, list(resolver.services.values()))
+        except BaseException:
+            if not joined:
+                coalescer.cancel()
+            raise
+        built = time.perf_counter()
+        applied = coalescer.wait(member)
         if timings is not None:
             timings.update(queue=built_from - started, build=built - built_from,
                            commit=time.perf_counter() - built)
@@ -145,30 +191,39 @@ class Ingestor:
     def build(self, payload: Mapping[str, Any]) -> Batch:
         """Everything but the write: the Batch this payload becomes."""
         validate(payload)
+        resolver = self._resolver(payload)
+        aggregator = Aggregator(self.settings.bucket_width)
+        self._aggregate(payload, resolver, aggregator)
+        rows = aggregator.capped(self.templates)
+        self.stats.rows += len(rows)
+        return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
+                     calls=rows)
+
+    def _resolver(self, payload: Mapping[str, Any]) -> Resolver:
+        """Remember the payload's leases and DNS answers; a Resolver for its calls."""
         endpoints = payload.get("endpoints") or ()
         if endpoints:
             self.leases.add(Lease.from_endpoint(e) for e in endpoints)
         dns = payload.get("dns") or ()
         if dns:
             self.dns.record(dns)
-        calls = payload.get("calls") or ()
         ips: set[str] = set()
         if self.leases.snapshots or self.dns.snapshots:
-            for call in calls:
+            for call in payload.get("calls") or ():
                 for end in (call["source"], call["destination"]):
                     ip = end.get("ip")
                     if ip:
                         ips.add(ip)
-        resolver = Resolver(self.leases.table(ips), self.dns.table(ips))
-        aggregator = Aggregator(self.settings.bucket_width)
+        return Resolver(self.leases.table(ips), self.dns.table(ips))
+
+    def _aggregate(self, payload: Mapping[str, Any], resolver: Resolver,
+                   aggregator: Aggregator) -> None:
+        """Resolve the payload's calls and fold them into `aggregator`."""
+        calls = payload.get("calls") or ()
         aggregator.add_calls(calls, resolver.resolve, self.folder.fold)
-        rows = aggregator.capped(self.templates)
         stats = self.stats
         stats.calls += len(calls)
         dropped = sum(resolver.dropped.values())
         stats.counted += len(calls) - dropped
-        stats.rows += len(rows)
         for reason, count in resolver.dropped.items():
             stats.dropped[reason] = stats.dropped.get(reason, 0) + count
-        return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
-                     calls=rows)

@@ -14,10 +14,10 @@ every worker that takes it cannot loop forever either.
 Embedded store: LadybugDB has one writer per file, so a worker that owns an
 embedded store must be the only worker process on that file (`topology
 worker` runs a threads pool in one process when TOPOLOGY_STORE=embedded).
-Its task threads build their batches in turn and hand them to the
-Ingestor's `GroupCommit`: the batches that arrive while one write runs are
-written together in the next transaction, and each task returns (and its
-message is acknowledged) only once its batch is committed. In production
+Its task threads fold their batches' calls in turn into the Ingestor's
+`Coalescer` group: the batches that arrive while one write runs become one
+set of rows in the next transaction, and each task returns (and its message
+is acknowledged) only once its batch is committed. A retry is written alone. In production
 workers share the Neo4j store instead.
 """
 
@@ -99,7 +99,10 @@ class WorkerRuntime:
                     store.close()
                     raise
                 self._store = store
-                self._ingestor = Ingestor(store, self.settings, redis=self.redis)
+                # The worker owns an embedded store's file: its batches' calls
+                # can be folded together (coalesce.py); a shared Neo4j cannot.
+                self._ingestor = Ingestor(store, self.settings, redis=self.redis,
+                                          coalesce=self.settings.store == "embedded")
                 # Out of buffer pool: every batch would fail alone too; the
                 # tasks retry after the store is reopened.
                 self._ingestor.group.isolate = lambda exc: not store_exhausted(
@@ -122,7 +125,7 @@ class WorkerRuntime:
             return
         try:
             if ingestor is not None:
-                with ingestor.group.exclusive():
+                with ingestor.exclusive():
                     store.close()
             else:
                 store.close()
@@ -177,7 +180,10 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
             ingestor = runtime.ingestor()
             timings: dict[str, float] = {}
-            applied = ingestor.ingest(payload, timings)
+            # A retry or a redelivery is written alone: if its batch is what made
+            # its group fail, it fails by itself this time.
+            applied = ingestor.ingest(payload, timings,
+                                      alone=self.request.retries > 0 or lost > 0)
         except InvalidBatch as exc:
             letter = _dead_letter(self, runtime, payload, exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
