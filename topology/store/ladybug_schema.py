@@ -39,7 +39,6 @@ SCHEMA = (
 )
 
 
-
 def bucket_ids(keys: Iterable[str]) -> list[int]:
     """CallBucket ids of the keys: the first 8 bytes of BLAKE2b, shifted to 63 bits."""
     from_bytes = int.from_bytes
