@@ -41,6 +41,7 @@ from topology.store.tiers import TierRange
 UNCACHED = pa.table({})  # the window is not read from units: read it as before
 MAX_STARTS = 32  # bucket starts a window may read from the buckets to use units
 ROW_BUDGET = 600_000  # unit rows held per store, about 150 bytes each
+TOTALS = 8  # queries whose last sum of units is kept (a map view refreshing)
 _COUNTERS = ("requests", "errors", "latency", "total",
              *(f"b{i}" for i in range(tiers.PACKED)))
 UNIT_SCHEMA = pa.schema([("sid", pa.int64()), *(
@@ -69,6 +70,10 @@ class UnitCache:
         self._entries: OrderedDict[tuple[Hashable, Unit], Entry] = OrderedDict()
         self._rows = 0
         self._lock = threading.Lock()
+        # query -> (the unit tables summed, their named sum): a repeated map whose units
+        # are all held, the same objects, is that sum again
+        self._totals: OrderedDict[Hashable, tuple[tuple[pa.Table, ...], pa.Table]] = (
+            OrderedDict())
 
     def get(self, query: Hashable, unit: Unit, services: bool) -> pa.Table | None:
         """The unit's table when nothing in it changed since it was read."""
@@ -97,6 +102,21 @@ class UnitCache:
     @property
     def rows(self) -> int:
         return self._rows
+
+    def total(self, query: Hashable, tables: tuple[pa.Table, ...]) -> pa.Table | None:
+        """The named sum kept for these very unit tables, if it is."""
+        with self._lock:
+            found = self._totals.get(query)
+        if found is None or len(found[0]) != len(tables):
+            return None
+        return found[1] if all(a is b for a, b in zip(found[0], tables, strict=True)) else None
+
+    def keep_total(self, query: Hashable, tables: tuple[pa.Table, ...], total: pa.Table) -> None:
+        with self._lock:
+            self._totals[query] = (tables, total)
+            self._totals.move_to_end(query)
+            while len(self._totals) > TOTALS:
+                self._totals.popitem(last=False)
 
     def _fresh(self, unit: Unit, generation: int, services: bool) -> bool:
         changes = self.changes
@@ -147,13 +167,20 @@ def read(
         for unit, table in fresh.items():
             cache.put(query, unit, Entry(generation, table))
             held[unit] = table
-    summed = _sum([held[unit] for unit in wanted])
+    tables = tuple(held[unit] for unit in wanted)
+    kept = cache.total(query, tables)
+    if kept is not None:
+        return kept
+    summed = _sum(list(tables))
     if summed is None:
         return UNCACHED
     if not summed.num_rows:
         return None
     named = series.named(store, summed, _names_of(found, params))
-    return series_window.COLLIDED if named is None else named
+    if named is None:
+        return series_window.COLLIDED
+    cache.keep_total(query, tables, named)
+    return named
 
 
 def _names_of(found: tiering.Plan, params: Mapping[str, Any]

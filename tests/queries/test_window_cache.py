@@ -19,7 +19,7 @@ import pytest
 
 from queries import window_cache
 from queries.compiler import compile_filter
-from queries.service_map import fold_edges, map_rows, service_map
+from queries.service_map import fold_edges, map_rows, map_table, service_map
 from queries.tiering import plan
 from queries.window import Window
 from queries.window_cache import Unit
@@ -239,4 +239,13 @@ def test_windows_of_a_filter_on_bucket_counters_are_read_by_minute(store: Ladybu
         service_map(counting, window, "error = true")
         per_start = [r for r in counting.reads if r.endswith("per_start")]
         assert len(per_start) == (1 if window.seconds <= window_cache.MAX_STARTS * M else 0)
+    agree(store)
+
+
+def test_a_repeated_map_over_the_same_held_units_is_their_kept_sum(store: LadybugStore) -> None:
+    window, compiled = Window.last(HOUR, NOW), compile_filter("")
+    first = map_table(store, compiled, window)
+    assert map_table(store, compiled, window) is first
+    assert store.apply(Batch("newest", [], [call(0, 1, H + 2 * HOUR + 7 * M)]), now=NOW)
+    assert map_table(store, compiled, window) is not first
     agree(store)
