@@ -30,13 +30,12 @@ and the others are written on their retry.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 from topology.ingest.aggregate import Aggregator
 from topology.ingest.templates import TemplateCap
+from topology.ingest.turns import WriteTurns
 from topology.model import Batch, Service
 from topology.store.base import GraphStore
 from topology.store.statement import Statement
@@ -94,7 +93,7 @@ class Group:
         self.failure: BaseException | None = None  # a fold failed: never written
 
 
-class Coalescer:
+class Coalescer(WriteTurns):
     def __init__(
         self, store: GraphStore, templates: TemplateCap, clock: Callable[[], float],
         width: float, *, max_rows: int = DEFAULT_MAX_ROWS,
@@ -109,27 +108,12 @@ class Coalescer:
         self.max_rows = max_rows
         self.max_batches = max_batches
         self.linger = linger
-        self._cond = threading.Condition()
+        super().__init__()
         self._queue: list[Group] = []  # not yet taken by a write; the last may be open
         self._pending: dict[str, Group] = {}  # id -> its group, until that one is done
-        self._writing = False
-        self._expected = 0
         self.commits = 0  # transactions attempted
         self.largest = 0  # most batch ids in one transaction
         self.rows = 0  # rows handed to the store
-
-    # -- announcing ------------------------------------------------------
-
-    def expect(self) -> None:
-        """A batch is on its way to `join`: a writer lingers for it (up to `linger`)."""
-        with self._cond:
-            self._expected += 1
-
-    def cancel(self) -> None:
-        """The batch announced with `expect` will not join."""
-        with self._cond:
-            self._expected -= 1
-            self._cond.notify_all()
 
     # -- joining (callers take turns) -----------------------------------
 
@@ -246,20 +230,6 @@ class Coalescer:
             member.applied = not member.duplicate
         log.info("store commit: %d batch(es), %d new, %d rows, in %.2fs", len(batches),
                  sum(outcomes), len(rows), time.perf_counter() - started)
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold off every write (e.g. to close the store) until the block ends."""
-        with self._cond:
-            while self._writing:
-                self._cond.wait()
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
     @property
     def waiting(self) -> int:

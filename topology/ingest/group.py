@@ -25,11 +25,10 @@ poisonous batch fails by itself and the others are written.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
+from topology.ingest.turns import WriteTurns
 from topology.model import Batch
 from topology.store.base import GraphStore
 
@@ -60,7 +59,7 @@ class _Waiting:
         return self.applied
 
 
-class GroupCommit:
+class GroupCommit(WriteTurns):
     def __init__(
         self, store: GraphStore, clock: Callable[[], float],
         max_batches: int = DEFAULT_MAX_BATCHES, max_rows: int = DEFAULT_MAX_ROWS,
@@ -73,27 +72,13 @@ class GroupCommit:
         self.max_batches = max_batches
         self.max_rows = max_rows
         self.linger = linger
-        self._expected = 0  # batches being built that will be handed in
         # Whether a failed group is worth writing batch by batch: not when the
         # error is the store's, not a batch's (e.g. it ran out of memory).
         self.isolate: Callable[[Exception], bool] = lambda exc: True
-        self._cond = threading.Condition()
+        super().__init__()
         self._waiting: list[_Waiting] = []
-        self._writing = False
         self.commits = 0  # transactions attempted (for tests and benchmarks)
         self.largest = 0  # most batches in one transaction
-
-    def expect(self) -> None:
-        """A batch is being built and will be handed to `apply` (or `cancel`led):
-        a writer lingers for it, up to `linger` seconds."""
-        with self._cond:
-            self._expected += 1
-
-    def cancel(self) -> None:
-        """The batch announced by `expect` will not come (its build failed)."""
-        with self._cond:
-            self._expected -= 1
-            self._cond.notify_all()
 
     def apply(self, batch: Batch, *, expected: bool = False) -> bool:
         """Write `batch` (with whatever else is waiting); True when applied, False when
@@ -142,19 +127,6 @@ class GroupCommit:
         with self._cond:
             return len(self._waiting)
 
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold off every write (e.g. to close the store) until the block ends."""
-        with self._cond:
-            while self._writing:
-                self._cond.wait()
-            self._writing = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writing = False
-                self._cond.notify_all()
 
     def _write(self, group: list[_Waiting]) -> None:
         self.commits += 1
