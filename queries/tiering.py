@@ -279,7 +279,7 @@ def read_traffic_table(
         tier_range = store.tier_range() if usable else None
         found = plan(window, tier_range)
         if series.usable(store, shape):
-            table = window_cache.read(store, generation, window, tier_range, buckets, shape,
+            table = window_cache.read(store, generation, found, tier_range, buckets, shape,
                                       compiled, params)
             if table is window_cache.UNCACHED:
                 table = series_window.read(store, window, tier_range, buckets, shape,

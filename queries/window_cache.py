@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from queries import fold, series, series_window, tiering
 from queries.compiler import CompiledFilter
-from queries.window import Window, start_runs
+from queries.window import start_runs
 from topology.store import tiers
 from topology.store.base import GraphStore
 from topology.store.changes import Changes, changes_of
@@ -141,16 +141,16 @@ def units(found: tiering.Plan, tier_range: TierRange | None, step: int) -> list[
 
 
 def read(
-    store: GraphStore, generation: int, window: Window, tier_range: TierRange | None,
+    store: GraphStore, generation: int, found: tiering.Plan, tier_range: TierRange | None,
     buckets: Statement, shape: tiering.Shape, compiled: CompiledFilter | None,
     params: Mapping[str, Any],
 ) -> pa.Table | None:
     """`series_window.read` from units: one named row per series (None when nothing
-    matched; series_window.COLLIDED after a collision of ids), or UNCACHED."""
+    matched; series_window.COLLIDED after a collision of ids), or UNCACHED. `found`
+    is the window's plan against `tier_range`."""
     changes = changes_of(store)
     if changes is None or changes.unaligned:
         return UNCACHED
-    found = tiering.plan(window, tier_range)
     wanted = units(found, tier_range, changes.bucket_width)
     if wanted is None:
         return UNCACHED
