@@ -78,6 +78,25 @@ def _states_table(states: Mapping[str, ServiceState]) -> pa.Table:
         q.SERVICE_COLUMNS.names[1:], values, strict=True)}}, q.SERVICE_COLUMNS)
 
 
+def unsettled(services: list[Service], known: Known) -> list[Service]:
+    """The mentions of the services a batch may change: every mention of an id, unless
+    all of its mentions describe it as stored (same fields and labels, seen inside the
+    stored first..last), in which case writing would change nothing. Checked without
+    building a state per mention: batches mention the same services over and over."""
+    stored, labels = known.services, known.labels
+    changed: set[str] = set()
+    for s in services:
+        old = stored.get(s.id)
+        if (old is None or not old[5] <= s.seen <= old[6] or s.name != old[0]
+                or s.namespace != old[1] or s.cluster != old[2] or s.kind != old[3]):
+            changed.add(s.id)
+            continue
+        cached = labels.get(s.id)
+        if cached is None or cached[1] != old[4] or cached[0] != s.labels:
+            changed.add(s.id)
+    return [s for s in services if s.id in changed] if changed else []
+
+
 def service_states(services: Iterable[Service], known: Known) -> dict[str, ServiceState]:
     """One state per service id, what `rows.merge_services` computes: the latest
     mention (by seen; of equal ones, the later) describes it, seen range min..max."""

@@ -209,8 +209,8 @@ class LadybugStore(GraphStore):
             services, calls = rows.chosen(batches, keep)
             merged = rows.merge_buckets(calls, ordered=False)
             buckets = list(merged.values())
-            ladybug_pairs.upsert_services(
-                conn, ladybug_pairs.service_states(services, self._known), self._known)
+            ladybug_pairs.upsert_services(conn, ladybug_pairs.service_states(
+                ladybug_pairs.unsettled(services, self._known), self._known), self._known)
             self.tiers.absorb(conn, buckets)
             ladybug_buckets.upsert(conn, buckets, list(merged))
             pairs = ladybug_pairs.pairs(buckets)

@@ -89,6 +89,35 @@ def test_the_embedded_writers_service_states_are_the_merged_rows(case: str) -> N
                           for sid, r in rows.merge_services(services).items()}
 
 
+# Stored: a (name "a", labels env=prod, seen 100..200) and b (seen 100..100).
+UNSETTLED_CASES = {
+    "as_stored_inside_the_seen_range": ([svc("a", 150, env="prod")], []),
+    "at_both_ends_of_the_range": ([svc("a", 100, env="prod"), svc("a", 200, env="prod")], []),
+    "seen_after_the_range": ([svc("a", 250, env="prod")], ["a"]),
+    "seen_before_the_range": ([svc("a", 50, env="prod")], ["a"]),
+    "renamed": ([svc("a", 150, "new", env="prod")], ["a"]),
+    "labels_changed": ([svc("a", 150, env="dev")], ["a"]),
+    "labels_added": ([svc("a", 150, env="prod", team="web")], ["a"]),
+    "unknown_id": ([svc("z", 150)], ["z"]),
+    "one_changed_mention_keeps_every_mention_of_its_id": (
+        [svc("a", 150, env="prod"), svc("a", 120, "old", env="prod"), svc("b", 100)],
+        ["a", "a"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSETTLED_CASES))
+def test_unsettled_drops_only_services_the_batch_cannot_change(case: str) -> None:
+    """`ladybug_pairs.unsettled` skips the services whose every mention matches what is
+    stored; an id with one changing mention keeps all of them (the latest describes it)."""
+    from topology.store import ladybug_pairs
+
+    known = ladybug_pairs.Known()
+    stored = [svc("a", 100, env="prod"), svc("a", 200, env="prod"), svc("b", 100)]
+    known.services.update(ladybug_pairs.service_states(stored, known))
+    mentions, kept = UNSETTLED_CASES[case]
+    assert [s.id for s in ladybug_pairs.unsettled(mentions, known)] == kept
+
+
 def test_merge_services_leaves_inputs_alone() -> None:
     first = svc("a", 100, env="dev")
     rows.merge_services([first, svc("a", 200, "renamed", env="prod")])
