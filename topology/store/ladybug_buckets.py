@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import chain
 
-import ladybug
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from topology.model import MAX_EXEMPLARS, CallBucket
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
+from topology.store.ladybug_once import Conn
 from topology.store.tiers import SERIES
 
 _STRING = pa.string()
@@ -82,7 +82,7 @@ def _transposed(lists: list[list[int]], width: int) -> list[list[int]]:
     return [flat[j::width] for j in range(width)]
 
 
-def upsert(conn: ladybug.Connection, buckets: Sequence[CallBucket], keys: Sequence[str]
+def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
            ) -> None:
     """Create the buckets whose key is new, add the others into the stored rows.
     Keys (`bucket.key`, computed once by the caller) must be distinct
@@ -139,7 +139,7 @@ def _cost(rows: int, columns: int) -> float:
     return STATEMENT_COST + rows * (ROW_COST + CELL_COST * columns)
 
 
-def _add_counters(conn: ladybug.Connection, buckets: list[CallBucket], ids: list[int]) -> None:
+def _add_counters(conn: Conn, buckets: list[CallBucket], ids: list[int]) -> None:
     """Additive SETs: the rows where a column is non-zero get it added; columns
     non-zero on the same rows share a statement, and statements are merged while
     the cost model says a merged one (every column on the union of rows) is cheaper."""
@@ -182,7 +182,7 @@ def _bits(mask: pa.Array) -> int:
 
 
 def _set_changed(
-    conn: ladybug.Connection, buckets: list[CallBucket], ids: list[int],
+    conn: Conn, buckets: list[CallBucket], ids: list[int],
     same_naming: list[bool], stored_exemplars: list[list[str] | None],
 ) -> None:
     renamed: list[tuple[int, str]] = []

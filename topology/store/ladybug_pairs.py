@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import ladybug
 import pyarrow as pa
 
 from topology.model import CallBucket, Service
 from topology.store import ladybug_schema as q
 from topology.store import rows
+from topology.store.ladybug_once import Conn
 
 ServiceState = tuple[str, str, str, str, tuple[str, ...], int, int]
 PairState = tuple[int, int, frozenset[str], str]  # first, last, protocols, naming
@@ -116,7 +116,7 @@ def service_states(services: Iterable[Service], known: Known) -> dict[str, Servi
             for sid, (s, first, last) in latest.items()}
 
 
-def upsert_services(conn: ladybug.Connection, incoming: Mapping[str, ServiceState],
+def upsert_services(conn: Conn, incoming: Mapping[str, ServiceState],
                     known: Known) -> None:
     """Create new services; rewrite the ones whose description or seen range changes."""
     if not incoming:
@@ -164,7 +164,7 @@ def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
     return found
 
 
-def upsert_pairs(conn: ladybug.Connection, incoming: Mapping[tuple[str, str], list],
+def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
                  known: Known) -> None:
     """Create new pairs; set only the changed fields of the others."""
     if not incoming:

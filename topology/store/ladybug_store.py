@@ -36,6 +36,7 @@ from topology.store.base import (
     StoreUnavailable,
 )
 from topology.store.changes import Changes
+from topology.store.ladybug_once import Conn, Writer
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
 
@@ -112,7 +113,7 @@ class LadybugStore(GraphStore):
         return conn
 
     @staticmethod
-    def _rows(conn: ladybug.Connection, text: str, params: Mapping[str, Any]) -> list[dict]:
+    def _rows(conn: Conn, text: str, params: Mapping[str, Any]) -> list[dict]:
         result = conn.execute(text, dict(params))
         columns = result.get_column_names()
         return [dict(zip(columns, row, strict=True)) for row in result.get_all()]
@@ -326,9 +327,9 @@ class _Transaction:
         self.conn = conn
         self.on_rollback = on_rollback
 
-    def __enter__(self) -> ladybug.Connection:
+    def __enter__(self) -> Writer:
         self.conn.execute("BEGIN TRANSACTION")
-        return self.conn
+        return Writer(self.conn)  # statements over arrow tables are not kept (ladybug_once)
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:

@@ -32,11 +32,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import ladybug
 import pyarrow as pa
 
 from topology import histogram
 from topology.model import CallBucket
+from topology.store.ladybug_once import Conn
 from topology.store.ladybug_schema import bucket_ids
 
 LEVELS = (300, 1800)  # tier widths, seconds; each a multiple of the previous
@@ -181,14 +181,14 @@ class Tiers:
 
     # -- state ---------------------------------------------------------------
 
-    def state(self, conn: ladybug.Connection) -> tuple[int, int] | None:
+    def state(self, conn: Conn) -> tuple[int, int] | None:
         if not self._read:
             found = conn.execute(STATE).get_all()
             self._state = (found[0][0], found[0][1]) if found else None
             self._read = True
         return self._state
 
-    def _set_state(self, conn: ladybug.Connection, low: int, high: int) -> None:
+    def _set_state(self, conn: Conn, low: int, high: int) -> None:
         conn.execute(STATE_SET, {"low": low, "high": high})
         self._state = (low, high)
         self._read = True
@@ -200,19 +200,19 @@ class Tiers:
 
     # -- the retention job -----------------------------------------------------
 
-    def start(self, conn: ladybug.Connection, minute_cutoff: int) -> None:
+    def start(self, conn: Conn, minute_cutoff: int) -> None:
         """First run: cover from the first whole widest block after the cutoff."""
         if not self.levels or self.state(conn) is not None:
             return
         low = _align_up(minute_cutoff, self.levels[-1])
         self._set_state(conn, low, low)
 
-    def pending(self, conn: ladybug.Connection, now: int) -> bool:
+    def pending(self, conn: Conn, now: int) -> bool:
         """Whether buckets that started before the current one are still to be rolled."""
         state = self.state(conn) if self.levels else None
         return state is not None and state[1] < _align_down(now, self.bucket_width)
 
-    def roll(self, conn: ladybug.Connection, now: int, chunk: int = 3600) -> int:
+    def roll(self, conn: Conn, now: int, chunk: int = 3600) -> int:
         """Add the buckets of [high, min(high + chunk, now)) to the tiers; the number
         of buckets added (0 when high has reached the current bucket)."""
         state = self.state(conn)
@@ -229,7 +229,7 @@ class Tiers:
         self._set_state(conn, low, until)
         return sum(part["nbuckets"] for part in parts)
 
-    def expire(self, conn: ladybug.Connection, minute_cutoff: int) -> int:
+    def expire(self, conn: Conn, minute_cutoff: int) -> int:
         """Raise low past the buckets the hour roll-up removed; drop tier rows below it."""
         state = self.state(conn)
         if not self.levels or state is None:
@@ -243,7 +243,7 @@ class Tiers:
 
     # -- the write path ---------------------------------------------------------
 
-    def absorb(self, conn: ladybug.Connection, incoming: Sequence[CallBucket]) -> int:
+    def absorb(self, conn: Conn, incoming: Sequence[CallBucket]) -> int:
         """Add late buckets (start in [low, high)) to their tier rows; call before the
         buckets themselves are upserted. Returns the number of late buckets."""
         state = self.state(conn) if self.levels else None
@@ -272,7 +272,7 @@ class Tiers:
 
     # -- arithmetic ---------------------------------------------------------------
 
-    def _add(self, conn: ladybug.Connection, parts: list[dict]) -> None:
+    def _add(self, conn: Conn, parts: list[dict]) -> None:
         """Add parts (one series and finest-level block each) into every level's rows."""
         wide: dict[str, dict] = {}
         for part in parts:
@@ -334,7 +334,7 @@ def _add_into(target: dict, other: Mapping[str, Any]) -> None:
     target["hist"] = [a + b for a, b in zip(target["hist"], other["hist"], strict=True)]
 
 
-def _write(conn: ladybug.Connection, text: str, data: list[dict]) -> None:
+def _write(conn: Conn, text: str, data: list[dict]) -> None:
     if not data:
         return
     columns: dict[str, list] = {name: [] for name in COLUMNS.names}
