@@ -162,6 +162,26 @@ def test_apply_many_that_fails_writes_none_of_its_batches(tmp_path: Path) -> Non
     store.close()
 
 
+def test_many_writes_fit_a_small_buffer_pool(tmp_path: Path) -> None:
+    """LadybugDB's client kept every statement over an arrow table, and the table, for
+    the connection's life: in a 48 MB buffer pool the 35th write of 1,000 new rows
+    failed. Each is now prepared for its one run (topology/store/ladybug_once.py)."""
+    from topology.model import Batch, CallBucket
+
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="48"))
+    store.init_schema()
+    for minute in range(45):
+        rows = []
+        for i in range(1_000):
+            row = CallBucket(f"process:h/c{i % 100}", f"process:h/s{i % 7}", 60 * minute, 60,
+                             "http", "GET", f"/{i}")
+            row.record(1.0, error=False, status=200)
+            rows.append(row)
+        assert store.apply(Batch(f"b{minute}", [], rows)) is True
+    assert store.stats()["minute_buckets"] == 45_000
+    store.close()
+
+
 def test_copied_and_created_buckets_add_up_exactly(embedded_store: GraphStore) -> None:
     """Large sets of new keys take the COPY path, small ones CREATE; both sum exactly."""
     from topology.model import Batch, CallBucket
