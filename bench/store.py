@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -115,6 +116,10 @@ def main() -> None:
         print(f"read one hour, per pair: {count:,} pairs in {seconds * 1000:,.0f} ms (median of 5)")
         print("stats:", store.stats())
         store.close()
+    # the writer's memory: LadybugDB's client once kept every write's arrow tables
+    # (topology/store/ladybug_once.py)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"peak RSS of this process: {peak:,} MB")
 
 
 def _pct(values: list[float], pct: int) -> float:
