@@ -50,6 +50,7 @@ class Changes:
         self._expired_at = -1  # generation of the last retention run that changed buckets
         self._expired_below = -(2**63)  # buckets starting before it may have changed then
         self._services_at = 0  # generation of the last write that may have changed services
+        self._everything_at = -1  # generation of the last write whose outcome is unknown
         # start -> bucket key -> generation of its last write, for starts >= keys_floor;
         # the floor only rises, so a start at or above it was tracked since the first write
         self._keys: dict[int, dict[str, int]] = {}
@@ -65,7 +66,8 @@ class Changes:
     def changed_since(self, start: int, generation: int) -> bool:
         """Whether buckets starting at `start` may differ from what a snapshot opened
         after `generation` was read saw."""
-        return (self.unaligned or self._starts.get(start, -1) > generation
+        return (self.unaligned or self._everything_at > generation
+                or self._starts.get(start, -1) > generation
                 or (self._expired_at > generation and start < self._expired_below))
 
     @property
@@ -78,7 +80,7 @@ class Changes:
         snapshot opened after `generation` was read saw; None when unknown (a start
         below the floor, after a retention run that may have changed it, unaligned)."""
         with self._lock:
-            if (self.unaligned or start < self._keys_floor
+            if (self.unaligned or start < self._keys_floor or self._everything_at > generation
                     or (self._expired_at > generation and start < self._expired_below)):
                 return None
             marks = self._keys.get(start, {})
@@ -87,7 +89,7 @@ class Changes:
     def services_changed_since(self, generation: int) -> bool:
         """Whether services may differ from what a snapshot opened after `generation`
         was read saw."""
-        return self._services_at > generation
+        return self._services_at > generation or self._everything_at > generation
 
     def cache(self, name: str, factory: Callable[[], Any]) -> Any:
         """The reader cache of that name, created once (and registered as a pair
@@ -173,6 +175,17 @@ class Changes:
             if pairs_deleted:
                 for listener in self._listeners:
                     listener.pairs_deleted()
+
+
+    def uncertain(self) -> None:
+        """A write transaction's COMMIT raised, so whether it was applied is unknown
+        (LadybugDB reports a failed checkpoint after a commit that did apply as an
+        error): anything may have changed, every cache filled before is stale."""
+        with self._lock:
+            self._generation += 1
+            self._everything_at = self._generation
+            for listener in self._listeners:
+                listener.pairs_deleted()
 
 
 def reading_begins(store: GraphStore) -> None:

@@ -295,12 +295,19 @@ class LadybugStore(GraphStore):
             raise StoreUnavailable(f"embedded store {self.path} is closed")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._writer, self._forget)
+        return _Transaction(self._writer, self._forget, self._commit_uncertain)
 
     def _forget(self) -> None:
         """After a failed write transaction: what was cached may not have been stored."""
         self.tiers.forget()
         self._known.clear()
+
+    def _commit_uncertain(self) -> None:
+        """After a COMMIT that raised: the write may have been applied all the same, so
+        the readers' caches must not trust anything they hold."""
+        self._forget()
+        if self.changes is not None:
+            self.changes.uncertain()
 
     def _roll_up_hour(self, hour: int, cutoff: int) -> int:
         """Fold the ended minute buckets of one hour into hour buckets, atomically."""
@@ -320,12 +327,16 @@ class _Transaction:
 
     LadybugDB aborts the transaction itself on some errors (a full buffer pool,
     for one), after which ROLLBACK has nothing to undo and raises; the original
-    error is the one worth reporting, as a StoreError.
+    error is the one worth reporting, as a StoreError. A COMMIT that raises may
+    have applied the write all the same ("Transaction committed successfully, but
+    the post-commit checkpoint failed"): `on_uncertain` is called then.
     """
 
-    def __init__(self, conn: ladybug.Connection, on_rollback: Callable[[], None]) -> None:
+    def __init__(self, conn: ladybug.Connection, on_rollback: Callable[[], None],
+                 on_uncertain: Callable[[], None]) -> None:
         self.conn = conn
         self.on_rollback = on_rollback
+        self.on_uncertain = on_uncertain
 
     def __enter__(self) -> Writer:
         self.conn.execute("BEGIN TRANSACTION")
@@ -336,7 +347,7 @@ class _Transaction:
             try:
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.on_rollback()
+                self.on_uncertain()
                 raise
             return
         self.on_rollback()

@@ -170,3 +170,19 @@ def test_pairs_and_starts_handed_over_by_the_writer_are_what_the_calls_give() ->
     for start in (T, T + M, T + 2 * M):
         assert made.changed_since(start, 0) and handed.changed_since(start, 0)
         assert made.keys_changed_since(start, 0) == handed.keys_changed_since(start, 0)
+
+
+def test_an_uncertain_commit_makes_everything_stale_once() -> None:
+    changes = Changes(M)
+    listener = changes.cache("pairs", Listener)
+    changes.applied([batch(T)], [True])
+    taken = changes.generation
+    changes.uncertain()
+    assert changes.changed_since(T + 99 * M, taken)
+    assert changes.keys_changed_since(T, taken) is None
+    assert changes.services_changed_since(taken)
+    assert listener.deleted == 1
+    after = changes.generation
+    assert not changes.changed_since(T, after)
+    assert changes.keys_changed_since(T, after) == set()
+    assert not changes.services_changed_since(after)

@@ -162,6 +162,38 @@ def test_apply_many_that_fails_writes_none_of_its_batches(tmp_path: Path) -> Non
     store.close()
 
 
+def test_a_commit_that_raises_leaves_no_reader_cache_trusted(tmp_path: Path) -> None:
+    """LadybugDB can raise from a COMMIT that applied the write (a failed post-commit
+    checkpoint). Here the block commits itself, so the closing COMMIT raises after the
+    row was stored: the change log must then call every cache stale, and a map read
+    through the per-minute sums must show the row."""
+    from queries.service_map import map_table
+    from queries.window import Window
+    from topology.api.graphql.scope import Scope
+    from topology.model import Batch, CallBucket
+    from topology.store import ladybug_buckets
+
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path)))
+    store.init_schema()
+    first = CallBucket("process:h/a", "process:h/b", 600, 60, "http", "GET", "/")
+    first.record(1.0, error=False, status=200)
+    store.apply(Batch("first", [], [first]))
+    compiled, window = Scope().compile(""), Window(0, 3600)
+    assert map_table(store, compiled, window).column("requests").to_pylist() == [1]
+    assert store.changes is not None
+    taken = store.changes.generation
+    late = CallBucket("process:h/a", "process:h/b", 600, 60, "http", "GET", "/")
+    late.record(1.0, error=False, status=200)
+    with pytest.raises(RuntimeError), store._write_lock, store._transaction() as conn:
+        ladybug_buckets.upsert(conn, [late], [late.key])
+        conn.execute("COMMIT")
+    assert store.changes.changed_since(600, taken)
+    assert store.changes.keys_changed_since(600, taken) is None
+    assert store.changes.services_changed_since(taken)
+    assert map_table(store, compiled, window).column("requests").to_pylist() == [2]
+    store.close()
+
+
 def test_many_writes_fit_a_small_buffer_pool(tmp_path: Path) -> None:
     """LadybugDB's client kept every statement over an arrow table, and the table, for
     the connection's life: in a 48 MB buffer pool the 35th write of 1,000 new rows
