@@ -17,7 +17,7 @@ from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
 from topology.api.graphql.data import ServiceSums
 from topology.api.graphql.records import ServiceRecord
-from topology.api.graphql.rows import Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
+from topology.api.graphql.rows import Coded, Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -151,9 +151,9 @@ def service_columns(
     columns.update({
         "labels[].key": split(0), "labels[].value": split(2),
         "first_seen": seen("first_seen"), "last_seen": seen("last_seen"),
-        "health": lambda: rules.judge_many(
+        "health": lambda: Coded(rules.judge_codes(
             [row.requests for row in found], [row.error_rate for row in found],
-            [row.p99_ms for row in found], [slo(node) for node in nodes]),
+            [row.p99_ms for row in found], [slo(node) for node in nodes]), rules.BY_CODE),
     })
     return Columns(len(wanted), columns, lambda _: [
         of_numbers(node, row, records[node.id]) for node, row in zip(nodes, found, strict=True)])
@@ -168,30 +168,36 @@ def edges(
     a map's edges are only projected into the response, field by selected field."""
     if table is None or not table.num_rows:
         return Columns(0, dict.fromkeys(_FLAT_EDGE_COLUMNS, list), _edge_rows)
-    client, server, requests, errors = (table.column(name).to_pylist() for name in (
-        "client", "server", "requests", "errors"))
+    # Arrow columns stay Arrow: the JSON path encodes them as they are, anything
+    # else gets them as lists (Columns.column)
+    client, server, requests = (table.column(name) for name in ("client", "server", "requests"))
     p50, p95, p99 = fold.quantiles(table)
     seconds = window.seconds
-    busiest = max(requests) or 1
-    rate = ratio(table.column("errors"), table.column("requests"))
-    error_rate = rate.to_pylist()
-    health = rules.judge_many(requests, rate, p99, _server_slos(records, server))
+    busiest = pc.max(requests).as_py() or 1
+    as_float = requests.cast(pa.float64())
+    rate = ratio(table.column("errors"), requests)
+    health = Coded(rules.judge_codes(requests, rate, p99, _server_slos(records, server)),
+                   rules.BY_CODE)
+
+    @cache
+    def keys() -> list[tuple[str, str]]:
+        return list(zip(client.to_pylist(), server.to_pylist(), strict=True))
 
     def trace_ids() -> list[list[str]]:
         if exemplars is None:
-            return [[] for _ in client]
-        return [list(exemplars.get(key, ())) for key in zip(client, server, strict=True)]
+            return [[] for _ in range(table.num_rows)]
+        return [list(exemplars.get(key, ())) for key in keys()]
 
-    return Columns(len(client), {
-        "client": client, "server": server,
-        "protocols": table.column("protocols").to_pylist,
-        "stats.requests": requests, "stats.request_rate": lambda: [r / seconds for r in requests],
-        "stats.errors": errors, "stats.error_rate": error_rate,
+    return Columns(table.num_rows, {
+        "client": client, "server": server, "protocols": table.column("protocols"),
+        "stats.requests": requests,
+        "stats.request_rate": lambda: pc.divide(as_float, float(seconds)),
+        "stats.errors": table.column("errors"), "stats.error_rate": rate,
         "stats.p50_ms": p50, "stats.p95_ms": p95, "stats.p99_ms": p99,
-        "health": health, "weight": lambda: [r / busiest for r in requests],
-        "top_paths[].path": table.column("paths").to_pylist,
-        "top_paths[].requests": table.column("path_requests").to_pylist,
-        **_series_columns(client, server, series, window, step),
+        "health": health, "weight": lambda: pc.divide(as_float, float(busiest)),
+        "top_paths[].path": table.column("paths"),
+        "top_paths[].requests": table.column("path_requests"),
+        **_series_columns(table.num_rows, keys, series, window, step),
         "exemplar_trace_ids": trace_ids,
     }, _edge_rows)
 
@@ -205,33 +211,33 @@ def ratio(part: pa.ChunkedArray, whole: pa.ChunkedArray) -> pa.Array:
 
 
 def _server_slos(records: Mapping[str, ServiceRecord],
-                 server: list[str]) -> list[rules.Slo] | rules.Slo:
+                 server: pa.ChunkedArray) -> list[rules.Slo] | rules.Slo:
     """The SLO of each edge's server; one SLO when every service has the same."""
     limits = {sid: slo(record.node) for sid, record in records.items()}
     default = rules.DEFAULT
     if all(limit is default for limit in limits.values()):
         return default
-    return [limits.get(s, default) for s in server]
+    return [limits.get(s, default) for s in server.to_pylist()]
 
 
 def _series_columns(
-    client: list[str], server: list[str],
+    n: int, keys: Callable[[], list[tuple[str, str]]],
     series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None, window: Window, step: int,
 ) -> dict[str, Column]:
-    """The time series of the edges as columns: per edge, the step starts (one list
-    shared by all edges: the window's), requests and errors."""
+    """The time series of the n edges (`keys`: their pairs) as columns: per edge, the step
+    starts (one list shared by all edges: the window's), requests and errors."""
     @cache
     def points() -> list[list[Sequence[int]]]:
         if series is None:
-            return [[] for _ in client]
+            return [[] for _ in range(n)]
         return [[found.get(start, _NONE) for start in range(window.since, window.until, step)]
-                for found in (series.get(key, {}) for key in zip(client, server, strict=True))]
+                for found in (series.get(key, {}) for key in keys())]
 
     def starts() -> list[list[datetime | None]]:
         if series is None:
-            return [[] for _ in client]
+            return [[] for _ in range(n)]
         shared = [moment(start) for start in range(window.since, window.until, step)]
-        return [shared] * len(client)
+        return [shared] * n
 
     def part(index: int) -> Callable[[], list[list[int]]]:
         return lambda: [[point[index] for point in row] for row in points()]

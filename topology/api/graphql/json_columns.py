@@ -4,93 +4,165 @@ The lean executor (`executor.py`) can project a map's 20,000 edges into
 response dicts for orjson to encode, but building those dicts (about 80,000
 containers) costs more than encoding them. When the response is encoded with
 orjson anyway (the HTTP view), a list held as `Columns` is encoded here
-instead, into one pre-encoded `orjson.Fragment` that orjson copies as it is:
+instead, into one pre-encoded `orjson.Fragment` that orjson copies as it is.
+The work per row runs in Arrow's compute functions (C++, without the GIL),
+the Python work is per column or per distinct value:
 
-- every selected leaf column is encoded once for all rows: numbers,
-  booleans and nulls by one orjson call over the whole column, split at its
-  commas (none can occur inside them); strings one value at a time, each
-  distinct value once; anything else through the value function the dict
-  path would apply, then orjson;
-- each row's object is the join of fixed pieces (keys, braces, commas,
-  `__typename`: computed once from the selection) and the row's encoded
-  values; nested objects are flattened into that template, and lists of
+- every selected leaf column becomes one Arrow array of JSON texts, one per
+  row: integers and booleans by Arrow's cast to text (the digits orjson
+  writes); floats by one orjson call over the whole column, split at its
+  commas by Arrow (none can occur inside a number); strings, enums and other
+  converted values (DateTime) each distinct value once, through orjson (and
+  the value function the dict path would apply), then taken per row; lists
+  of plain scalars from their items the same way, joined per row;
+- each row's object is the element-wise join of fixed pieces (keys, braces,
+  commas, `__typename`: computed once from the selection) and the rows'
+  texts; nested objects are flattened into that template, and lists of
   objects inside a row (columns `top_paths[].path`) are encoded the same way
-  over all rows' items, then regrouped per row.
+  over all rows' items, then joined per row;
+- the rows are joined into the array in one more Arrow call, whose bytes
+  are the fragment.
 
-The bytes are the ones orjson writes for the response dicts of the same
-selection: same keys in the same order, same values (tests/topology/api/
-graphql/test_executor.py compares both for every operation document).
+Columns may be Python lists or Arrow arrays (`Columns.raw`: what the answer
+built, unconverted). The bytes are the ones orjson writes for the response
+dicts of the same selection: same keys in the same order, same values
+(tests/topology/api/graphql/test_executor.py compares both for every
+operation document; test_json_columns.py for lists and Arrow arrays alike).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
-from types import CodeType
+from itertools import chain
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-Get = Callable[[str], Sequence[Any]]  # a column by attribute path
-Value = Callable[[Get, int], list[str]]  # the JSON texts of n rows' values
-Encode = Callable[[Sequence[Any]], list[str]]  # a column's values as JSON texts
-_CODE: dict[str, CodeType] = {}  # generated row functions, by source
-_CODE_LIMIT = 256
+from topology.api.graphql.rows import HELD, Coded
+
+Column = Sequence[Any] | pa.Array | pa.ChunkedArray | Coded
+Get = Callable[[str], Column]  # a column by attribute path
+Value = Callable[[Get, int], pa.Array]  # the JSON texts of n rows' values
+Encode = Callable[[Column], pa.Array]  # a column's values as JSON texts (a string array)
 _TEXT_TYPES = frozenset({str, type(None)})
+_ZERO = pa.array([0], pa.int32())
 
 
 def _text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def numbers(values: Sequence[Any]) -> list[str]:
-    """Ints, floats, booleans and nulls: one orjson call for the whole column."""
+def _texts(texts: list[str]) -> pa.Array:
+    return pa.array(texts, pa.string())
+
+
+def _arrow(values: Column) -> pa.Array | None:
+    """The values as one Arrow array, or None when they are a Python sequence."""
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values if isinstance(values, pa.Array) else None
+
+
+def _one(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _python(values: Column) -> Sequence[Any]:
+    return values.to_pylist() if isinstance(values, HELD) else values  # type: ignore[union-attr]
+
+
+def _members(values: Coded, text: Callable[[Any], str]) -> pa.Array:
+    """A coded column's texts: each member's once, taken by code."""
+    return _taken([text(member) for member in values.members], values.codes)
+
+
+def _taken(texts: list[str], indices: pa.Array) -> pa.Array:
+    """texts[i] for each index i; "null" where the index is null."""
+    return pc.fill_null(pc.take(_texts(texts), _one(indices)), "null")
+
+
+def numbers(values: Column) -> pa.Array:
+    """Ints, floats, booleans and nulls: Arrow integers and booleans cast to text, anything
+    else by one orjson call for the whole column (floats: orjson's shortest digits)."""
+    array = _arrow(values)
+    if array is not None and (pa.types.is_integer(array.type)
+                              or pa.types.is_boolean(array.type)):
+        return pc.fill_null(pc.cast(array, pa.string()), "null")
+    values = _python(values)
     if not values:
-        return []
-    parts = orjson.dumps(values if type(values) is list else list(values)).decode()[1:-1]
-    found = parts.split(",")
+        return _texts([])
+    text = orjson.dumps(values if type(values) is list else list(values)).decode()
+    found = pc.list_flatten(pc.split_pattern(_texts([text[1:-1]]), ","))
     if len(found) != len(values):  # not numbers after all: a comma inside some value
         return each(values)
     return found
 
 
-def each(values: Sequence[Any]) -> list[str]:
-    return list(map(_text, values))
+def each(values: Column) -> pa.Array:
+    return _texts(list(map(_text, _python(values))))
 
 
-def strings(values: Sequence[Any]) -> list[str]:
+def strings(values: Column) -> pa.Array:
     """Strings (or nulls), each distinct one encoded once: ids repeat a lot. (Anything
     else one by one: equal values of different types, 1 and True, encode differently.)"""
-    if not set(map(type, values)) <= _TEXT_TYPES:
-        return each(values)
-    encoded = dict.fromkeys(values)
-    for value in encoded:
-        encoded[value] = _text(value)
-    return list(map(encoded.__getitem__, values))
+    array = _arrow(values)
+    if array is None:
+        if not set(map(type, values)) <= _TEXT_TYPES:
+            return each(values)
+        try:
+            array = pa.array(values, pa.string())
+        except (pa.ArrowException, UnicodeError):  # not UTF-8: orjson says why
+            return each(values)
+    elif not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return each(array)
+    coded = pc.dictionary_encode(array)
+    return _taken(list(map(_text, coded.dictionary.to_pylist())), coded.indices)
 
 
-def lists(values: Sequence[Any]) -> list[str]:
-    """Non-null lists of plain scalars (`list(...)` first, as the dict path does), each
-    distinct one encoded once: most edges speak the same protocol."""
-    rows = list(map(tuple, values))
+def lists(values: Column) -> pa.Array:
+    """Non-null lists of plain scalars (`list(...)` first, as the dict path does): from an
+    Arrow list array, the items encoded as one column and joined per row; else each
+    distinct list encoded once: most edges speak the same protocol."""
+    array = _arrow(values)
+    if array is not None and (pa.types.is_list(array.type)
+                              or pa.types.is_large_list(array.type)) and not array.null_count:
+        items = pc.list_flatten(array)
+        kind = array.type.value_type
+        encode = (strings if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                  else numbers if pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+                  or pa.types.is_floating(kind) else None)
+        if encode is not None:
+            return _grouped(pc.list_value_length(array), encode(items))
+    rows = list(map(tuple, _python(values)))
     try:
-        encoded = dict.fromkeys(rows)
+        encoded = dict(zip(rows, rows, strict=True))
     except TypeError:  # an unhashable item
-        return list(map(_text, map(list, values)))
-    for row in encoded:
-        encoded[row] = _text(list(row))
-    return list(map(encoded.__getitem__, rows))
+        return _texts(list(map(_text, map(list, rows))))
+    return _by_position(encoded, rows, lambda row: _text(list(row)))
+
+
+def _by_position(distinct: dict[Any, Any], keys: Sequence[Any],
+                 text: Callable[[Any], str]) -> pa.Array:
+    """Each key's text, computed once per distinct key (`distinct`: key -> its value)."""
+    position = {key: i for i, key in enumerate(distinct)}
+    return pc.take(_texts([text(value) for value in distinct.values()]),
+                   pa.array(list(map(position.__getitem__, keys)), pa.int32()))
 
 
 def by_identity(convert: Callable[[Any], Any]) -> Encode:
     """Values converted by `convert` (enum members: singletons), each distinct object once."""
-    def encode(values: Sequence[Any]) -> list[str]:
+    def encode(values: Column) -> pa.Array:
+        if isinstance(values, Coded):
+            return _members(values, lambda member: _text(convert(member)))
+        values = _python(values)
         keys = list(map(id, values))
-        encoded: dict[int, Any] = dict(zip(keys, values, strict=True))
-        for key, value in encoded.items():
-            encoded[key] = _text(convert(value))
-        return list(map(encoded.__getitem__, keys))
+        distinct = dict(zip(keys, values, strict=True))
+        for key, value in distinct.items():
+            distinct[key] = convert(value)
+        return _by_position(distinct, keys, _text)
     return encode
 
 
@@ -98,17 +170,25 @@ def converted(convert: Callable[[Any], Any]) -> Encode:
     """Values converted by `convert` (custom scalars, nullable lists, ...): each distinct
     value once when they are hashable and of one type besides null (equal values of
     different types, 1 and True, may convert differently), else one by one."""
-    def encode(values: Sequence[Any]) -> list[str]:
+    def encode(values: Column) -> pa.Array:
+        if isinstance(values, Coded):
+            return _members(values, lambda member: _text(convert(member)))
+        values = _python(values)
         if len(set(map(type, values)) - {type(None)}) > 1:
-            return list(map(_text, map(convert, values)))
+            return _texts(list(map(_text, map(convert, values))))
         try:
-            encoded = dict.fromkeys(values)
+            distinct = dict(zip(values, values, strict=True))
         except TypeError:
-            return list(map(_text, map(convert, values)))
-        for value in encoded:
-            encoded[value] = _text(convert(value))
-        return list(map(encoded.__getitem__, values))
+            return _texts(list(map(_text, map(convert, values))))
+        return _by_position(distinct, values, lambda value: _text(convert(value)))
     return encode
+
+
+def _grouped(lengths: pa.Array, texts: pa.Array) -> pa.Array:
+    """One JSON array per row: the row's `lengths[i]` next texts, joined."""
+    offsets = pa.concat_arrays([_ZERO, _one(pc.cumulative_sum(lengths)).cast(pa.int32())])
+    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, _one(texts)), ",")
+    return pc.binary_join_element_wise("[", joined, "]", "")
 
 
 @dataclass(frozen=True)
@@ -120,47 +200,25 @@ class Template:
     values: tuple[Value, ...]
     count_by: str | None  # a column path with one value per row: what items are counted by
 
-    def rows(self, get: Get, n: int, around: tuple[str, str] = ("", "")) -> list[str]:
-        """Each row's object, between `around`'s two pieces."""
+    def rows(self, get: Get, n: int) -> pa.Array:
+        """Each row's object, as an Arrow array of texts."""
         if not self.values:
-            return [around[0] + self.pieces[0] + around[1]] * n
-        columns = []
-        for value in self.values:
+            return _texts([self.pieces[0]] * n)
+        joined: list[Any] = [self.pieces[0]]
+        for value, piece in zip(self.values, self.pieces[1:], strict=True):
             encoded = value(get, n)
             if len(encoded) != n:
                 raise ValueError(f"a column holds {len(encoded)} values for {n} rows")
-            columns.append(encoded)
-        return _row_function(self.pieces, around)(columns)
+            joined.append(_one(encoded))
+            if piece:
+                joined.append(piece)
+        return pc.binary_join_element_wise(*joined, "")
 
     def array(self, get: Get, n: int) -> orjson.Fragment:
-        return orjson.Fragment(("[" + ",".join(self.rows(get, n)) + "]").encode())
-
-
-def _row_function(pieces: tuple[str, ...], around: tuple[str, str]) -> Callable[
-        [list[list[str]]], list[str]]:
-    """A comprehension joining each row's values between the pieces in one f-string
-    (one string building step per row: about a third cheaper than %-formatting)."""
-    names = [f"v{i}" for i in range(len(pieces) - 1)]
-    first, *rest = pieces
-    literal = _literal(around[0] + first) + "".join(
-        f"{{{name}}}{_literal(piece)}" for name, piece in zip(names, rest, strict=True))
-    literal += _literal(around[1])
-    source = (f"def rows(columns):\n    return [f'{literal}' for ({', '.join(names)},) "
-              f"in zip(*columns, strict=True)]\n")
-    code = _CODE.get(source)
-    if code is None:
-        if len(_CODE) >= _CODE_LIMIT:
-            _CODE.clear()
-        code = _CODE[source] = compile(source, "<json rows>", "exec")
-    scope: dict[str, Any] = {}
-    exec(code, scope)
-    return scope["rows"]
-
-
-def _literal(text: str) -> str:
-    """Text as the literal part of a single-quoted f-string."""
-    return (text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{")
-            .replace("}", "}}").replace("\n", "\\n").replace("\r", "\\r"))
+        whole = _grouped(pa.array([n], pa.int32()), self.rows(get, n))
+        # one copy out of Arrow's memory (adding the brackets in Python would make
+        # another copy of some megabytes)
+        return orjson.Fragment(whole[0].as_buffer().to_pybytes())
 
 
 class TemplateBuilder:
@@ -211,22 +269,36 @@ class TemplateBuilder:
         self._values.append(value)
 
 
+def _list_array(values: Column) -> pa.Array | None:
+    """An Arrow list array without null lists, else None (a Python sequence of lists)."""
+    array = _arrow(values)
+    if array is None or not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)):
+        return None
+    return array if not array.null_count else None
+
+
 def partial_list(prefix: str, items: Template) -> Value:
     """The encoded lists of objects of n rows (see TemplateBuilder.nested)."""
     assert items.count_by is not None
 
-    def value(get: Get, n: int) -> list[str]:
-        lengths = list(map(len, get(prefix + items.count_by)))  # type: ignore[operator]
-        total = sum(lengths)
+    def value(get: Get, n: int) -> pa.Array:
+        counts = get(prefix + items.count_by)  # type: ignore[operator]
+        listed = _list_array(counts)
+        if listed is not None:
+            lengths = pc.list_value_length(listed)
+            total = pc.sum(lengths).as_py() or 0
+        else:
+            sizes = list(map(len, _python(counts)))
+            lengths, total = pa.array(sizes, pa.int32()), sum(sizes)
 
-        def flat(path: str) -> list[Any]:
-            found = list(chain.from_iterable(get(prefix + path)))
+        def flat(path: str) -> Column:
+            column = get(prefix + path)
+            array = _list_array(column)
+            found: Column = (pc.list_flatten(array) if array is not None
+                             else list(chain.from_iterable(_python(column))))
             if len(found) != total:
                 raise ValueError(f"column {prefix}{path}: {len(found)} items, {total} expected")
             return found
 
-        if total == n and (n == 0 or max(lengths) == 1):  # one item per row: the common case
-            return items.rows(flat, total, ("[", "]"))
-        rest = iter(items.rows(flat, total))
-        return ["[" + ",".join(islice(rest, length)) + "]" for length in lengths]
+        return _grouped(lengths, items.rows(flat, total))
     return value

@@ -50,7 +50,7 @@ class JsonColumns:
             return None
         template = builder.build()
         function = self._name("_json", names)
-        names[function] = lambda v: template.array(v.column, len(v))
+        names[function] = lambda v: template.array(v.raw, len(v))
         return function
 
     def _json_fields(self, object_type: GraphQLObjectType, field_details_list: Any,
