@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache, lru_cache
+from itertools import accumulate, chain
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -142,14 +143,20 @@ def service_columns(
     for index, name in enumerate(StatsRow._fields):
         columns[f"stats.{name}"] = [row[index] for row in found]
 
-    def split(part: int) -> Callable[[], list[list[str]]]:
-        return lambda: [[label.partition("=")[part] for label in node.labels] for node in nodes]
+    @cache
+    def split() -> tuple[pa.Array, pa.Array]:
+        """Keys and values of every service's labels, as Arrow list arrays."""
+        held = [node.labels for node in nodes]
+        offsets = pa.array(list(accumulate(map(len, held), initial=0)), pa.int32())
+        parts = pc.extract_regex(pa.array(list(chain.from_iterable(held)), pa.string()), _LABEL)
+        return (pa.ListArray.from_arrays(offsets, parts.field("key")),
+                pa.ListArray.from_arrays(offsets, parts.field("value")))
 
     def seen(attribute: str) -> Callable[[], list[datetime | None]]:
         return lambda: [moment(getattr(records[i], attribute)) for i in wanted]
 
     columns.update({
-        "labels[].key": split(0), "labels[].value": split(2),
+        "labels[].key": lambda: split()[0], "labels[].value": lambda: split()[1],
         "first_seen": seen("first_seen"), "last_seen": seen("last_seen"),
         "health": lambda: Coded(rules.judge_codes(
             [row.requests for row in found], [row.error_rate for row in found],
@@ -157,6 +164,9 @@ def service_columns(
     })
     return Columns(len(wanted), columns, lambda _: [
         of_numbers(node, row, records[node.id]) for node, row in zip(nodes, found, strict=True)])
+
+
+_LABEL = r"(?s)(?P<key>[^=]*)(?:=(?P<value>.*))?"  # "k=v" as str.partition("=") splits it
 
 
 def edges(
