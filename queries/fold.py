@@ -96,14 +96,11 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
     running = list(accumulate(hist, pc.add))
     total = running[-1]
     empty = pc.equal(total, 0)
-    seen_before = [pa.array([0] * table.num_rows, pa.int64()), *running[:-1]]
+    seen_before = [pc.subtract(total, total), *running[:-1]]
     answers = []
     for q in qs:
         rank = pc.multiply(pc.cast(total, pa.float64()), q)
-        index = pc.cast(pc.less(running[0], rank), pa.int64())
-        for column in running[1:]:
-            index = pc.add(index, pc.cast(pc.less(column, rank), pa.int64()))
-        index = pc.min_element_wise(index, _OPEN_BIN)
+        index = pc.min_element_wise(_below(running, rank), _OPEN_BIN)
         lower = pc.take(_LOWER, index)
         upper = pc.take(_UPPER, index)
         seen = pc.choose(index, *seen_before)
@@ -115,6 +112,22 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
         value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
         answers.append(pc.if_else(empty, pa.scalar(None, pa.float64()), value).to_pylist())
     return answers
+
+
+_STEPS = tuple(1 << i for i in reversed(range(len(HIST).bit_length())))
+
+
+def _below(running: list[pa.ChunkedArray], rank: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Per row, how many of its running sums are below its rank: the sums grow from bin
+    to bin, so a binary search over the bins (a few passes over the rows) counts them."""
+    last = len(running) - 1
+    found = pc.subtract(rank, rank).cast(pa.int64())  # zeros; nulls stay null
+    for step in _STEPS:  # found: the sums before it are all below the rank
+        probe = pc.add(found, step - 1)
+        below = pc.and_(pc.less_equal(probe, last),
+                        pc.less(pc.choose(pc.min_element_wise(probe, last), *running), rank))
+        found = pc.if_else(below, pc.add(found, step), found)
+    return found
 
 
 PAIR = ("client", "server")
