@@ -12,8 +12,10 @@ the Python work is per column or per distinct value:
   row: integers and booleans by Arrow's cast to text (the digits orjson
   writes); floats by one orjson call over the whole column, split at its
   commas by Arrow (none can occur inside a number); strings, enums and other
-  converted values (DateTime) each distinct value once, through orjson (and
-  the value function the dict path would apply), then taken per row; lists
+  converted values (DateTime) each distinct value once, then taken per row:
+  strings quoted by Arrow when none needs escaping, else through orjson,
+  other values through the value function the dict path would apply and
+  orjson; lists
   of plain scalars from their items the same way, joined per row;
 - each row's object is the element-wise join of fixed pieces (keys, braces,
   commas, `__typename`: computed once from the selection) and the rows'
@@ -49,6 +51,7 @@ Value = Callable[[Get, int], pa.Array]  # the JSON texts of n rows' values
 Encode = Callable[[Column], pa.Array]  # a column's values as JSON texts (a string array)
 _TEXT_TYPES = frozenset({str, type(None)})
 _ZERO = pa.array([0], pa.int32())
+_ESCAPED = r'[\x00-\x1f"\\]'  # what orjson escapes in a string
 
 
 def _text(value: Any) -> str:
@@ -119,7 +122,16 @@ def strings(values: Column) -> pa.Array:
     elif not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return each(array)
     coded = pc.dictionary_encode(array)
-    return _taken(list(map(_text, coded.dictionary.to_pylist())), coded.indices)
+    return pc.fill_null(pc.take(_quoted(coded.dictionary), coded.indices), "null")
+
+
+def _quoted(values: pa.Array) -> pa.Array:
+    """JSON texts of non-null strings: quoted as they are when none holds a character
+    orjson escapes (control characters, quote, backslash; nothing else), else each
+    through orjson."""
+    if len(values) and pc.any(pc.match_substring_regex(values, _ESCAPED)).as_py():
+        return _texts(list(map(_text, values.to_pylist())))
+    return pc.binary_join_element_wise('"', values, '"', "")
 
 
 def lists(values: Column) -> pa.Array:
