@@ -135,9 +135,10 @@ def _quoted(values: pa.Array) -> pa.Array:
 
 
 def lists(values: Column) -> pa.Array:
-    """Non-null lists of plain scalars (`list(...)` first, as the dict path does): from an
-    Arrow list array, the items encoded as one column and joined per row; else each
-    distinct list encoded once: most edges speak the same protocol."""
+    """Non-null lists of plain scalars (`list(...)` first, as the dict path does), each
+    row's items without the brackets (the template has them, see `leaf`): from an Arrow
+    list array, the items encoded as one column and joined per row; else each distinct
+    list encoded once: most edges speak the same protocol."""
     array = _arrow(values)
     if array is not None and (pa.types.is_list(array.type)
                               or pa.types.is_large_list(array.type)) and not array.null_count:
@@ -147,13 +148,13 @@ def lists(values: Column) -> pa.Array:
                   else numbers if pa.types.is_integer(kind) or pa.types.is_boolean(kind)
                   or pa.types.is_floating(kind) else None)
         if encode is not None:
-            return _grouped(pc.list_value_length(array), encode(items))
+            return _joined(pc.list_value_length(array), encode(items))
     rows = list(map(tuple, _python(values)))
     try:
         encoded = dict(zip(rows, rows, strict=True))
     except TypeError:  # an unhashable item
-        return _texts(list(map(_text, map(list, rows))))
-    return _by_position(encoded, rows, lambda row: _text(list(row)))
+        return _texts([_text(list(row))[1:-1] for row in rows])
+    return _by_position(encoded, rows, lambda row: _text(list(row))[1:-1])
 
 
 def _by_position(distinct: dict[Any, Any], keys: Sequence[Any],
@@ -196,11 +197,10 @@ def converted(convert: Callable[[Any], Any]) -> Encode:
     return encode
 
 
-def _grouped(lengths: pa.Array, texts: pa.Array) -> pa.Array:
-    """One JSON array per row: the row's `lengths[i]` next texts, joined."""
+def _joined(lengths: pa.Array, texts: pa.Array) -> pa.Array:
+    """Per row, its `lengths[i]` next texts joined by commas: a JSON array's items."""
     offsets = pa.concat_arrays([_ZERO, _one(pc.cumulative_sum(lengths)).cast(pa.int32())])
-    joined = pc.binary_join(pa.ListArray.from_arrays(offsets, _one(texts)), ",")
-    return pc.binary_join_element_wise("[", joined, "]", "")
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, _one(texts)), ",")
 
 
 @dataclass(frozen=True)
@@ -227,10 +227,14 @@ class Template:
         return pc.binary_join_element_wise(*joined, "")
 
     def array(self, get: Get, n: int) -> orjson.Fragment:
-        whole = _grouped(pa.array([n], pa.int32()), self.rows(get, n))
+        items = _joined(pa.array([n], pa.int32()), self.rows(get, n))
+        whole = pc.binary_join_element_wise("[", items, "]", "")
         # one copy out of Arrow's memory (adding the brackets in Python would make
         # another copy of some megabytes)
         return orjson.Fragment(whole[0].as_buffer().to_pybytes())
+
+
+ARRAY_ITEMS = frozenset({lists})  # encoders writing a JSON array's items, not its brackets
 
 
 class TemplateBuilder:
@@ -261,14 +265,21 @@ class TemplateBuilder:
         self._first.pop()
 
     def leaf(self, path: str, encode: Encode) -> None:
-        self._add(path, lambda get, _: encode(get(path)))
+        if encode in ARRAY_ITEMS:  # the brackets go into the fixed pieces
+            self._pending += "["
+            self._add(path, lambda get, _: encode(get(path)))
+            self._pending += "]"
+        else:
+            self._add(path, lambda get, _: encode(get(path)))
 
     def nested(self, path: str, items: Template) -> None:
         """A list of objects inside each row, from the columns `path[].<item path>`."""
         if items.count_by is None:
             raise ValueError("no column to count the items by")
         prefix = f"{path}[]."
+        self._pending += "["
         self._add(prefix + items.count_by, partial_list(prefix, items))
+        self._pending += "]"
 
     def build(self) -> Template:
         return Template((*self._pieces, self._pending + "}"), tuple(self._values),
@@ -290,7 +301,8 @@ def _list_array(values: Column) -> pa.Array | None:
 
 
 def partial_list(prefix: str, items: Template) -> Value:
-    """The encoded lists of objects of n rows (see TemplateBuilder.nested)."""
+    """The items of the lists of objects of n rows, without brackets (see
+    TemplateBuilder.nested)."""
     assert items.count_by is not None
 
     def value(get: Get, n: int) -> pa.Array:
@@ -312,5 +324,5 @@ def partial_list(prefix: str, items: Template) -> Value:
                 raise ValueError(f"column {prefix}{path}: {len(found)} items, {total} expected")
             return found
 
-        return _grouped(lengths, items.rows(flat, total))
+        return _joined(lengths, items.rows(flat, total))
     return value
