@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from itertools import accumulate, chain
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -130,40 +131,66 @@ def services_of(
 
 
 def service_columns(
-    records: Mapping[str, ServiceRecord], numbers: Mapping[str, StatsRow], window: Window,
+    records: Mapping[str, ServiceRecord], sums: ServiceSums, window: Window,
 ) -> Columns:
-    """`services_of` every record, by id, column-wise (the map's services; see `edges`)."""
+    """`services_of` every record, by id, with the stats `service_stats` makes of `sums`
+    (empty where a service has none), column-wise: the map's services (see `edges`)."""
     wanted = sorted(records)
-    nodes = [records[i].node for i in wanted]
-    empty = stats(EMPTY, window)
-    found = [numbers.get(i, empty) for i in wanted]
+    held = [records[i] for i in wanted]
+    nodes = [record.node for record in held]
+    ids = pa.array(wanted, pa.string())
+    at = pc.index_in(ids, value_set=pa.array(sums.ids, pa.string()))
+
+    def taken(values: list[Any], type_: pa.DataType) -> pa.Array:
+        return pc.take(pa.array(values, type_), at)
+
+    requests = pc.fill_null(taken(sums.requests, pa.int64()), 0)
+    errors = pc.fill_null(taken(sums.errors, pa.int64()), 0)
+    rate = ratio(errors, requests)
+    p99 = taken(sums.p99, pa.float64())
     columns: dict[str, Column] = {
-        name: [getattr(node, name) for node in nodes]
-        for name in ("id", "name", "namespace", "cluster", "kind", "external")}
-    for index, name in enumerate(StatsRow._fields):
-        columns[f"stats.{name}"] = [row[index] for row in found]
+        "id": ids, "name": [node.name for node in nodes],
+        "namespace": [node.namespace for node in nodes],
+        "cluster": [node.cluster for node in nodes], "kind": [node.kind for node in nodes],
+        "external": [node.external for node in nodes],
+        "stats.requests": requests,
+        "stats.request_rate": pc.divide(requests.cast(pa.float64()), float(window.seconds)),
+        "stats.errors": errors, "stats.error_rate": rate,
+        "stats.p50_ms": taken(sums.p50, pa.float64()),
+        "stats.p95_ms": taken(sums.p95, pa.float64()), "stats.p99_ms": p99,
+    }
 
     @cache
     def split() -> tuple[pa.Array, pa.Array]:
         """Keys and values of every service's labels, as Arrow list arrays."""
-        held = [node.labels for node in nodes]
-        offsets = pa.array(list(accumulate(map(len, held), initial=0)), pa.int32())
-        parts = pc.extract_regex(pa.array(list(chain.from_iterable(held)), pa.string()), _LABEL)
+        labels = [node.labels for node in nodes]
+        offsets = pa.array(list(accumulate(map(len, labels), initial=0)), pa.int32())
+        parts = pc.extract_regex(pa.array(list(chain.from_iterable(labels)), pa.string()),
+                                 _LABEL)
         return (pa.ListArray.from_arrays(offsets, parts.field("key")),
                 pa.ListArray.from_arrays(offsets, parts.field("value")))
 
     def seen(attribute: str) -> Callable[[], list[datetime | None]]:
-        return lambda: [moment(getattr(records[i], attribute)) for i in wanted]
+        return lambda: [moment(getattr(record, attribute)) for record in held]
 
     columns.update({
         "labels[].key": lambda: split()[0], "labels[].value": lambda: split()[1],
         "first_seen": seen("first_seen"), "last_seen": seen("last_seen"),
-        "health": lambda: Coded(rules.judge_codes(
-            [row.requests for row in found], [row.error_rate for row in found],
-            [row.p99_ms for row in found], [slo(node) for node in nodes]), rules.BY_CODE),
+        "health": lambda: Coded(rules.judge_codes(requests, rate, p99, _slos(nodes)),
+                                rules.BY_CODE),
     })
-    return Columns(len(wanted), columns, lambda _: [
-        of_numbers(node, row, records[node.id]) for node, row in zip(nodes, found, strict=True)])
+    return Columns(len(wanted), columns, lambda c: [
+        of_numbers(node, row, record) for node, row, record in zip(
+            nodes, map(StatsRow, *map(c.column, STATS_COLUMNS)), held, strict=True)])
+
+
+def _slos(nodes: Sequence[ServiceNode]) -> list[rules.Slo] | rules.Slo:
+    """Each node's SLO, worked out once per distinct label set; one SLO when all have it."""
+    labels = [node.labels for node in nodes]
+    by_labels = {held: _slo_of(held) if held else rules.DEFAULT for held in set(labels)}
+    if all(limit is rules.DEFAULT for limit in by_labels.values()):
+        return rules.DEFAULT
+    return list(map(by_labels.__getitem__, labels))
 
 
 _LABEL = r"(?s)(?P<key>[^=]*)(?:=(?P<value>.*))?"  # "k=v" as str.partition("=") splits it
@@ -212,21 +239,26 @@ def edges(
     }, _edge_rows)
 
 
-def ratio(part: pa.ChunkedArray, whole: pa.ChunkedArray) -> pa.Array:
+def _whole(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def ratio(part: pa.ChunkedArray | pa.Array, whole: pa.ChunkedArray | pa.Array) -> pa.Array:
     """part / whole per row, 0.0 where whole is 0: Python's `p / w if w else 0.0` (both
     exact as doubles below 2**53, one correctly rounded division: the same floats)."""
-    whole = whole.combine_chunks().cast(pa.float64())
-    ratio = pc.divide(part.combine_chunks().cast(pa.float64()), whole)
+    whole = _whole(whole).cast(pa.float64())
+    ratio = pc.divide(_whole(part).cast(pa.float64()), whole)
     return pc.if_else(pc.equal(whole, 0.0), 0.0, ratio)
 
 
 def _server_slos(records: Mapping[str, ServiceRecord],
                  server: pa.ChunkedArray) -> list[rules.Slo] | rules.Slo:
     """The SLO of each edge's server; one SLO when every service has the same."""
-    limits = {sid: slo(record.node) for sid, record in records.items()}
+    found = _slos([record.node for record in records.values()])
+    if isinstance(found, rules.Slo):
+        return found
+    limits = dict(zip(records, found, strict=True))
     default = rules.DEFAULT
-    if all(limit is default for limit in limits.values()):
-        return default
     return [limits.get(s, default) for s in server.to_pylist()]
 
 

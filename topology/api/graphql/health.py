@@ -99,15 +99,15 @@ def judge_many(requests: Sequence[int] | pa.ChunkedArray,
     return [by_code[c] for c in judge_codes(requests, error_rates, p99s, slos).to_pylist()]
 
 
-def judge_codes(requests: Sequence[int] | pa.ChunkedArray,
+def judge_codes(requests: Sequence[int] | pa.ChunkedArray | pa.Array,
                 error_rates: Sequence[float] | pa.Array,
-                p99s: Sequence[float | None], slos: Sequence[Slo] | Slo) -> pa.Array:
+                p99s: Sequence[float | None] | pa.Array, slos: Sequence[Slo] | Slo) -> pa.Array:
     """`judge_many` as indices into BY_CODE (an Arrow array)."""
     if not len(requests):
         return pa.array([], pa.int64())
     rate = error_rates if isinstance(error_rates, pa.Array) else pa.array(
         error_rates, pa.float64())
-    p99 = pa.array(p99s, pa.float64())
+    p99 = p99s if isinstance(p99s, pa.Array) else pa.array(p99s, pa.float64())
     if isinstance(slos, Slo):
         one: Slo | None = slos
     else:
