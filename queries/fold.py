@@ -167,21 +167,26 @@ def _one_series(table: pa.Table, top_paths: int) -> pa.Table:
     folded = pa.table({
         **{name: ordered.column(name) for name in PAIR},
         **{name: pc.cast(ordered.column(name), _SUM_TYPES[name]) for name in _SUMMED}})
-    offsets = pa.array(range(ordered.num_rows + 1), pa.int32())
+    # 0, 1, .., n without a Python range (a few milliseconds at 20,000 rows)
+    offsets = pc.cumulative_sum(pa.concat_arrays([
+        pa.array([0], pa.int32()), pa.repeat(pa.scalar(1, pa.int32()), ordered.num_rows)]))
 
     def single(name: str, type_: pa.DataType) -> pa.Array:
         return pa.ListArray.from_arrays(
             offsets, pc.cast(ordered.column(name), type_).combine_chunks())
 
     return _with_lists(folded, single("protocol", pa.string()), single("path", pa.string()),
-                       single("requests", pa.int64()), top_paths)
+                       single("requests", pa.int64()), top_paths, longest=1)
 
 
 def _with_lists(folded: pa.Table, protocols: pa.Array, paths: pa.Array,
-                path_requests: pa.Array, top_paths: int) -> pa.Table:
+                path_requests: pa.Array, top_paths: int, longest: int | None = None) -> pa.Table:
+    """`longest`: the most items a path list holds, when known (no cut below it)."""
+    if longest is None or longest > top_paths:
+        paths = pc.list_slice(paths, 0, top_paths)
+        path_requests = pc.list_slice(path_requests, 0, top_paths)
     return (folded.append_column("protocols", protocols)
-            .append_column("paths", pc.list_slice(paths, 0, top_paths))
-            .append_column("path_requests", pc.list_slice(path_requests, 0, top_paths)))
+            .append_column("paths", paths).append_column("path_requests", path_requests))
 
 
 def _by_pair(table: pa.Table) -> pa.Table:
