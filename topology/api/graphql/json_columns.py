@@ -227,6 +227,8 @@ class Template:
         return pc.binary_join_element_wise(*joined, "")
 
     def array(self, get: Get, n: int) -> orjson.Fragment:
+        if n == 0:
+            return orjson.Fragment(b"[]")
         items = _joined(pa.array([n], pa.int32()), self.rows(get, n))
         whole = pc.binary_join_element_wise("[", items, "]", "")
         # one copy out of Arrow's memory (adding the brackets in Python would make
