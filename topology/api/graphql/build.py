@@ -116,7 +116,8 @@ def service_stats(sums: ServiceSums, seconds: int) -> dict[str, StatsRow]:
         sid: StatsRow(requests, requests / seconds, errors,
                       errors / requests if requests else 0.0, p50, p95, p99)
         for sid, requests, errors, p50, p95, p99 in zip(
-            sums.ids, sums.requests, sums.errors, sums.p50, sums.p95, sums.p99, strict=True)
+            sums.ids.to_pylist(), sums.requests.to_pylist(), sums.errors.to_pylist(), sums.p50,
+            sums.p95, sums.p99, strict=True)
     }
 
 
@@ -139,13 +140,13 @@ def service_columns(
     held = [records[i] for i in wanted]
     nodes = [record.node for record in held]
     ids = pa.array(wanted, pa.string())
-    at = pc.index_in(ids, value_set=pa.array(sums.ids, pa.string()))
+    at = pc.index_in(ids, value_set=sums.ids)
 
-    def taken(values: list[Any], type_: pa.DataType) -> pa.Array:
-        return pc.take(pa.array(values, type_), at)
+    def taken(values: list[Any] | pa.Array, type_: pa.DataType) -> pa.Array:
+        return pc.take(values if isinstance(values, pa.Array) else pa.array(values, type_), at)
 
-    requests = pc.fill_null(taken(sums.requests, pa.int64()), 0)
-    errors = pc.fill_null(taken(sums.errors, pa.int64()), 0)
+    requests = pc.fill_null(taken(sums.requests, pa.int64()), 0).cast(pa.int64())
+    errors = pc.fill_null(taken(sums.errors, pa.int64()), 0).cast(pa.int64())
     rate = ratio(errors, requests)
     p99 = taken(sums.p99, pa.float64())
     columns: dict[str, Column] = {
