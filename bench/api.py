@@ -8,7 +8,12 @@ port, and runs the `ServiceMap` operation of graphql/operations/map.graphql
 Then, with the server stopped, it times the store reads the same request makes
 (`map_table`: the map statement over buckets and tiers, read as Arrow; then the
 services lookup of the pairs' ends), alone and from 8 threads: the store's
-part, without the API's folding, building, execution and encoding.
+part, without the API's folding, building, execution and encoding. Two more
+figures in this process place the API's part: `answer_single_ms`, the answer
+object (reads, folding, building), and `asgi_single_ms`, the whole request
+through the real app without a socket (middleware, single flight, Strawberry,
+the answer, the JSON encoding); what `http_single_ms` adds to it is the
+response's way through uvicorn and the client.
 
 Identical concurrent requests share one execution (single flight, see
 topology/api/graphql/flights.py). `--distinct` makes every client's request
@@ -29,6 +34,7 @@ Run: .venv/bin/python bench/api.py [--sizes 1000x10000,2000x20000] [--minutes M]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import random
@@ -42,6 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -51,6 +58,7 @@ sys.path.insert(0, str(_ROOT))
 
 from queries.service_map import map_table  # noqa: E402
 from queries.window import Window  # noqa: E402
+from topology.api.app import create_app  # noqa: E402
 from topology.api.graphql import answers_map  # noqa: E402
 from topology.api.graphql.context import Ctx  # noqa: E402
 from topology.api.graphql.records import fetch_services  # noqa: E402
@@ -237,10 +245,11 @@ def single_ms(call: Callable[[], object], repeat: int = 5) -> float:
 
 
 def store_alone(
-    settings: Settings, window: Window, requests: int
-) -> tuple[list[float], float, float]:
-    """The store reads alone (from CLIENTS threads, and the median of one alone), and the
-    median of the whole answer object computed in-process (reads, folding, building)."""
+    settings: Settings, window: Window, requests: int, body: dict,
+) -> tuple[list[float], float, float, float]:
+    """The store reads alone (from CLIENTS threads, and the median of one alone), the
+    median of the whole answer object computed in-process (reads, folding, building),
+    and the median of the whole request through the app in-process (no socket)."""
     store = LadybugStore(settings)
     compiled = Scope().compile("")
 
@@ -255,8 +264,47 @@ def store_alone(
     latencies = concurrently(call, requests)
     ctx = Ctx(store, settings, Scope(), time.time)
     answer = single_ms(lambda: answers_map.service_map(ctx, window, ""))
+    app = create_app(settings, store)
+    try:
+        asgi = asyncio.run(_asgi_ms(app, json.dumps(body).encode()))
+    finally:
+        app.state.ingest.close(30)
     store.close()
-    return latencies, single, answer
+    return latencies, single, answer, asgi
+
+
+async def _asgi_ms(app: Callable[..., Any], body: bytes, repeat: int = 5) -> float:
+    """Median milliseconds of one POST /graphql through the ASGI app, in this process."""
+    async def post() -> None:
+        sent: list[dict] = []
+        received = False
+
+        async def receive() -> dict:
+            nonlocal received
+            if received:
+                await asyncio.Event().wait()  # the client never leaves
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await app({"type": "http", "method": "POST", "path": "/graphql",
+                   "raw_path": b"/graphql", "query_string": b"", "root_path": "",
+                   "headers": [(b"content-type", b"application/json")],
+                   "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+                   "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}},
+                  receive, send)
+        content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        assert content.startswith(b'{"data":{"serviceMap"'), content[:300]
+
+    await post()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await post()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -283,7 +331,10 @@ def main() -> None:
                    "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.until))}
             http, http_single, got_services, got_edges = over_http(
                 data_dir, iso, args.requests, args.distinct, args.client)
-            alone, single, answer_single = store_alone(settings, window, args.requests)
+            alone, single, answer_single, asgi_single = store_alone(
+                settings, window, args.requests,
+                {"query": OPERATION, "operationName": "ServiceMap",
+                 "variables": {"window": iso}})
         api_p50, store_p50 = pct(http, 0.5), pct(alone, 0.5)
         print(json.dumps({
             "services": services, "edges": edges, "minutes": args.minutes,
@@ -294,6 +345,7 @@ def main() -> None:
             "store_p50_ms": round(store_p50, 1), "store_p95_ms": round(pct(alone, 0.95), 1),
             "http_single_ms": round(http_single, 1), "store_single_ms": round(single, 1),
             "answer_single_ms": round(answer_single, 1),
+            "asgi_single_ms": round(asgi_single, 1),
             "api_over_store_p50": round(api_p50 / store_p50 - 1, 2),
             "api_over_store_single": round(http_single / single - 1, 2),
             "target": "p95 <= 300 ms at 2000/20000; API adds <= 50% over the store",
