@@ -9,11 +9,12 @@ Then, with the server stopped, it times the store reads the same request makes
 (`map_table`: the map statement over buckets and tiers, read as Arrow; then the
 services lookup of the pairs' ends), alone and from 8 threads: the store's
 part, without the API's folding, building, execution and encoding. Two more
-figures in this process place the API's part: `answer_single_ms`, the answer
-object (reads, folding, building), and `asgi_single_ms`, the whole request
-through the real app without a socket (middleware, single flight, Strawberry,
-the answer, the JSON encoding); what `http_single_ms` adds to it is the
-response's way through uvicorn and the client.
+figures place the API's part: `answer_single_ms`, the answer object (reads,
+folding, building) in this process, and `asgi_single_ms`, the whole request
+through the real app without a socket, in a process of its own like the
+server's (middleware, single flight, Strawberry, the answer, the JSON
+encoding); what `http_single_ms` adds to it is the response's way through
+uvicorn and the client.
 
 Identical concurrent requests share one execution (single flight, see
 topology/api/graphql/flights.py). `--distinct` makes every client's request
@@ -34,7 +35,6 @@ Run: .venv/bin/python bench/api.py [--sizes 1000x10000,2000x20000] [--minutes M]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import random
@@ -48,7 +48,6 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -58,7 +57,6 @@ sys.path.insert(0, str(_ROOT))
 
 from queries.service_map import map_table  # noqa: E402
 from queries.window import Window  # noqa: E402
-from topology.api.app import create_app  # noqa: E402
 from topology.api.graphql import answers_map  # noqa: E402
 from topology.api.graphql.context import Ctx  # noqa: E402
 from topology.api.graphql.records import fetch_services  # noqa: E402
@@ -245,11 +243,10 @@ def single_ms(call: Callable[[], object], repeat: int = 5) -> float:
 
 
 def store_alone(
-    settings: Settings, window: Window, requests: int, body: dict,
-) -> tuple[list[float], float, float, float]:
-    """The store reads alone (from CLIENTS threads, and the median of one alone), the
-    median of the whole answer object computed in-process (reads, folding, building),
-    and the median of the whole request through the app in-process (no socket)."""
+    settings: Settings, window: Window, requests: int
+) -> tuple[list[float], float, float]:
+    """The store reads alone (from CLIENTS threads, and the median of one alone), and the
+    median of the whole answer object computed in-process (reads, folding, building)."""
     store = LadybugStore(settings)
     compiled = Scope().compile("")
 
@@ -264,47 +261,60 @@ def store_alone(
     latencies = concurrently(call, requests)
     ctx = Ctx(store, settings, Scope(), time.time)
     answer = single_ms(lambda: answers_map.service_map(ctx, window, ""))
-    app = create_app(settings, store)
-    try:
-        asgi = asyncio.run(_asgi_ms(app, json.dumps(body).encode()))
-    finally:
-        app.state.ingest.close(30)
     store.close()
-    return latencies, single, answer, asgi
+    return latencies, single, answer
 
 
-async def _asgi_ms(app: Callable[..., Any], body: bytes, repeat: int = 5) -> float:
-    """Median milliseconds of one POST /graphql through the ASGI app, in this process."""
-    async def post() -> None:
-        sent: list[dict] = []
-        received = False
+ASGI = """
+import asyncio, json, statistics, sys, time
+from topology.api.app import create_app
+from topology.settings import Settings
+app = create_app(Settings.load({}, data_dir=sys.argv[1]))
+body = sys.argv[2].encode()
 
-        async def receive() -> dict:
-            nonlocal received
-            if received:
-                await asyncio.Event().wait()  # the client never leaves
-            received = True
-            return {"type": "http.request", "body": body, "more_body": False}
+async def post():
+    sent, received = [], False
 
-        async def send(message: dict) -> None:
-            sent.append(message)
+    async def receive():
+        nonlocal received
+        if received:
+            await asyncio.Event().wait()  # the client never leaves
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
 
-        await app({"type": "http", "method": "POST", "path": "/graphql",
-                   "raw_path": b"/graphql", "query_string": b"", "root_path": "",
-                   "headers": [(b"content-type", b"application/json")],
-                   "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-                   "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}},
-                  receive, send)
-        content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        assert content.startswith(b'{"data":{"serviceMap"'), content[:300]
+    async def send(message):
+        sent.append(message)
 
+    await app({"type": "http", "method": "POST", "path": "/graphql", "raw_path": b"/graphql",
+               "query_string": b"", "root_path": "",
+               "headers": [(b"content-type", b"application/json")],
+               "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "scheme": "http",
+               "http_version": "1.1", "asgi": {"version": "3.0"}}, receive, send)
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert content.startswith(b'{"data":{"serviceMap"'), content[:300]
+
+async def main():
     await post()
     times = []
-    for _ in range(repeat):
+    for _ in range(5):
         started = time.perf_counter()
         await post()
         times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+    print(statistics.median(times) * 1000)
+    app.state.ingest.close(30)
+    app.state.store.close()
+
+asyncio.run(main())
+"""
+
+
+def asgi_single_ms(data_dir: str, body: dict) -> float:
+    """Median milliseconds of one POST /graphql through the real app without a socket, in
+    a process of its own like the server's (middleware, single flight, Strawberry, the
+    answer, the JSON encoding)."""
+    out = subprocess.run([sys.executable, "-c", ASGI, data_dir, json.dumps(body)], cwd=_ROOT,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -331,10 +341,9 @@ def main() -> None:
                    "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.until))}
             http, http_single, got_services, got_edges = over_http(
                 data_dir, iso, args.requests, args.distinct, args.client)
-            alone, single, answer_single, asgi_single = store_alone(
-                settings, window, args.requests,
-                {"query": OPERATION, "operationName": "ServiceMap",
-                 "variables": {"window": iso}})
+            asgi_single = asgi_single_ms(data_dir, {
+                "query": OPERATION, "operationName": "ServiceMap", "variables": {"window": iso}})
+            alone, single, answer_single = store_alone(settings, window, args.requests)
         api_p50, store_p50 = pct(http, 0.5), pct(alone, 0.5)
         print(json.dumps({
             "services": services, "edges": edges, "minutes": args.minutes,
