@@ -82,9 +82,14 @@ def _members(values: Coded, text: Callable[[Any], str]) -> pa.Array:
     return _taken([text(member) for member in values.members], values.codes)
 
 
+def _nulls(texts: pa.Array) -> pa.Array:
+    """Nulls written as null."""
+    return pc.fill_null(texts, "null") if texts.null_count else texts
+
+
 def _taken(texts: list[str], indices: pa.Array) -> pa.Array:
     """texts[i] for each index i; "null" where the index is null."""
-    return pc.fill_null(pc.take(_texts(texts), _one(indices)), "null")
+    return _nulls(pc.take(_texts(texts), _one(indices)))
 
 
 def numbers(values: Column) -> pa.Array:
@@ -93,7 +98,7 @@ def numbers(values: Column) -> pa.Array:
     array = _arrow(values)
     if array is not None and (pa.types.is_integer(array.type)
                               or pa.types.is_boolean(array.type)):
-        return pc.fill_null(pc.cast(array, pa.string()), "null")
+        return _nulls(pc.cast(array, pa.string()))
     values = _python(values)
     if not values:
         return _texts([])
@@ -122,7 +127,7 @@ def strings(values: Column) -> pa.Array:
     elif not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return each(array)
     coded = pc.dictionary_encode(array)
-    return pc.fill_null(pc.take(_quoted(coded.dictionary), coded.indices), "null")
+    return _nulls(pc.take(_quoted(coded.dictionary), coded.indices))
 
 
 def _quoted(values: pa.Array) -> pa.Array:
