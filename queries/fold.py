@@ -121,12 +121,24 @@ def _below(running: list[pa.ChunkedArray], rank: pa.ChunkedArray) -> pa.ChunkedA
     """Per row, how many of its running sums are below its rank: the sums grow from bin
     to bin, so a binary search over the bins (a few passes over the rows) counts them."""
     last = len(running) - 1
-    found = pc.subtract(rank, rank).cast(pa.int64())  # zeros; nulls stay null
-    for step in _STEPS:  # found: the sums before it are all below the rank
-        probe = pc.add(found, step - 1)
-        below = pc.and_(pc.less_equal(probe, last),
-                        pc.less(pc.choose(pc.min_element_wise(probe, last), *running), rank))
-        found = pc.if_else(below, pc.add(found, step), found)
+    found: pa.ChunkedArray | None = None  # the sums before it are all below the rank
+    reach = 0  # the largest value found may hold
+    for step in _STEPS:
+        if found is None:  # every row probes the same bin
+            below = pc.less(running[min(step - 1, last)], rank)
+            if step - 1 > last:
+                below = pc.and_(below, False)
+            found = pc.if_else(below, pa.scalar(step, pa.int64()), pa.scalar(0, pa.int64()))
+        else:
+            probe = pc.add(found, step - 1)
+            if reach + step - 1 <= last:
+                below = pc.less(pc.choose(probe, *running), rank)
+            else:
+                below = pc.and_(pc.less_equal(probe, last), pc.less(
+                    pc.choose(pc.min_element_wise(probe, last), *running), rank))
+            found = pc.if_else(below, pc.add(found, step), found)
+        reach += step
+    assert found is not None
     return found
 
 
