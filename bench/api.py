@@ -8,7 +8,13 @@ port, and runs the `ServiceMap` operation of graphql/operations/map.graphql
 Then, with the server stopped, it times the store reads the same request makes
 (`map_table`: the map statement over buckets and tiers, read as Arrow; then the
 services lookup of the pairs' ends), alone and from 8 threads: the store's
-part, without the API's folding, building, execution and encoding.
+part, without the API's folding, building, execution and encoding. Two more
+figures place the API's part: `answer_single_ms`, the answer object (reads,
+folding, building) in this process, and `asgi_single_ms`, the whole request
+through the real app without a socket, in a process of its own like the
+server's (middleware, single flight, Strawberry, the answer, the JSON
+encoding); what `http_single_ms` adds to it is the response's way through
+uvicorn and the client.
 
 Identical concurrent requests share one execution (single flight, see
 topology/api/graphql/flights.py). `--distinct` makes every client's request
@@ -259,6 +265,59 @@ def store_alone(
     return latencies, single, answer
 
 
+ASGI = """
+import asyncio, json, statistics, sys, time
+from topology.api.app import create_app
+from topology.settings import Settings
+app = create_app(Settings.load({}, data_dir=sys.argv[1]))
+body = sys.argv[2].encode()
+
+async def post():
+    sent, received = [], False
+
+    async def receive():
+        nonlocal received
+        if received:
+            await asyncio.Event().wait()  # the client never leaves
+        received = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "method": "POST", "path": "/graphql", "raw_path": b"/graphql",
+               "query_string": b"", "root_path": "",
+               "headers": [(b"content-type", b"application/json")],
+               "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "scheme": "http",
+               "http_version": "1.1", "asgi": {"version": "3.0"}}, receive, send)
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert content.startswith(b'{"data":{"serviceMap"'), content[:300]
+
+async def main():
+    for _ in range(3):  # warm, as the server is after the clients' requests
+        await post()
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        await post()
+        times.append(time.perf_counter() - started)
+    print(statistics.median(times) * 1000)
+    app.state.ingest.close(30)
+    app.state.store.close()
+
+asyncio.run(main())
+"""
+
+
+def asgi_single_ms(data_dir: str, body: dict) -> float:
+    """Median milliseconds of one POST /graphql through the real app without a socket, in
+    a process of its own like the server's (middleware, single flight, Strawberry, the
+    answer, the JSON encoding)."""
+    out = subprocess.run([sys.executable, "-c", ASGI, data_dir, json.dumps(body)], cwd=_ROOT,
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000x10000,2000x20000")
@@ -283,6 +342,8 @@ def main() -> None:
                    "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(window.until))}
             http, http_single, got_services, got_edges = over_http(
                 data_dir, iso, args.requests, args.distinct, args.client)
+            asgi_single = asgi_single_ms(data_dir, {
+                "query": OPERATION, "operationName": "ServiceMap", "variables": {"window": iso}})
             alone, single, answer_single = store_alone(settings, window, args.requests)
         api_p50, store_p50 = pct(http, 0.5), pct(alone, 0.5)
         print(json.dumps({
@@ -294,6 +355,7 @@ def main() -> None:
             "store_p50_ms": round(store_p50, 1), "store_p95_ms": round(pct(alone, 0.95), 1),
             "http_single_ms": round(http_single, 1), "store_single_ms": round(single, 1),
             "answer_single_ms": round(answer_single, 1),
+            "asgi_single_ms": round(asgi_single, 1),
             "api_over_store_p50": round(api_p50 / store_p50 - 1, 2),
             "api_over_store_single": round(http_single / single - 1, 2),
             "target": "p95 <= 300 ms at 2000/20000; API adds <= 50% over the store",

@@ -96,14 +96,11 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
     running = list(accumulate(hist, pc.add))
     total = running[-1]
     empty = pc.equal(total, 0)
-    seen_before = [pa.array([0] * table.num_rows, pa.int64()), *running[:-1]]
+    seen_before = [pc.subtract(total, total), *running[:-1]]
     answers = []
     for q in qs:
         rank = pc.multiply(pc.cast(total, pa.float64()), q)
-        index = pc.cast(pc.less(running[0], rank), pa.int64())
-        for column in running[1:]:
-            index = pc.add(index, pc.cast(pc.less(column, rank), pa.int64()))
-        index = pc.min_element_wise(index, _OPEN_BIN)
+        index = pc.min_element_wise(_below(running, rank), _OPEN_BIN)
         lower = pc.take(_LOWER, index)
         upper = pc.take(_UPPER, index)
         seen = pc.choose(index, *seen_before)
@@ -115,6 +112,34 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
         value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
         answers.append(pc.if_else(empty, pa.scalar(None, pa.float64()), value).to_pylist())
     return answers
+
+
+_STEPS = tuple(1 << i for i in reversed(range(len(HIST).bit_length())))
+
+
+def _below(running: list[pa.ChunkedArray], rank: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Per row, how many of its running sums are below its rank: the sums grow from bin
+    to bin, so a binary search over the bins (a few passes over the rows) counts them."""
+    last = len(running) - 1
+    found: pa.ChunkedArray | None = None  # the sums before it are all below the rank
+    reach = 0  # the largest value found may hold
+    for step in _STEPS:
+        if found is None:  # every row probes the same bin
+            below = pc.less(running[min(step - 1, last)], rank)
+            if step - 1 > last:
+                below = pc.and_(below, False)
+            found = pc.if_else(below, pa.scalar(step, pa.int64()), pa.scalar(0, pa.int64()))
+        else:
+            probe = pc.add(found, step - 1)
+            if reach + step - 1 <= last:
+                below = pc.less(pc.choose(probe, *running), rank)
+            else:
+                below = pc.and_(pc.less_equal(probe, last), pc.less(
+                    pc.choose(pc.min_element_wise(probe, last), *running), rank))
+            found = pc.if_else(below, pc.add(found, step), found)
+        reach += step
+    assert found is not None
+    return found
 
 
 PAIR = ("client", "server")
@@ -154,21 +179,26 @@ def _one_series(table: pa.Table, top_paths: int) -> pa.Table:
     folded = pa.table({
         **{name: ordered.column(name) for name in PAIR},
         **{name: pc.cast(ordered.column(name), _SUM_TYPES[name]) for name in _SUMMED}})
-    offsets = pa.array(range(ordered.num_rows + 1), pa.int32())
+    # 0, 1, .., n without a Python range (a few milliseconds at 20,000 rows)
+    offsets = pc.cumulative_sum(pa.concat_arrays([
+        pa.array([0], pa.int32()), pa.repeat(pa.scalar(1, pa.int32()), ordered.num_rows)]))
 
     def single(name: str, type_: pa.DataType) -> pa.Array:
         return pa.ListArray.from_arrays(
             offsets, pc.cast(ordered.column(name), type_).combine_chunks())
 
     return _with_lists(folded, single("protocol", pa.string()), single("path", pa.string()),
-                       single("requests", pa.int64()), top_paths)
+                       single("requests", pa.int64()), top_paths, longest=1)
 
 
 def _with_lists(folded: pa.Table, protocols: pa.Array, paths: pa.Array,
-                path_requests: pa.Array, top_paths: int) -> pa.Table:
+                path_requests: pa.Array, top_paths: int, longest: int | None = None) -> pa.Table:
+    """`longest`: the most items a path list holds, when known (no cut below it)."""
+    if longest is None or longest > top_paths:
+        paths = pc.list_slice(paths, 0, top_paths)
+        path_requests = pc.list_slice(path_requests, 0, top_paths)
     return (folded.append_column("protocols", protocols)
-            .append_column("paths", pc.list_slice(paths, 0, top_paths))
-            .append_column("path_requests", pc.list_slice(path_requests, 0, top_paths)))
+            .append_column("paths", paths).append_column("path_requests", path_requests))
 
 
 def _by_pair(table: pa.Table) -> pa.Table:

@@ -41,8 +41,8 @@ def service_map(
     table, truncated = keep(fetch_pair_table(ctx.store, compiled, window), ctx.max_items)
     records = fetch_services(ctx.store, end_ids(table))
     extras = _extras(ctx, compiled, window, series, exemplars)
-    numbers = build.service_stats(service_sums(table), window.seconds)
-    services, cut = cap(build.service_columns(records, numbers, window), ctx.max_items)
+    services, cut = cap(build.service_columns(records, service_sums(table), window),
+                        ctx.max_items)
     edges = build.edges(table, window, records, *extras)
     return t.ServiceMap(window=time_range(window), services=services, edges=edges,
                         truncated=truncated or cut)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache, lru_cache
+from itertools import accumulate, chain
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,7 +19,7 @@ from topology.api.graphql import health as rules
 from topology.api.graphql import types as t
 from topology.api.graphql.data import ServiceSums
 from topology.api.graphql.records import ServiceRecord
-from topology.api.graphql.rows import Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
+from topology.api.graphql.rows import Coded, Column, Columns, EdgeRow, PathRow, PointRow, StatsRow
 
 _EPOCH_CACHE: dict[int, datetime] = {}
 
@@ -114,7 +116,8 @@ def service_stats(sums: ServiceSums, seconds: int) -> dict[str, StatsRow]:
         sid: StatsRow(requests, requests / seconds, errors,
                       errors / requests if requests else 0.0, p50, p95, p99)
         for sid, requests, errors, p50, p95, p99 in zip(
-            sums.ids, sums.requests, sums.errors, sums.p50, sums.p95, sums.p99, strict=True)
+            sums.ids.to_pylist(), sums.requests.to_pylist(), sums.errors.to_pylist(), sums.p50,
+            sums.p95, sums.p99, strict=True)
     }
 
 
@@ -129,34 +132,69 @@ def services_of(
 
 
 def service_columns(
-    records: Mapping[str, ServiceRecord], numbers: Mapping[str, StatsRow], window: Window,
+    records: Mapping[str, ServiceRecord], sums: ServiceSums, window: Window,
 ) -> Columns:
-    """`services_of` every record, by id, column-wise (the map's services; see `edges`)."""
+    """`services_of` every record, by id, with the stats `service_stats` makes of `sums`
+    (empty where a service has none), column-wise: the map's services (see `edges`)."""
     wanted = sorted(records)
-    nodes = [records[i].node for i in wanted]
-    empty = stats(EMPTY, window)
-    found = [numbers.get(i, empty) for i in wanted]
-    columns: dict[str, Column] = {
-        name: [getattr(node, name) for node in nodes]
-        for name in ("id", "name", "namespace", "cluster", "kind", "external")}
-    for index, name in enumerate(StatsRow._fields):
-        columns[f"stats.{name}"] = [row[index] for row in found]
+    held = [records[i] for i in wanted]
+    nodes = [record.node for record in held]
+    ids = pa.array(wanted, pa.string())
+    at = pc.index_in(ids, value_set=sums.ids)
 
-    def split(part: int) -> Callable[[], list[list[str]]]:
-        return lambda: [[label.partition("=")[part] for label in node.labels] for node in nodes]
+    def taken(values: list[Any] | pa.Array, type_: pa.DataType) -> pa.Array:
+        return pc.take(values if isinstance(values, pa.Array) else pa.array(values, type_), at)
+
+    requests = pc.fill_null(taken(sums.requests, pa.int64()), 0).cast(pa.int64())
+    errors = pc.fill_null(taken(sums.errors, pa.int64()), 0).cast(pa.int64())
+    rate = ratio(errors, requests)
+    p99 = taken(sums.p99, pa.float64())
+    columns: dict[str, Column] = {
+        "id": ids, "name": [node.name for node in nodes],
+        "namespace": [node.namespace for node in nodes],
+        "cluster": [node.cluster for node in nodes], "kind": [node.kind for node in nodes],
+        "external": [node.external for node in nodes],
+        "stats.requests": requests,
+        "stats.request_rate": pc.divide(requests.cast(pa.float64()), float(window.seconds)),
+        "stats.errors": errors, "stats.error_rate": rate,
+        "stats.p50_ms": taken(sums.p50, pa.float64()),
+        "stats.p95_ms": taken(sums.p95, pa.float64()), "stats.p99_ms": p99,
+    }
+
+    @cache
+    def split() -> tuple[pa.Array, pa.Array]:
+        """Keys and values of every service's labels, as Arrow list arrays."""
+        labels = [node.labels for node in nodes]
+        offsets = pa.array(list(accumulate(map(len, labels), initial=0)), pa.int32())
+        parts = pc.extract_regex(pa.array(list(chain.from_iterable(labels)), pa.string()),
+                                 _LABEL)
+        return (pa.ListArray.from_arrays(offsets, parts.field("key")),
+                pa.ListArray.from_arrays(offsets, parts.field("value")))
 
     def seen(attribute: str) -> Callable[[], list[datetime | None]]:
-        return lambda: [moment(getattr(records[i], attribute)) for i in wanted]
+        return lambda: [moment(getattr(record, attribute)) for record in held]
 
     columns.update({
-        "labels[].key": split(0), "labels[].value": split(2),
+        "labels[].key": lambda: split()[0], "labels[].value": lambda: split()[1],
         "first_seen": seen("first_seen"), "last_seen": seen("last_seen"),
-        "health": lambda: rules.judge_many(
-            [row.requests for row in found], [row.error_rate for row in found],
-            [row.p99_ms for row in found], [slo(node) for node in nodes]),
+        "health": lambda: Coded(rules.judge_codes(requests, rate, p99, _slos(nodes)),
+                                rules.BY_CODE),
     })
-    return Columns(len(wanted), columns, lambda _: [
-        of_numbers(node, row, records[node.id]) for node, row in zip(nodes, found, strict=True)])
+    return Columns(len(wanted), columns, lambda c: [
+        of_numbers(node, row, record) for node, row, record in zip(
+            nodes, map(StatsRow, *map(c.column, STATS_COLUMNS)), held, strict=True)])
+
+
+def _slos(nodes: Sequence[ServiceNode]) -> list[rules.Slo] | rules.Slo:
+    """Each node's SLO, worked out once per distinct label set; one SLO when all have it."""
+    labels = [node.labels for node in nodes]
+    by_labels = {held: _slo_of(held) if held else rules.DEFAULT for held in set(labels)}
+    if all(limit is rules.DEFAULT for limit in by_labels.values()):
+        return rules.DEFAULT
+    return list(map(by_labels.__getitem__, labels))
+
+
+_LABEL = r"(?s)(?P<key>[^=]*)(?:=(?P<value>.*))?"  # "k=v" as str.partition("=") splits it
 
 
 def edges(
@@ -168,70 +206,81 @@ def edges(
     a map's edges are only projected into the response, field by selected field."""
     if table is None or not table.num_rows:
         return Columns(0, dict.fromkeys(_FLAT_EDGE_COLUMNS, list), _edge_rows)
-    client, server, requests, errors = (table.column(name).to_pylist() for name in (
-        "client", "server", "requests", "errors"))
+    # Arrow columns stay Arrow: the JSON path encodes them as they are, anything
+    # else gets them as lists (Columns.column)
+    client, server, requests = (table.column(name) for name in ("client", "server", "requests"))
     p50, p95, p99 = fold.quantiles(table)
     seconds = window.seconds
-    busiest = max(requests) or 1
-    rate = ratio(table.column("errors"), table.column("requests"))
-    error_rate = rate.to_pylist()
-    health = rules.judge_many(requests, rate, p99, _server_slos(records, server))
+    busiest = pc.max(requests).as_py() or 1
+    as_float = requests.cast(pa.float64())
+    rate = ratio(table.column("errors"), requests)
+    health = Coded(rules.judge_codes(requests, rate, p99, _server_slos(records, server)),
+                   rules.BY_CODE)
+
+    @cache
+    def keys() -> list[tuple[str, str]]:
+        return list(zip(client.to_pylist(), server.to_pylist(), strict=True))
 
     def trace_ids() -> list[list[str]]:
         if exemplars is None:
-            return [[] for _ in client]
-        return [list(exemplars.get(key, ())) for key in zip(client, server, strict=True)]
+            return [[] for _ in range(table.num_rows)]
+        return [list(exemplars.get(key, ())) for key in keys()]
 
-    return Columns(len(client), {
-        "client": client, "server": server,
-        "protocols": table.column("protocols").to_pylist,
-        "stats.requests": requests, "stats.request_rate": lambda: [r / seconds for r in requests],
-        "stats.errors": errors, "stats.error_rate": error_rate,
+    return Columns(table.num_rows, {
+        "client": client, "server": server, "protocols": table.column("protocols"),
+        "stats.requests": requests,
+        "stats.request_rate": lambda: pc.divide(as_float, float(seconds)),
+        "stats.errors": table.column("errors"), "stats.error_rate": rate,
         "stats.p50_ms": p50, "stats.p95_ms": p95, "stats.p99_ms": p99,
-        "health": health, "weight": lambda: [r / busiest for r in requests],
-        "top_paths[].path": table.column("paths").to_pylist,
-        "top_paths[].requests": table.column("path_requests").to_pylist,
-        **_series_columns(client, server, series, window, step),
+        "health": health, "weight": lambda: pc.divide(as_float, float(busiest)),
+        "top_paths[].path": table.column("paths"),
+        "top_paths[].requests": table.column("path_requests"),
+        **_series_columns(table.num_rows, keys, series, window, step),
         "exemplar_trace_ids": trace_ids,
     }, _edge_rows)
 
 
-def ratio(part: pa.ChunkedArray, whole: pa.ChunkedArray) -> pa.Array:
+def _whole(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def ratio(part: pa.ChunkedArray | pa.Array, whole: pa.ChunkedArray | pa.Array) -> pa.Array:
     """part / whole per row, 0.0 where whole is 0: Python's `p / w if w else 0.0` (both
     exact as doubles below 2**53, one correctly rounded division: the same floats)."""
-    whole = whole.combine_chunks().cast(pa.float64())
-    ratio = pc.divide(part.combine_chunks().cast(pa.float64()), whole)
+    whole = _whole(whole).cast(pa.float64())
+    ratio = pc.divide(_whole(part).cast(pa.float64()), whole)
     return pc.if_else(pc.equal(whole, 0.0), 0.0, ratio)
 
 
 def _server_slos(records: Mapping[str, ServiceRecord],
-                 server: list[str]) -> list[rules.Slo] | rules.Slo:
+                 server: pa.ChunkedArray) -> list[rules.Slo] | rules.Slo:
     """The SLO of each edge's server; one SLO when every service has the same."""
-    limits = {sid: slo(record.node) for sid, record in records.items()}
+    found = _slos([record.node for record in records.values()])
+    if isinstance(found, rules.Slo):
+        return found
+    limits = dict(zip(records, found, strict=True))
     default = rules.DEFAULT
-    if all(limit is default for limit in limits.values()):
-        return default
-    return [limits.get(s, default) for s in server]
+    return [limits.get(s, default) for s in server.to_pylist()]
 
 
 def _series_columns(
-    client: list[str], server: list[str],
+    n: int, keys: Callable[[], list[tuple[str, str]]],
     series: Mapping[tuple[str, str], Mapping[int, list[int]]] | None, window: Window, step: int,
 ) -> dict[str, Column]:
-    """The time series of the edges as columns: per edge, the step starts (one list
-    shared by all edges: the window's), requests and errors."""
+    """The time series of the n edges (`keys`: their pairs) as columns: per edge, the step
+    starts (one list shared by all edges: the window's), requests and errors."""
     @cache
     def points() -> list[list[Sequence[int]]]:
         if series is None:
-            return [[] for _ in client]
+            return [[] for _ in range(n)]
         return [[found.get(start, _NONE) for start in range(window.since, window.until, step)]
-                for found in (series.get(key, {}) for key in zip(client, server, strict=True))]
+                for found in (series.get(key, {}) for key in keys())]
 
     def starts() -> list[list[datetime | None]]:
         if series is None:
-            return [[] for _ in client]
+            return [[] for _ in range(n)]
         shared = [moment(start) for start in range(window.since, window.until, step)]
-        return [shared] * len(client)
+        return [shared] * n
 
     def part(index: int) -> Callable[[], list[list[int]]]:
         return lambda: [[point[index] for point in row] for row in points()]

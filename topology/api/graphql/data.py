@@ -113,12 +113,13 @@ def end_ids(table: pa.Table | None) -> set[str]:
 
 @dataclass(frozen=True)
 class ServiceSums:
-    """Per service, as `service_traffic` defines it, column-wise: the service ids and
-    their requests, errors and p50/p95/p99 (None where no latency was recorded)."""
+    """Per service, as `service_traffic` defines it, column-wise and in no particular
+    order: the service ids and their requests and errors (Arrow arrays) and
+    p50/p95/p99 (None where no latency was recorded)."""
 
-    ids: list[str]
-    requests: list[int]
-    errors: list[int]
+    ids: pa.Array
+    requests: pa.Array
+    errors: pa.Array
     p50: list[float | None]
     p95: list[float | None]
     p99: list[float | None]
@@ -127,15 +128,18 @@ class ServiceSums:
 def service_sums(table: pa.Table | None) -> ServiceSums:
     """`service_traffic` over a pair table: what each service served, else what it made."""
     if table is None:
-        return ServiceSums([], [], [], [], [], [])
-    served = _as_id(fold.sums(table, ["server"]), "server")
+        return ServiceSums(pa.array([], pa.string()), pa.array([], pa.int64()),
+                           pa.array([], pa.int64()), [], [], [])
+    served = _as_id(fold.sums(table, ["server"], ordered=False), "server")
     makers = table.filter(pc.invert(pc.is_in(table.column("client"),
                                              value_set=served.column("id"))))
-    made = _as_id(fold.sums(makers, ["client"]), "client").select(served.column_names)
+    made = _as_id(fold.sums(makers, ["client"], ordered=False), "client").select(
+        served.column_names)
     both = pa.concat_tables([served, made.cast(served.schema)]) if made.num_rows else served
     p50, p95, p99 = fold.quantiles(both)
-    return ServiceSums(both.column("id").to_pylist(), both.column("requests").to_pylist(),
-                       both.column("errors").to_pylist(), p50, p95, p99)
+    ids, requests, errors = (both.column(name).combine_chunks()
+                             for name in ("id", "requests", "errors"))
+    return ServiceSums(ids, requests, errors, p50, p95, p99)
 
 
 def _as_id(table: pa.Table, key: str) -> pa.Table:

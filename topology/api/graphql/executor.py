@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from enum import Enum
+from functools import partial
 from types import CodeType
 from typing import Any
 
@@ -45,12 +46,14 @@ from graphql import (
     is_leaf_type,
 )
 from topology.api.graphql.lean_json import (
+    JSON,
     JSON_FRAGMENTS,
     PLAIN_SCALARS,
     JsonColumns,
     NotLean,
 )
 from topology.api.graphql.rows import Columns
+from topology.api.graphql.threads import in_thread
 
 __all__ = ["JSON_FRAGMENTS", "LeanExecutionContext", "is_lean"]
 _CODE: dict[str, CodeType] = {}  # generated source -> its code
@@ -79,7 +82,7 @@ class LeanExecutionContext(JsonColumns, StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         context = self.context_value
         self._json = isinstance(context, dict) and bool(context.get(JSON_FRAGMENTS))
-        self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Project | None]] = {}
+        self._plans: dict[tuple[GraphQLObjectType, int], tuple[Any, Project | None, bool]] = {}
 
     def complete_object_value(  # type: ignore[override]
         self, return_type: GraphQLObjectType, field_details_list: Any, info: Any, path: Any,
@@ -89,26 +92,34 @@ class LeanExecutionContext(JsonColumns, StrawberryGraphQLCoreExecutionContext):
         cached = self._plans.get(key)
         if cached is None:
             try:
-                project: Project | None = self._object_plan(return_type, field_details_list)
+                project: Project | None
+                project, encodes = self._object_plan(return_type, field_details_list)
             except NotLean:
-                project = None
+                project, encodes = None, False
             # keep the list alive with its plan so its id cannot be reused meanwhile
-            cached = self._plans[key] = (field_details_list, project)
+            cached = self._plans[key] = (field_details_list, project, encodes)
         project = cached[1]
         if project is None:
             return super().complete_object_value(
                 return_type, field_details_list, info, path, result, position_context)
+        if cached[2]:
+            # JSON encoding of column-held lists (a map: tens of milliseconds, much of it
+            # in Arrow without the GIL) in a worker thread: the event loop stays free
+            return in_thread(partial(project, result))
         return project(result)
 
-    def _object_plan(self, object_type: GraphQLObjectType, field_details_list: Any) -> Project:
+    def _object_plan(self, object_type: GraphQLObjectType,
+                     field_details_list: Any) -> tuple[Project, bool]:
         """A function building the response dict of one value, generated as Python source:
         one expression for the whole selection below this type, nested objects inlined
-        (no call per object or per plain field)."""
+        (no call per object or per plain field); and whether it encodes column-held
+        lists as JSON (`_json_columnar`)."""
         names: dict[str, Any] = {_DEFS: [], "_Columns": Columns}
         body = self._object_source(object_type, field_details_list, "o", names, required=True)
         source = "".join(names.pop(_DEFS)) + f"def project(o):\n    return {body}\n"
+        encodes = any(name.startswith(JSON) for name in names)
         exec(_compiled(source, f"<lean {object_type.name}>"), names)
-        return names["project"]
+        return names["project"], encodes
 
     def _value_function(self, output_type: GraphQLOutputType, details: Any) -> Project:
         """The dict path's function from a value of this type to its response value."""

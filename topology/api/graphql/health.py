@@ -86,19 +86,28 @@ def of_traffic(traffic: Traffic, slo: Slo) -> Health:
     return judge(traffic.requests, traffic.error_rate, traffic.quantile(0.99), slo)
 
 
-_BY_CODE = (Health.HEALTHY, Health.WARNING, Health.CRITICAL, Health.UNKNOWN)
+BY_CODE = (Health.HEALTHY, Health.WARNING, Health.CRITICAL, Health.UNKNOWN)
 
 
-def judge_many(requests: Sequence[int], error_rates: Sequence[float] | pa.Array,
+def judge_many(requests: Sequence[int] | pa.ChunkedArray,
+               error_rates: Sequence[float] | pa.Array,
                p99s: Sequence[float | None], slos: Sequence[Slo] | Slo) -> list[Health]:
     """`judge` over columns (one value per edge), with the same comparisons done
     column-wise: the map judges every edge of the answer. `slos`: one per value, or
     one for all of them."""
+    by_code = BY_CODE
+    return [by_code[c] for c in judge_codes(requests, error_rates, p99s, slos).to_pylist()]
+
+
+def judge_codes(requests: Sequence[int] | pa.ChunkedArray | pa.Array,
+                error_rates: Sequence[float] | pa.Array,
+                p99s: Sequence[float | None] | pa.Array, slos: Sequence[Slo] | Slo) -> pa.Array:
+    """`judge_many` as indices into BY_CODE (an Arrow array)."""
     if not len(requests):
-        return []
+        return pa.array([], pa.int64())
     rate = error_rates if isinstance(error_rates, pa.Array) else pa.array(
         error_rates, pa.float64())
-    p99 = pa.array(p99s, pa.float64())
+    p99 = p99s if isinstance(p99s, pa.Array) else pa.array(p99s, pa.float64())
     if isinstance(slos, Slo):
         one: Slo | None = slos
     else:
@@ -115,7 +124,7 @@ def judge_many(requests: Sequence[int], error_rates: Sequence[float] | pa.Array,
                       pc.fill_null(pc.greater(p99, limit_p99), False))
     warning = pc.or_(pc.and_(pc.greater(rate, 0.0), pc.greater_equal(rate, warn_rate)),
                      pc.fill_null(pc.greater(p99, warn_p99), False))
-    code = pc.if_else(pc.equal(pa.array(requests, pa.int64()), 0), 3,
+    counts = (requests if isinstance(requests, pa.ChunkedArray | pa.Array)
+              else pa.array(requests, pa.int64()))
+    return pc.if_else(pc.equal(counts, 0), 3,
                       pc.if_else(critical, 2, pc.if_else(warning, 1, 0)))
-    by_code = _BY_CODE
-    return [by_code[c] for c in code.to_pylist()]

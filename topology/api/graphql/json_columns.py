@@ -4,111 +4,61 @@ The lean executor (`executor.py`) can project a map's 20,000 edges into
 response dicts for orjson to encode, but building those dicts (about 80,000
 containers) costs more than encoding them. When the response is encoded with
 orjson anyway (the HTTP view), a list held as `Columns` is encoded here
-instead, into one pre-encoded `orjson.Fragment` that orjson copies as it is:
+instead, into one pre-encoded `orjson.Fragment` that orjson copies as it is.
+The work per row runs in Arrow's compute functions (C++, without the GIL),
+the Python work is per column or per distinct value:
 
-- every selected leaf column is encoded once for all rows: numbers,
-  booleans and nulls by one orjson call over the whole column, split at its
-  commas (none can occur inside them); strings one value at a time, each
-  distinct value once; anything else through the value function the dict
-  path would apply, then orjson;
-- each row's object is the join of fixed pieces (keys, braces, commas,
-  `__typename`: computed once from the selection) and the row's encoded
-  values; nested objects are flattened into that template, and lists of
+- every selected leaf column becomes one Arrow array of JSON texts, one per
+  row (`json_texts.py`: numbers cast or encoded by one orjson call over the
+  column, strings and other values once per distinct value);
+- each row's object is the element-wise join of fixed pieces (keys, braces,
+  commas, `__typename`: computed once from the selection) and the rows'
+  texts; nested objects are flattened into that template, and lists of
   objects inside a row (columns `top_paths[].path`) are encoded the same way
-  over all rows' items, then regrouped per row.
+  over all rows' items, then joined per row;
+- the rows are joined into the array in one more Arrow call, whose bytes
+  are the fragment.
 
-The bytes are the ones orjson writes for the response dicts of the same
-selection: same keys in the same order, same values (tests/topology/api/
-graphql/test_executor.py compares both for every operation document).
+Columns may be Python lists or Arrow arrays (`Columns.raw`: what the answer
+built, unconverted). The bytes are the ones orjson writes for the response
+dicts of the same selection: same keys in the same order, same values
+(tests/topology/api/graphql/test_executor.py compares both for every
+operation document; test_json_columns.py for lists and Arrow arrays alike).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain, islice
-from types import CodeType
+from itertools import chain
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
-Get = Callable[[str], Sequence[Any]]  # a column by attribute path
-Value = Callable[[Get, int], list[str]]  # the JSON texts of n rows' values
-Encode = Callable[[Sequence[Any]], list[str]]  # a column's values as JSON texts
-_CODE: dict[str, CodeType] = {}  # generated row functions, by source
-_CODE_LIMIT = 256
-_TEXT_TYPES = frozenset({str, type(None)})
+from topology.api.graphql.json_texts import (
+    ARRAY_ITEMS,
+    Column,
+    Encode,
+    as_arrow,
+    as_python,
+    by_identity,
+    converted,
+    each,
+    joined,
+    json_text,
+    lists,
+    numbers,
+    strings,
+    text_array,
+    whole,
+)
 
-
-def _text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def numbers(values: Sequence[Any]) -> list[str]:
-    """Ints, floats, booleans and nulls: one orjson call for the whole column."""
-    if not values:
-        return []
-    parts = orjson.dumps(values if type(values) is list else list(values)).decode()[1:-1]
-    found = parts.split(",")
-    if len(found) != len(values):  # not numbers after all: a comma inside some value
-        return each(values)
-    return found
-
-
-def each(values: Sequence[Any]) -> list[str]:
-    return list(map(_text, values))
-
-
-def strings(values: Sequence[Any]) -> list[str]:
-    """Strings (or nulls), each distinct one encoded once: ids repeat a lot. (Anything
-    else one by one: equal values of different types, 1 and True, encode differently.)"""
-    if not set(map(type, values)) <= _TEXT_TYPES:
-        return each(values)
-    encoded = dict.fromkeys(values)
-    for value in encoded:
-        encoded[value] = _text(value)
-    return list(map(encoded.__getitem__, values))
-
-
-def lists(values: Sequence[Any]) -> list[str]:
-    """Non-null lists of plain scalars (`list(...)` first, as the dict path does), each
-    distinct one encoded once: most edges speak the same protocol."""
-    rows = list(map(tuple, values))
-    try:
-        encoded = dict.fromkeys(rows)
-    except TypeError:  # an unhashable item
-        return list(map(_text, map(list, values)))
-    for row in encoded:
-        encoded[row] = _text(list(row))
-    return list(map(encoded.__getitem__, rows))
-
-
-def by_identity(convert: Callable[[Any], Any]) -> Encode:
-    """Values converted by `convert` (enum members: singletons), each distinct object once."""
-    def encode(values: Sequence[Any]) -> list[str]:
-        keys = list(map(id, values))
-        encoded: dict[int, Any] = dict(zip(keys, values, strict=True))
-        for key, value in encoded.items():
-            encoded[key] = _text(convert(value))
-        return list(map(encoded.__getitem__, keys))
-    return encode
-
-
-def converted(convert: Callable[[Any], Any]) -> Encode:
-    """Values converted by `convert` (custom scalars, nullable lists, ...): each distinct
-    value once when they are hashable and of one type besides null (equal values of
-    different types, 1 and True, may convert differently), else one by one."""
-    def encode(values: Sequence[Any]) -> list[str]:
-        if len(set(map(type, values)) - {type(None)}) > 1:
-            return list(map(_text, map(convert, values)))
-        try:
-            encoded = dict.fromkeys(values)
-        except TypeError:
-            return list(map(_text, map(convert, values)))
-        for value in encoded:
-            encoded[value] = _text(convert(value))
-        return list(map(encoded.__getitem__, values))
-    return encode
+__all__ = ["Encode", "Template", "TemplateBuilder", "by_identity", "converted", "each", "lists",
+           "numbers", "strings"]
+Get = Callable[[str], Column]  # a column by attribute path
+Value = Callable[[Get, int], pa.Array]  # the JSON texts of n rows' values
 
 
 @dataclass(frozen=True)
@@ -120,47 +70,28 @@ class Template:
     values: tuple[Value, ...]
     count_by: str | None  # a column path with one value per row: what items are counted by
 
-    def rows(self, get: Get, n: int, around: tuple[str, str] = ("", "")) -> list[str]:
-        """Each row's object, between `around`'s two pieces."""
+    def rows(self, get: Get, n: int) -> pa.Array:
+        """Each row's object, as an Arrow array of texts."""
         if not self.values:
-            return [around[0] + self.pieces[0] + around[1]] * n
-        columns = []
-        for value in self.values:
+            return text_array([self.pieces[0]] * n)
+        parts: list[Any] = [self.pieces[0]]
+        for value, piece in zip(self.values, self.pieces[1:], strict=True):
             encoded = value(get, n)
             if len(encoded) != n:
                 raise ValueError(f"a column holds {len(encoded)} values for {n} rows")
-            columns.append(encoded)
-        return _row_function(self.pieces, around)(columns)
+            parts.append(whole(encoded))
+            if piece:
+                parts.append(piece)
+        return pc.binary_join_element_wise(*parts, "")
 
     def array(self, get: Get, n: int) -> orjson.Fragment:
-        return orjson.Fragment(("[" + ",".join(self.rows(get, n)) + "]").encode())
-
-
-def _row_function(pieces: tuple[str, ...], around: tuple[str, str]) -> Callable[
-        [list[list[str]]], list[str]]:
-    """A comprehension joining each row's values between the pieces in one f-string
-    (one string building step per row: about a third cheaper than %-formatting)."""
-    names = [f"v{i}" for i in range(len(pieces) - 1)]
-    first, *rest = pieces
-    literal = _literal(around[0] + first) + "".join(
-        f"{{{name}}}{_literal(piece)}" for name, piece in zip(names, rest, strict=True))
-    literal += _literal(around[1])
-    source = (f"def rows(columns):\n    return [f'{literal}' for ({', '.join(names)},) "
-              f"in zip(*columns, strict=True)]\n")
-    code = _CODE.get(source)
-    if code is None:
-        if len(_CODE) >= _CODE_LIMIT:
-            _CODE.clear()
-        code = _CODE[source] = compile(source, "<json rows>", "exec")
-    scope: dict[str, Any] = {}
-    exec(code, scope)
-    return scope["rows"]
-
-
-def _literal(text: str) -> str:
-    """Text as the literal part of a single-quoted f-string."""
-    return (text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{")
-            .replace("}", "}}").replace("\n", "\\n").replace("\r", "\\r"))
+        if n == 0:
+            return orjson.Fragment(b"[]")
+        items = joined(pa.array([n], pa.int32()), self.rows(get, n))
+        document = pc.binary_join_element_wise("[", items, "]", "")
+        # one copy out of Arrow's memory (adding the brackets in Python would make
+        # another copy of some megabytes)
+        return orjson.Fragment(document[0].as_buffer().to_pybytes())
 
 
 class TemplateBuilder:
@@ -177,10 +108,10 @@ class TemplateBuilder:
         if not self._first[-1]:
             self._pending += ","
         self._first[-1] = False
-        self._pending += _text(response_key) + ":"
+        self._pending += json_text(response_key) + ":"
 
     def constant(self, value: Any) -> None:
-        self._pending += _text(value)
+        self._pending += json_text(value)
 
     def open(self) -> None:
         self._pending += "{"
@@ -191,14 +122,21 @@ class TemplateBuilder:
         self._first.pop()
 
     def leaf(self, path: str, encode: Encode) -> None:
-        self._add(path, lambda get, _: encode(get(path)))
+        if encode in ARRAY_ITEMS:  # the brackets go into the fixed pieces
+            self._pending += "["
+            self._add(path, lambda get, _: encode(get(path)))
+            self._pending += "]"
+        else:
+            self._add(path, lambda get, _: encode(get(path)))
 
     def nested(self, path: str, items: Template) -> None:
         """A list of objects inside each row, from the columns `path[].<item path>`."""
         if items.count_by is None:
             raise ValueError("no column to count the items by")
         prefix = f"{path}[]."
+        self._pending += "["
         self._add(prefix + items.count_by, partial_list(prefix, items))
+        self._pending += "]"
 
     def build(self) -> Template:
         return Template((*self._pieces, self._pending + "}"), tuple(self._values),
@@ -211,22 +149,37 @@ class TemplateBuilder:
         self._values.append(value)
 
 
+def _list_array(values: Column) -> pa.Array | None:
+    """An Arrow list array without null lists, else None (a Python sequence of lists)."""
+    array = as_arrow(values)
+    if array is None or not (pa.types.is_list(array.type) or pa.types.is_large_list(array.type)):
+        return None
+    return array if not array.null_count else None
+
+
 def partial_list(prefix: str, items: Template) -> Value:
-    """The encoded lists of objects of n rows (see TemplateBuilder.nested)."""
+    """The items of the lists of objects of n rows, without brackets (see
+    TemplateBuilder.nested)."""
     assert items.count_by is not None
 
-    def value(get: Get, n: int) -> list[str]:
-        lengths = list(map(len, get(prefix + items.count_by)))  # type: ignore[operator]
-        total = sum(lengths)
+    def value(get: Get, n: int) -> pa.Array:
+        counts = get(prefix + items.count_by)  # type: ignore[operator]
+        listed = _list_array(counts)
+        if listed is not None:
+            lengths = pc.list_value_length(listed)
+            total = pc.sum(lengths).as_py() or 0
+        else:
+            sizes = list(map(len, as_python(counts)))
+            lengths, total = pa.array(sizes, pa.int32()), sum(sizes)
 
-        def flat(path: str) -> list[Any]:
-            found = list(chain.from_iterable(get(prefix + path)))
+        def flat(path: str) -> Column:
+            column = get(prefix + path)
+            array = _list_array(column)
+            found: Column = (pc.list_flatten(array) if array is not None
+                             else list(chain.from_iterable(as_python(column))))
             if len(found) != total:
                 raise ValueError(f"column {prefix}{path}: {len(found)} items, {total} expected")
             return found
 
-        if total == n and (n == 0 or max(lengths) == 1):  # one item per row: the common case
-            return items.rows(flat, total, ("[", "]"))
-        rest = iter(items.rows(flat, total))
-        return ["[" + ",".join(islice(rest, length)) + "]" for length in lengths]
+        return joined(lengths, items.rows(flat, total))
     return value

@@ -24,6 +24,7 @@ from graphql import (
 from topology.api.graphql import json_columns as jc
 
 JSON_FRAGMENTS = "json_fragments"  # context key: encode `Columns` lists as JSON fragments
+JSON = "_json"  # the name prefix of the generated functions that encode them
 PLAIN_SCALARS = frozenset({"String", "Int", "Float", "Boolean", "ID"})
 TEXT_SCALARS = frozenset({"String", "ID"})
 
@@ -49,8 +50,8 @@ class JsonColumns:
         except NotLean:
             return None
         template = builder.build()
-        function = self._name("_json", names)
-        names[function] = lambda v: template.array(v.column, len(v))
+        function = self._name(JSON, names)
+        names[function] = lambda v: template.array(v.raw, len(v))
         return function
 
     def _json_fields(self, object_type: GraphQLObjectType, field_details_list: Any,

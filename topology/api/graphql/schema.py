@@ -4,14 +4,10 @@ errors. The answers themselves live in answers_map.py and answers_graph.py."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField
@@ -34,13 +30,13 @@ from topology.api.graphql.errors import (
     ApiError,
 )
 from topology.api.graphql.scope import Scope
+from topology.api.graphql.threads import in_thread
 from topology.store.base import QueryTimeout, StoreUnavailable
 
 T = TypeVar("T")
 READ_SCOPES = frozenset({"read", "admin"})
 MAX_SEARCH = 200
 UNAVAILABLE = "UNAVAILABLE"
-ANSWER_THREADS = max(2, os.cpu_count() or 2)
 
 
 def _ctx(info: Info) -> Ctx:
@@ -67,26 +63,8 @@ def _translate(work: Callable[[], T]) -> T:
         raise ApiError(UNAVAILABLE, "the graph store is unavailable; try again") from None
 
 
-_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary())
-
-
-def _limiter() -> anyio.CapacityLimiter:
-    """At most ANSWER_THREADS answers computed at once per event loop.
-
-    Answers are CPU-bound Python under one GIL: more threads than cores only
-    trade places on it (measured: 8 concurrent maps took 10x one map, not 8x).
-    """
-    loop = asyncio.get_running_loop()
-    limiter = _LIMITERS.get(loop)
-    if limiter is None:
-        limiter = _LIMITERS[loop] = anyio.CapacityLimiter(ANSWER_THREADS)
-    return limiter
-
-
 async def _run(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await anyio.to_thread.run_sync(
-        partial(_translate, partial(work, *args, **kwargs)), limiter=_limiter())
+    return await in_thread(partial(_translate, partial(work, *args, **kwargs)))
 
 
 def _window(ctx: Ctx, window: t.WindowInput | None) -> Any:

@@ -3,7 +3,9 @@
 The executor test compares whole answers on the golden scenario; these cases
 push the encoders where that data does not go: values with commas, quotes,
 percent signs and non-ASCII text, nulls, empty columns, lists of 0, 1 and
-several items, nested objects inside list items.
+several items, nested objects inside list items; each case again with its
+columns as Arrow arrays (chunked, and sliced lists) where Arrow can hold them,
+and enum-like columns held as codes (`rows.Coded`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from topology.api.graphql import json_columns as jc
+from topology.api.graphql.rows import Coded
 
 TEXT = ["a,b", 'say "hi"', "100%s %d %%", "ünï 漢", "", None, "a,b", "\\\",\""]
 NUMBERS = [0, -1, 2**53, 1.5, 1e-7, 1e16, float("nan"), None, True, False]
@@ -49,11 +53,22 @@ CASES: list[tuple[str, list, dict[str, list], list[dict[str, Any]]]] = [
     ("text", [("s", "s", jc.strings), ("e", "e", jc.each)],
      {"s": TEXT, "e": TEXT},
      [{"s": v, "e": v} for v in TEXT]),
+    ("text needing no escapes, and control characters", [("s", "s", jc.strings)],
+     {"s": ["plain", "ünï/漢 <>&'", "a\x7f", None, "plain"]},
+     [{"s": "plain"}, {"s": "ünï/漢 <>&'"}, {"s": "a\x7f"}, {"s": None}, {"s": "plain"}]),
+    ("text with control characters", [("s", "s", jc.strings)],
+     {"s": ["tab\there", "nul\x00", "\x1f", "ok"]},
+     [{"s": "tab\there"}, {"s": "nul\x00"}, {"s": "\x1f"}, {"s": "ok"}]),
     ("text columns holding other values", [("s", "s", jc.strings)],
      {"s": [1, True, 1.0, "1", None]},
      [{"s": 1}, {"s": True}, {"s": 1.0}, {"s": "1"}, {"s": None}]),
     ("numbers", [("n", "n", jc.numbers)],
      {"n": NUMBERS}, [{"n": v} for v in NUMBERS]),
+    ("integers, floats and booleans of one type each", [
+        ("i", "i", jc.numbers), ("f", "f", jc.numbers), ("b", "b", jc.numbers)],
+     {"i": [0, -1, 2**62, None], "f": [1.5, 1e-7, 1e16, None], "b": [True, False, None, True]},
+     [{"i": 0, "f": 1.5, "b": True}, {"i": -1, "f": 1e-7, "b": False},
+      {"i": 2**62, "f": 1e16, "b": None}, {"i": None, "f": None, "b": True}]),
     ("numbers that are not", [("n", "n", jc.numbers)],
      {"n": ["1,2", 3]}, [{"n": "1,2"}, {"n": 3}]),
     ("no rows", [("n", "n", jc.numbers), ("s", "s", jc.strings)],
@@ -123,3 +138,48 @@ def test_items_of_unequal_lists_are_an_error() -> None:
     columns = {"p[].a": [[1, 2]], "p[].b": [[1]]}
     with pytest.raises(ValueError, match=r"column p\[\]\.b: 1 items, 2 expected"):
         template.array(columns.__getitem__, 1)
+
+
+def arrow(values: list) -> Any:
+    """The column as a chunked Arrow array (two chunks), or as it is when Arrow cannot
+    hold it with the same Python values (mixed types, tuples, nan)."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, TypeError):
+        return values
+    if array.to_pylist() != values or any(v != v for v in values if isinstance(v, float)):
+        return values
+    return pa.chunked_array([array.slice(0, len(values) // 2), array.slice(len(values) // 2)],
+                            array.type)
+
+
+@pytest.mark.parametrize(("fields", "columns", "rows"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_arrow_columns_write_what_their_lists_write(
+        fields: list, columns: dict[str, list], rows: list[dict[str, Any]]) -> None:
+    held = {path: arrow(values) for path, values in columns.items()}
+    fragment = build(fields).array(held.__getitem__, len(rows))
+    assert orjson.dumps({"list": fragment}) == orjson.dumps({"list": rows})
+
+
+def test_sliced_list_arrays_and_coded_columns() -> None:
+    """Arrow list columns that do not start at their buffers' start, and a column of
+    members held as codes, read the same as their lists."""
+    members = ("HEALTHY", "CRITICAL", None)
+    paths = pa.array([["/zero"], ["/a", "/b"], [], ["/c"]]).slice(1)
+    hits = pa.array([[9], [1, 2], [], [3]]).slice(1)
+    protocols = pa.array([["x"], ["http", "grpc"], [], ["http"]]).slice(1)
+    template = build([("h", "h", jc.by_identity(str)), ("c", "c", jc.converted(repr)),
+                      ("p", "p", jc.lists),
+                      ("top", "t", ("list", [("path", "path", jc.strings),
+                                             ("n", "n", jc.numbers)]))])
+    columns = {"h": Coded(pa.chunked_array([[0, 1], [2]]), members),
+               "c": Coded(pa.array([2, 2, 0]), members), "p": protocols,
+               "t[].path": paths, "t[].n": hits}
+    fragment = template.array(columns.__getitem__, 3)
+    assert orjson.loads(orjson.dumps(fragment)) == [
+        {"h": "HEALTHY", "c": "None", "p": ["http", "grpc"],
+         "top": [{"path": "/a", "n": 1}, {"path": "/b", "n": 2}]},
+        {"h": "CRITICAL", "c": "None", "p": [], "top": []},
+        {"h": "None", "c": "'HEALTHY'", "p": ["http"], "top": [{"path": "/c", "n": 3}]},
+    ]
