@@ -97,17 +97,22 @@ def test_deadletter_replay_publishes_to_the_ingest_queue(
     code, out = _run(redis_url, "replay", *args)
     assert code == 0, out
     assert letters.ids() == left
-    messages = redis.Redis.from_url(redis_url).lrange(QUEUE, 0, -1)
-    bodies = sorted(_batch_id_of(raw) for raw in messages)
+    client = redis.Redis.from_url(redis_url)
+    messages = client.lrange(QUEUE, 0, -1)
+    bodies = sorted(_batch_id_of(client, raw) for raw in messages)
     assert bodies == queued
 
 
-def _batch_id_of(raw: bytes) -> str:
+def _batch_id_of(client: redis.Redis, raw: bytes) -> str:
+    """The batch id of a queued message's payload, read where its claim points."""
     import base64
 
     message = json.loads(raw)
-    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-    return args[0]["batch_id"]
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert args == []
+    payload = json.loads(client.get(kwargs["claim"]))
+    assert payload["batch_id"] == kwargs["batch_id"]
+    return payload["batch_id"]
 
 
 @pytest.mark.parametrize("args", [[], ["b-1", "--all"]])

@@ -1,5 +1,10 @@
 """The Celery ingest task: a thin wrapper around `Ingestor.ingest`.
 
+`publish` stores a batch's payload in Redis and sends only its key (claim
+check, claims.py); the task reads the payload by that key and deletes it once
+the batch has its verdict. Payloads sent inline (collectors publish by task
+name, `args=[payload]`) are taken as they are.
+
 Each worker process opens its own store on its first batch (never in the
 parent of a prefork pool, so a forked child does not inherit an open
 database). A batch that raises `InvalidBatch` goes straight to the dead
@@ -26,6 +31,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +40,7 @@ import redis
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from topology.ingest import claims
 from topology.ingest.deadletter import DeadLetter, DeadLetters
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
@@ -162,16 +170,42 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         reject_on_worker_lost=True,
         max_retries=options.max_retries,
     )
-    def ingest_batch(self: Task, payload: Any) -> bool:
+    def ingest_batch(self: Task, payload: Any = None, claim: str | None = None,
+                     batch_id: str | None = None) -> bool:
+        """One batch: inline (`payload`, as collectors publish it) or by `claim`, the
+        Redis key of its payload (`publish`, claims.py)."""
         attempt = self.request.retries + 1
-        batch_id = payload.get("batch_id") if isinstance(payload, Mapping) else None
+        if claim is None and isinstance(payload, Mapping):
+            batch_id = payload.get("batch_id")
         lost = _lost_deliveries(self, runtime)
+        if claim is not None:
+            try:
+                raw = claims.fetch(runtime.redis, claim)
+            except redis.RedisError as exc:  # the payload is there: wait for Redis
+                log.warning("ingest batch %s: cannot read its payload (%r), retry in 1s",
+                            batch_id, exc)
+                raise self.retry(exc=exc, countdown=1.0, max_retries=None) from exc
+            if raw is None:
+                log.error("ingest batch %s: its payload (%s) is gone: it had its verdict"
+                          " (applied, or dead-lettered) before this delivery, or it expired",
+                          batch_id, claim)
+                _forget(self, runtime, claim)
+                return False
+            try:
+                payload = claims.decode(raw)
+            except InvalidBatch as exc:
+                text = raw.decode("utf-8", errors="replace")
+                letter = _dead_letter(self, runtime, text, exc, attempt)
+                log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
+                          batch_id, letter.id, exc)
+                _forget(self, runtime, claim)
+                return False
         if lost > options.max_worker_lost:
             exc = WorkerLost(f"the worker died {lost} times while ingesting this batch"
                              " (killed, or out of memory)")
             letter = _dead_letter(self, runtime, payload, exc, attempt + lost - 1)
             log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
-            _forget(self, runtime)
+            _forget(self, runtime, claim)
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         ingestor: Ingestor | None = None
@@ -188,7 +222,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             letter = _dead_letter(self, runtime, payload, exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
                       batch_id, letter.id, exc)
-            _forget(self, runtime)
+            _forget(self, runtime, claim)
             return False
         except Exception as exc:
             if ingestor is not None and (isinstance(exc, StoreUnavailable)
@@ -198,7 +232,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 letter = _dead_letter(self, runtime, payload, exc, attempt)
                 log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
                           batch_id, attempt, letter.id, exc)
-                _forget(self, runtime)
+                _forget(self, runtime, claim)
                 return False
             countdown = options.countdown(self.request.retries)
             log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs%s",
@@ -207,7 +241,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         log.info("ingest batch %s: timings: queue %.3fs, build %.3fs, commit %.3fs",
                  batch_id, timings["queue"], timings["build"], timings["commit"])
         log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
-        _forget(self, runtime)
+        _forget(self, runtime, claim)
         return applied
 
     return ingest_batch
@@ -255,11 +289,21 @@ def _lost_deliveries(task: Task, runtime: WorkerRuntime) -> int:
     return max(0, int(count) - (task.request.retries + 1))
 
 
-def _forget(task: Task, runtime: WorkerRuntime) -> None:
+def _forget(task: Task, runtime: WorkerRuntime, claim: str | None) -> None:
+    """The batch has its verdict: drop its delivery count and its stored payload.
+
+    Only now, before the message is acknowledged: a redelivery after this
+    finds no payload and ends there (the verdict stands: applied, or dead
+    letters holding the payload).
+    """
+    keys = [DELIVERIES_KEY + str(task.request.id)]
+    if claim is not None:
+        keys.append(claim)
     try:
-        runtime.redis.delete(DELIVERIES_KEY + str(task.request.id))
-    except redis.RedisError as exc:  # the key expires on its own
-        log.warning("cannot clear delivery count of task %s: %r", task.request.id, exc)
+        runtime.redis.delete(*keys)
+    except redis.RedisError as exc:  # both keys expire on their own
+        log.warning("cannot clear delivery count and payload of task %s: %r",
+                    task.request.id, exc)
 
 
 def _dead_letter(
@@ -273,8 +317,33 @@ def _dead_letter(
         raise task.retry(exc=redis_exc, countdown=1.0, max_retries=None) from redis_exc
 
 
-def publish(app: Celery, payload: Mapping[str, Any]) -> str:
-    """Send one batch to the ingest queue; returns the Celery task id."""
-    from topology.ingest.celery_app import QUEUE, TASK_NAME
+_publishers: weakref.WeakKeyDictionary[Celery, redis.Redis] = weakref.WeakKeyDictionary()
+_publishers_lock = threading.Lock()
 
-    return app.send_task(TASK_NAME, args=[dict(payload)], queue=QUEUE).id
+
+def _payloads(app: Celery) -> redis.Redis:
+    """The Redis client that stores this app's payloads (its broker), made once."""
+    with _publishers_lock:
+        client = _publishers.get(app)
+        if client is None:
+            client = _publishers[app] = redis.Redis.from_url(app.conf.broker_url)
+        return client
+
+
+def publish(app: Celery, payload: Mapping[str, Any]) -> str:
+    """Send one batch to the ingest queue; returns the Celery task id.
+
+    The payload goes to Redis under its own key, the message carries the key
+    (claims.py). The payload is stored first: a message never names a key
+    that was not written. Publishing raises redis.RedisError or kombu's
+    OperationalError when Redis is unreachable (then a stored payload is
+    left to its expiry).
+    """
+    from topology.ingest.celery_app import DEFAULT_PAYLOAD_TTL, QUEUE, TASK_NAME
+
+    task_id = uuid.uuid4().hex
+    ttl = app.conf.get("topology_payload_ttl") or DEFAULT_PAYLOAD_TTL
+    key = claims.put(_payloads(app), task_id, payload, ttl)
+    batch_id = payload.get("batch_id")
+    return app.send_task(TASK_NAME, kwargs={"claim": key, "batch_id": batch_id},
+                         queue=QUEUE, task_id=task_id).id
