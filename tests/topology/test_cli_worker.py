@@ -44,6 +44,20 @@ def test_worker_needs_a_redis_url(tmp_path: Path) -> None:
     assert "TOPOLOGY_REDIS_URL" in result.output
 
 
+@pytest.mark.parametrize(("args", "environ", "message"), [
+    (["--build-processes", "-1"], {}, "Invalid value for '--build-processes'"),
+    ([], {"TOPOLOGY_INGEST_BUILD_PROCESSES": "many"},
+     "TOPOLOGY_INGEST_BUILD_PROCESSES: 'many' is not a non-negative integer"),
+])
+def test_worker_refuses_a_bad_build_process_count(
+    redis_url: str, tmp_path: Path, args: list[str], environ: dict[str, str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        worker, ["--redis-url", redis_url, "--data-dir", str(tmp_path), *args], env=environ)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
 @pytest.mark.parametrize(("environ", "expected"), [
     ({}, WORKER_BUFFER_POOL_MB),
     ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "512"}, None),  # the setting decides

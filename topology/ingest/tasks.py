@@ -40,8 +40,9 @@ import redis
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
-from topology.ingest import claims
+from topology.ingest import claims, offload
 from topology.ingest.deadletter import DeadLetter, DeadLetters
+from topology.ingest.offload import BuildPool
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
 from topology.store.base import GraphStore, StoreError, StoreUnavailable
@@ -70,6 +71,19 @@ class WorkerRuntime:
         self._ingestor: Ingestor | None = None
         self._redis: redis.Redis | None = None
         self._dead: DeadLetters | None = None
+        self._builds: BuildPool | None = None
+        self._builds_checked = False
+
+    def build_pool(self) -> BuildPool | None:
+        """The helper processes that prepare stored payloads (offload.py): only for an
+        embedded store, whose one worker process would build on one core."""
+        with self._lock:
+            if not self._builds_checked:
+                self._builds_checked = True
+                count = offload.processes()
+                if self.settings.store == "embedded" and count > 0:
+                    self._builds = BuildPool(self.settings, count)
+            return self._builds
 
     def _check_pid(self) -> None:
         # A prefork child must not reuse what its parent opened.
@@ -143,6 +157,10 @@ class WorkerRuntime:
     def close(self) -> None:
         self.reset_store()
         with self._lock:
+            builds, self._builds = self._builds, None
+        if builds is not None:
+            builds.close()
+        with self._lock:
             if self._redis is not None:
                 self._redis.close()
                 self._redis = None
@@ -178,6 +196,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         if claim is None and isinstance(payload, Mapping):
             batch_id = payload.get("batch_id")
         lost = _lost_deliveries(self, runtime)
+        raw: bytes | None = None  # the stored payload, when a build helper decodes it
         if claim is not None:
             try:
                 raw = claims.fetch(runtime.redis, claim)
@@ -191,35 +210,39 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                           batch_id, claim)
                 _forget(self, runtime, claim)
                 return False
-            try:
-                payload = claims.decode(raw)
-            except InvalidBatch as exc:
-                text = raw.decode("utf-8", errors="replace")
-                letter = _dead_letter(self, runtime, text, exc, attempt)
-                log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
-                          batch_id, letter.id, exc)
-                _forget(self, runtime, claim)
-                return False
+            if runtime.build_pool() is None:
+                payload, raw = _decoded(raw), None
         if lost > options.max_worker_lost:
             exc = WorkerLost(f"the worker died {lost} times while ingesting this batch"
                              " (killed, or out of memory)")
-            letter = _dead_letter(self, runtime, payload, exc, attempt + lost - 1)
+            letter = _dead_letter(self, runtime, _letter_payload(payload, raw), exc,
+                                  attempt + lost - 1)
             log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
             _forget(self, runtime, claim)
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         ingestor: Ingestor | None = None
         try:
-            if not isinstance(payload, Mapping):
-                raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
-            ingestor = runtime.ingestor()
+            if isinstance(payload, _Undecodable):
+                raise payload.error
             timings: dict[str, float] = {}
             # A retry or a redelivery is written alone: if its batch is what made
             # its group fail, it fails by itself this time.
-            applied = ingestor.ingest(payload, timings,
-                                      alone=self.request.retries > 0 or lost > 0)
+            alone = self.request.retries > 0 or lost > 0
+            pool = runtime.build_pool() if raw is not None else None
+            if pool is not None and raw is not None:
+                ingestor = runtime.ingestor()
+                stored = raw
+                applied = ingestor.ingest_prepared(lambda: pool.prepare(stored), timings,
+                                                   alone=alone)
+            else:
+                if not isinstance(payload, Mapping):
+                    raise InvalidBatch(
+                        f"payload is a {type(payload).__name__}, not a JSON object")
+                ingestor = runtime.ingestor()
+                applied = ingestor.ingest(payload, timings, alone=alone)
         except InvalidBatch as exc:
-            letter = _dead_letter(self, runtime, payload, exc, attempt)
+            letter = _dead_letter(self, runtime, _letter_payload(payload, raw), exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
                       batch_id, letter.id, exc)
             _forget(self, runtime, claim)
@@ -229,7 +252,8 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                                          or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)
             if self.request.retries >= options.max_retries:
-                letter = _dead_letter(self, runtime, payload, exc, attempt)
+                letter = _dead_letter(self, runtime, _letter_payload(payload, raw), exc,
+                                      attempt)
                 log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
                           batch_id, attempt, letter.id, exc)
                 _forget(self, runtime, claim)
@@ -245,6 +269,28 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         return applied
 
     return ingest_batch
+
+
+class _Undecodable:
+    """A stored payload that is not JSON: dead-lettered as its text."""
+
+    def __init__(self, text: str, error: InvalidBatch) -> None:
+        self.text = text
+        self.error = error
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return claims.decode(raw)
+    except InvalidBatch as exc:
+        return _Undecodable(raw.decode("utf-8", errors="replace"), exc)
+
+
+def _letter_payload(payload: Any, raw: bytes | None) -> Any:
+    """What a dead letter keeps of the batch: its payload, or the text it was stored as."""
+    if raw is not None:  # a build helper had it: decode it here, once
+        payload = _decoded(raw)
+    return payload.text if isinstance(payload, _Undecodable) else payload
 
 
 # LadybugDB's words when its buffer pool ran out, in a write or in the

@@ -181,23 +181,27 @@ def test_same_batch_published_twice_counts_once(
     assert _store_totals(settings_for) == expected_totals(one, two)
 
 
+@pytest.mark.parametrize("helpers", ["0", "1"])
 def test_inline_payloads_and_claims_whose_payload_is_gone_or_broken(
     app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
-    workers: list[WorkerProcess], tmp_path: Path,
+    workers: list[WorkerProcess], tmp_path: Path, helpers: str,
 ) -> None:
     """Collectors publish payloads inline; a claim whose payload was deleted after its
     verdict (a redelivery after the worker died before acknowledging) counts nothing;
-    stored bytes that are not JSON are dead-lettered as text."""
+    stored bytes that are not JSON are dead-lettered as text. With build helpers
+    (offload.py) and without."""
     client = redis.Redis.from_url(redis_url)
     client.set(PAYLOAD_KEY + "broken", b'{"batch_id": "broken", ')
-    worker = _start(workers, env, tmp_path)
-    inline = batch("inline", 30)
+    worker = _start(workers, env | {"TOPOLOGY_INGEST_BUILD_PROCESSES": helpers}, tmp_path)
+    inline, claimed = batch("inline", 30), batch("claimed", 25)
+    publish(app, claimed)
     app.send_task(TASK_NAME, args=[inline], queue=QUEUE)
     app.send_task(TASK_NAME, kwargs={"claim": PAYLOAD_KEY + "gone", "batch_id": "gone"},
                   queue=QUEUE)
     app.send_task(TASK_NAME, kwargs={"claim": PAYLOAD_KEY + "broken", "batch_id": "broken"},
                   queue=QUEUE)
     worker.wait_log(r"ingest batch inline: applied")
+    worker.wait_log(r"ingest batch claimed: applied")
     worker.wait_log(r"ingest batch gone: its payload \(topology:ingest:payload:gone\) is gone")
     letters = DeadLetters.from_url(redis_url)
     wait_for(lambda: len(letters), 60, "the broken payload in the dead letters")
@@ -207,7 +211,7 @@ def test_inline_payloads_and_claims_whose_payload_is_gone_or_broken(
     _no_payloads_left(redis_url)
     worker.stop()
     assert worker.count(r"ingest batch gone: attempt") == 0
-    assert _store_totals(settings_for) == expected_totals(inline)
+    assert _store_totals(settings_for) == expected_totals(inline, claimed)
 
 
 def _invalid() -> dict[str, Any]:
