@@ -22,7 +22,7 @@ edges per minute at its 50,000 events/s target. Prints:
 * a check that the store's request total equals the events sent.
 
 Run: .venv/bin/python bench/ingest_e2e.py [--events N] [--batch-size B] [--rate EV_PER_S]
-     [--threads N] [--buffer-pool-mb N] [--keep-log FILE]
+     [--threads N] [--build-processes N] [--buffer-pool-mb N] [--keep-log FILE]
 """
 
 from __future__ import annotations
@@ -191,6 +191,8 @@ def main() -> None:
     parser.add_argument("--buffer-pool-mb", type=int,
                         help="TOPOLOGY_EMBEDDED_BUFFER_POOL_MB of the worker (default: its own)")
     parser.add_argument("--threads", type=int, help="worker --concurrency (default: its own)")
+    parser.add_argument("--build-processes", type=int,
+                        help="worker --build-processes (default: its own)")
     parser.add_argument("--keep-log", type=Path,
                         help="copy the worker's log here (it is removed with the store)")
     args = parser.parse_args()
@@ -210,6 +212,8 @@ def main() -> None:
     log = work / "worker.log"
     log.write_text("")
     threads = ["--concurrency", str(args.threads)] if args.threads else []
+    if args.build_processes is not None:
+        threads += ["--build-processes", str(args.build_processes)]
     proc = subprocess.Popen([sys.executable, "-c", WORKER, "--logfile", str(log), *threads],
                             env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -270,7 +274,8 @@ def main() -> None:
                         r" commit ([0-9.]+)s", log_text)
     print(f"events: {args.events} in {len(batches)} batches of {args.batch_size}; "
           f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events")
-    print(f"worker: threads {args.threads or 'default'}, buffer pool "
+    print(f"worker: threads {args.threads or 'default'}, build processes "
+          f"{'default' if args.build_processes is None else args.build_processes}, buffer pool "
           f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB; "
           f"{len(commits)} store commits, up to {max(map(int, commits), default=0)} batches each")
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")

@@ -20,24 +20,38 @@ from topology.ingest.paths import OVERFLOW_TEMPLATE
 DEFAULT_CAP = 100
 _PREFIX = "topology:paths:"
 
-# KEYS[1] = the edge's set; ARGV = cap, ttl seconds, templates...
+# KEYS = the edges' sets; ARGV = cap, ttl seconds, then for each edge in KEYS'
+# order: how many templates, the templates. Returns each edge's admitted ones.
+# Many edges per call: a call per edge cost a round of packing and parsing each,
+# which made admission the costliest step of a group's rows for new edges.
 _ADMIT = """
 local cap = tonumber(ARGV[1])
-local out = {}
-local size = redis.call('SCARD', KEYS[1])
-for i = 3, #ARGV do
-  local t = ARGV[i]
-  if redis.call('SISMEMBER', KEYS[1], t) == 1 then
-    table.insert(out, t)
-  elseif size < cap then
-    redis.call('SADD', KEYS[1], t)
-    size = size + 1
-    table.insert(out, t)
+local ttl = tonumber(ARGV[2])
+local result = {}
+local a = 3
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local n = tonumber(ARGV[a])
+  local out = {}
+  local size = redis.call('SCARD', key)
+  for i = a + 1, a + n do
+    local t = ARGV[i]
+    if redis.call('SISMEMBER', key, t) == 1 then
+      table.insert(out, t)
+    elseif size < cap then
+      redis.call('SADD', key, t)
+      size = size + 1
+      table.insert(out, t)
+    end
   end
+  a = a + n + 1
+  redis.call('EXPIRE', key, ttl)
+  result[k] = out
 end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return out
+return result
 """
+# Edges per script call: bounds how long one call holds Redis.
+_EDGES_PER_CALL = 500
 
 
 class TemplateCap(ABC):
@@ -105,13 +119,19 @@ class RedisTemplateCap(TemplateCap):
                 ask[edge] = unknown
         if not ask:
             return result
+        edges = list(ask)
         pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
-        for edge, templates in ask.items():
-            self._script(keys=[_PREFIX + edge], args=[self.cap, self._ttl, *templates],
-                         client=pipe)
+        for start in range(0, len(edges), _EDGES_PER_CALL):
+            chunk = edges[start:start + _EDGES_PER_CALL]
+            args: list[object] = [self.cap, self._ttl]
+            for edge in chunk:
+                args.append(len(ask[edge]))
+                args.extend(ask[edge])
+            self._script(keys=[_PREFIX + edge for edge in chunk], args=args, client=pipe)
         if len(known) > self._LOCAL_LIMIT:
             known.clear()
-        for edge, reply in zip(ask, pipe.execute(), strict=True):
+        replies = [reply for chunk in pipe.execute() for reply in chunk]
+        for edge, reply in zip(edges, replies, strict=True):
             for raw in reply:
                 template = raw.decode() if isinstance(raw, bytes) else raw
                 result[edge].add(template)

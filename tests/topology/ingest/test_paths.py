@@ -65,3 +65,14 @@ def test_capped_batch_folds_the_rest_into_overflow(make_cap, settings) -> None: 
     batch = ingestor.build({"batch_id": "b", "agent": "n", "calls": calls})
     assert sorted((row.path, row.requests) for row in batch.calls) == [
         ("/a", 1), ("/b", 1), ("/c", 1), (OVERFLOW_TEMPLATE, 3)]
+
+
+def test_many_edges_are_admitted_as_each_alone(redis_url: str) -> None:
+    """Admission of edges in chunks per script call decides as the in-memory cap does."""
+    client = redis.Redis.from_url(redis_url)
+    wanted = {f"c{n}|s{n % 7}": {f"/t{k}" for k in range(n % 5)} | {"/x"} for n in range(1_200)}
+    later = {edge: {"/x", "/late"} for edge in list(wanted)[::3]}
+    shared, alone = RedisTemplateCap(client, 3), MemoryTemplateCap(3)
+    assert shared.admit(wanted) == alone.admit(wanted)
+    assert RedisTemplateCap(client, 3).admit(later) == alone.admit(later)  # no local copy
+    client.close()
