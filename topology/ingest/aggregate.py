@@ -24,6 +24,9 @@ RowKey = tuple[str, str, int, str, str, str]
 # client, server, naming, timestamp, protocol, method, path template, duration ms,
 # error, status, trace id
 Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
+# A call placed in its row (`Aggregator.place`): row key, naming, duration ms, error,
+# status class index, histogram bin, trace id.
+Placed = tuple[RowKey, str, float, bool, int, int, "str | None"]
 # A call of the batch format -> (client id, server id, naming), or None: it does not count.
 Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
 
@@ -123,18 +126,24 @@ class Aggregator:
     def __len__(self) -> int:
         return len(self._acc)
 
-    @staticmethod
-    def events(
-        calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
-    ) -> list[Event]:
-        """The events `add_calls` would fold, for `add_all` to fold later.
+    def place(
+        self, calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
+    ) -> list[Placed]:
+        """What `add_calls` would fold, each call placed in its row, for `add_placed`.
 
-        Resolving and folding the path (the costly part) can then run in another
-        process (offload.py) and `add_all` over these events gives exactly the
-        rows `add_calls` gives over the calls: same values, same order, so even
-        the latency sums round the same way (a property test holds them together).
+        Resolving, folding the path and placing (row key, histogram bin, status
+        class) can then run in another process (offload.py), and `add_placed`
+        over these gives exactly the rows `add_calls` gives over the calls: the
+        same values in the same order, so even latency sums round the same way
+        (a property test holds them together). Calls of one row share one key
+        object, which pickling sends once.
         """
-        out: list[Event] = []
+        width = self.width
+        bounds = BOUNDS_MS
+        status_index = _STATUS_INDEX
+        keys: dict[RowKey, RowKey] = {}
+        same = keys.setdefault
+        out: list[Placed] = []
         append = out.append
         for call in calls:
             ends = resolve(call)
@@ -142,12 +151,45 @@ class Aggregator:
                 continue
             field = call.get
             client, server, naming = ends
+            key = (client, server, int(call["timestamp"]) // width * width,
+                   call["protocol"], field("method", ""), fold(field("path", "")))
+            key = same(key, key)
             status = field("status")
-            error = (status is not None and status >= 500) or bool(field("error", False))
-            append((client, server, naming, call["timestamp"], call["protocol"],
-                    field("method", ""), fold(field("path", "")), field("duration_ms", 0.0),
-                    error, status, field("trace_id")))
+            if status is None:
+                error = bool(field("error", False))
+                class_index = 0
+            else:
+                error = status >= 500 or bool(field("error", False))
+                class_index = status_index[status]
+            ms = field("duration_ms", 0.0)
+            append((key, naming, ms, error, class_index, bisect_left(bounds, ms),
+                    field("trace_id")))
         return out
+
+    def add_placed(self, placed: Iterable[Placed]) -> int:
+        """Fold calls placed by `place` (of an Aggregator of the same width)."""
+        acc = self._acc
+        get = acc.get
+        bins, classes, max_exemplars = BIN_COUNT, STATUS_CLASSES, MAX_EXEMPLARS
+        n = 0
+        for key, naming, ms, error, class_index, bin_index, trace in placed:
+            n += 1
+            row = get(key)
+            if row is None:
+                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], naming]
+            else:
+                row[_NAMING] = naming
+            row[_REQUESTS] += 1
+            if error:
+                row[_ERRORS] += 1
+            row[_LATENCY] += ms
+            row[_HIST][bin_index] += 1
+            row[_STATUS][class_index] += 1
+            if trace:
+                exemplars = row[_EXEMPLARS]
+                if len(exemplars) < max_exemplars and trace not in exemplars:
+                    exemplars.append(trace)
+        return n
 
     def buckets(self) -> list[CallBucket]:
         return self._buckets(self._acc)

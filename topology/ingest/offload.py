@@ -6,10 +6,10 @@ calls and folding their paths took about 60% of that one core. `BuildPool`
 runs those steps in helper processes (spawned, never forked from the
 multithreaded worker) on payloads as stored by the claim check (claims.py):
 the task thread hands over the raw bytes and gets back a `Prepared` batch,
-its calls as events (`Aggregator.events`). The worker then only folds the
-events into its group (`Ingestor.ingest_prepared`, `Aggregator.add_all`),
-in turn with the other task threads, exactly as it folds calls itself: the
-rows, down to the rounding of latency sums, are the same.
+its calls placed in their rows (`Aggregator.place`). The worker then only
+folds them into its group (`Ingestor.ingest_prepared`, `Aggregator.
+add_placed`), in turn with the other task threads, exactly as it folds calls
+itself: the rows, down to the rounding of latency sums, are the same.
 
 Everything else stays in the worker: the batch-marker check and the fold
 (exactly-once, coalesce.py), the template cap and the write. A helper only
@@ -80,9 +80,10 @@ class _Helper:
         self.leases = RedisLeaseStore(client, settings.batch_marker_retention, time.time)
         self.dns = RedisDnsStore(client, settings.dns_retention, time.time)
         self.folder = PathFolder()
+        self.width = settings.bucket_width
 
     def prepare(self, raw: bytes) -> Prepared:
-        return prepare(claims.decode(raw), self.leases, self.dns, self.folder)
+        return prepare(claims.decode(raw), self.leases, self.dns, self.folder, self.width)
 
 
 _helper: _Helper | None = None

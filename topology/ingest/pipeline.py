@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from topology.ingest.aggregate import Aggregator, Event
+from topology.ingest.aggregate import Aggregator, Placed
 from topology.ingest.coalesce import Coalescer
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.group import GroupCommit
@@ -219,9 +219,9 @@ class Ingestor:
     def ingest_prepared(self, prepare: Callable[[], Prepared],
                         timings: dict[str, float] | None = None, *,
                         alone: bool = False) -> bool:
-        """`ingest` of a batch whose calls `prepare` turns into events elsewhere
-        (offload.py: decoded, validated, resolved and path-folded in a helper
-        process); only folding the events into the group happens here, in turn.
+        """`ingest` of a batch whose calls `prepare` places in rows elsewhere
+        (offload.py: decoded, validated, resolved, path-folded and placed in a
+        helper process); only folding them into the group happens here, in turn.
 
         Needs the coalescer. The batch is announced before `prepare` runs, so
         a write about to start waits for it as for a batch being built.
@@ -241,7 +241,12 @@ class Ingestor:
                 member = coalescer.join(prepared.batch_id, alone=alone)
                 if member.group is not None and not member.duplicate:
                     try:
-                        member.group.aggregator.add_all(prepared.events)
+                        aggregator = member.group.aggregator
+                        if aggregator.width != prepared.width:
+                            raise ValueError(
+                                f"batch {prepared.batch_id} was placed in buckets of"
+                                f" {prepared.width}s, its group has {aggregator.width}s")
+                        aggregator.add_placed(prepared.placed)
                     except BaseException as exc:  # the group's rows are spoilt
                         coalescer.folded(member, (), exc)
                         raise
@@ -282,22 +287,25 @@ def make_resolver(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore)
 
 @dataclass
 class Prepared:
-    """A validated batch's calls resolved into events (`Aggregator.events`), with the
-    services they mention and the counts of `IngestStats`."""
+    """A validated batch's calls resolved and placed in rows of `width`-second
+    buckets (`Aggregator.place`), with the services they mention and the counts
+    of `IngestStats`."""
 
     batch_id: str
     services: list[Service]
-    events: list[Event]
+    placed: list[Placed]
+    width: int
     calls: int
     dropped: dict[str, int]
 
 
 def prepare(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore,
-            folder: PathFolder) -> Prepared:
+            folder: PathFolder, width: float) -> Prepared:
     """Validate a payload and resolve its calls: all of a build but the fold."""
     validate(payload)
     resolver = make_resolver(payload, leases, dns)
     calls = payload.get("calls") or ()
-    events = Aggregator.events(calls, resolver.resolve, folder.fold)
-    return Prepared(payload["batch_id"], list(resolver.services.values()), events,
-                    len(calls), dict(resolver.dropped))
+    placer = Aggregator(width)
+    placed = placer.place(calls, resolver.resolve, folder.fold)
+    return Prepared(payload["batch_id"], list(resolver.services.values()), placed,
+                    placer.width, len(calls), dict(resolver.dropped))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
@@ -121,9 +122,10 @@ _call = st.fixed_dictionaries(
 @given(batches=st.lists(st.lists(_call, max_size=40), max_size=4))
 @settings(max_examples=300, deadline=None)
 def test_events_folded_later_give_the_rows_of_the_calls(batches: list[list[dict]]) -> None:
-    """`Aggregator.events` (made in a build helper, offload.py) folded with `add_all`
-    gives exactly the rows `add_calls` gives, batch after batch into one group:
-    same counts, histograms, exemplars, naming, and latency sums to the last bit."""
+    """Calls placed by `Aggregator.place` (in a build helper, offload.py) and folded
+    with `add_placed` give exactly the rows `add_calls` gives, batch after batch
+    into one group: same counts, histograms, exemplars, naming, and latency sums
+    to the last bit."""
 
     def resolve(call: dict) -> tuple[str, str, str] | None:
         ip = call["source"]["ip"]
@@ -135,5 +137,6 @@ def test_events_folded_later_give_the_rows_of_the_calls(batches: list[list[dict]
     direct, later = Aggregator(60), Aggregator(60)
     for calls in batches:
         counted = direct.add_calls(calls, resolve, fold)
-        assert later.add_all(Aggregator.events(calls, resolve, fold)) == counted
+        placed = Aggregator(60).place(calls, resolve, fold)
+        assert later.add_placed(pickle.loads(pickle.dumps(placed))) == counted
     assert [repr(row) for row in later.buckets()] == [repr(row) for row in direct.buckets()]

@@ -43,10 +43,11 @@ def test_a_helper_prepares_what_the_worker_would(
     client = redis.Redis.from_url(redis_url)
     here = prepare(payload, RedisLeaseStore(client, pool_settings.batch_marker_retention,
                                             time.time),
-                   RedisDnsStore(client, pool_settings.dns_retention), PathFolder())
+                   RedisDnsStore(client, pool_settings.dns_retention), PathFolder(),
+                   pool_settings.bucket_width)
     assert prepared == here
-    assert (prepared.batch_id, prepared.calls, len(prepared.events)) == ("b-1", 300, 300)
-    assert {s.id for s in prepared.services} >= {e[1] for e in prepared.events}
+    assert (prepared.batch_id, prepared.calls, len(prepared.placed)) == ("b-1", 300, 300)
+    assert {s.id for s in prepared.services} >= {key[1] for key, *_ in prepared.placed}
 
 
 @pytest.mark.parametrize(

@@ -140,11 +140,12 @@ SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[tuple, int], dict[str, str
 
 
 def _via_events(ingestor: Ingestor) -> Callable[[dict[str, Any]], bool]:
-    """Ingest as a worker with a build helper does: the batch prepared into events
+    """Ingest as a worker with a build helper does: the batch's calls placed in rows
     (offload.py runs `prepare` in the helper), then folded by the coalescer."""
     def ingest(batch: dict[str, Any]) -> bool:
         return ingestor.ingest_prepared(
-            lambda: prepare(batch, ingestor.leases, ingestor.dns, ingestor.folder))
+            lambda: prepare(batch, ingestor.leases, ingestor.dns, ingestor.folder,
+                            ingestor.settings.bucket_width))
     return ingest
 
 
