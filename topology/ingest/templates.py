@@ -21,34 +21,35 @@ DEFAULT_CAP = 100
 _PREFIX = "topology:paths:"
 
 # KEYS = the edges' sets; ARGV = cap, ttl seconds, then for each edge in KEYS'
-# order: how many templates, the templates. Returns each edge's admitted ones.
-# Many edges per call: a call per edge cost a round of packing and parsing each,
+# order: how many templates, the templates. Returns the refused ones, flat:
+# edge number (1-based), template, ... (usually nothing: a short reply). Many
+# edges per call: a call per edge cost a round of packing and parsing each,
 # which made admission the costliest step of a group's rows for new edges.
 _ADMIT = """
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local result = {}
+local refused = {}
 local a = 3
 for k = 1, #KEYS do
   local key = KEYS[k]
   local n = tonumber(ARGV[a])
-  local out = {}
   local size = redis.call('SCARD', key)
   for i = a + 1, a + n do
     local t = ARGV[i]
-    if redis.call('SISMEMBER', key, t) == 1 then
-      table.insert(out, t)
-    elseif size < cap then
-      redis.call('SADD', key, t)
-      size = size + 1
-      table.insert(out, t)
+    if redis.call('SISMEMBER', key, t) == 0 then
+      if size < cap then
+        redis.call('SADD', key, t)
+        size = size + 1
+      else
+        table.insert(refused, k)
+        table.insert(refused, t)
+      end
     end
   end
   a = a + n + 1
   redis.call('EXPIRE', key, ttl)
-  result[k] = out
 end
-return result
+return refused
 """
 # Edges per script call: bounds how long one call holds Redis.
 _EDGES_PER_CALL = 500
@@ -106,17 +107,18 @@ class RedisTemplateCap(TemplateCap):
         self._redis = redis
         self._ttl = max(1, int(ttl))
         self._script = redis.register_script(_ADMIT)  # type: ignore[attr-defined]
-        self._admitted: set[tuple[str, str]] = set()
+        self._admitted: dict[str, set[str]] = {}  # edge -> templates seen admitted
+        self._count = 0  # templates in `_admitted`
 
     def admit(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
         known = self._admitted
         result: dict[str, set[str]] = {}
         ask: dict[str, list[str]] = {}
         for edge, templates in wanted.items():
-            result[edge] = {t for t in templates if (edge, t) in known}
-            unknown = sorted(templates - result[edge])
-            if unknown:
-                ask[edge] = unknown
+            seen = known.get(edge)
+            result[edge] = templates & seen if seen else set()
+            if len(result[edge]) < len(templates):
+                ask[edge] = sorted(templates - result[edge])
         if not ask:
             return result
         edges = list(ask)
@@ -128,12 +130,19 @@ class RedisTemplateCap(TemplateCap):
                 args.append(len(ask[edge]))
                 args.extend(ask[edge])
             self._script(keys=[_PREFIX + edge for edge in chunk], args=args, client=pipe)
-        if len(known) > self._LOCAL_LIMIT:
+        refused: dict[str, set[str]] = {}
+        for start, reply in zip(range(0, len(edges), _EDGES_PER_CALL), pipe.execute(),
+                                strict=True):
+            for i in range(0, len(reply), 2):
+                raw = reply[i + 1]
+                refused.setdefault(edges[start + int(reply[i]) - 1], set()).add(
+                    raw.decode() if isinstance(raw, bytes) else raw)
+        if self._count > self._LOCAL_LIMIT:
             known.clear()
-        replies = [reply for chunk in pipe.execute() for reply in chunk]
-        for edge, reply in zip(edges, replies, strict=True):
-            for raw in reply:
-                template = raw.decode() if isinstance(raw, bytes) else raw
-                result[edge].add(template)
-                known.add((edge, template))
+            self._count = 0
+        for edge, asked in ask.items():
+            admitted = set(asked) - refused.get(edge, set())
+            result[edge] |= admitted
+            known.setdefault(edge, set()).update(admitted)
+            self._count += len(admitted)
         return result

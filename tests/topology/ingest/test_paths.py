@@ -75,4 +75,5 @@ def test_many_edges_are_admitted_as_each_alone(redis_url: str) -> None:
     shared, alone = RedisTemplateCap(client, 3), MemoryTemplateCap(3)
     assert shared.admit(wanted) == alone.admit(wanted)
     assert RedisTemplateCap(client, 3).admit(later) == alone.admit(later)  # no local copy
+    assert shared.admit(later) == alone.admit(later)  # its local copy, and Redis for /late
     client.close()
