@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topology.ingest.paths import OVERFLOW_TEMPLATE, FoldRule, PathFolder
 from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, TemplateCap
@@ -26,6 +28,23 @@ from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, Templ
 ])
 def test_default_rules(raw: str, template: str) -> None:
     assert PathFolder().fold(raw) == template
+
+
+_segment = st.one_of(
+    st.text("0123456789\u0660\u0967\uff10\u00b2+-.", max_size=8),  # numbers, and look-alikes
+    st.text("0123456789abcdefXYZ-_=", min_size=1, max_size=24),
+    st.from_regex(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", fullmatch=True),
+)
+
+
+@given(segments=st.lists(_segment, max_size=6))
+@settings(max_examples=500, deadline=None)
+def test_plain_numbers_fold_as_the_rules_fold_them(segments: list[str]) -> None:
+    """The shortcut for segments of digits alone gives what the rules give."""
+    path = "/" + "/".join(segments)
+    by_rules = PathFolder()
+    by_rules._number = None  # the regex for every segment
+    assert PathFolder().fold(path) == by_rules.fold(path)
 
 
 def test_rules_are_configurable_and_ordered() -> None:
