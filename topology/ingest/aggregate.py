@@ -11,6 +11,7 @@ batch is folded, on distinct rows rather than on events.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -24,9 +25,6 @@ RowKey = tuple[str, str, int, str, str, str]
 # client, server, naming, timestamp, protocol, method, path template, duration ms,
 # error, status, trace id
 Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
-# A call placed in its row (`Aggregator.place`): row key, naming, duration ms, error,
-# status class index, histogram bin, trace id.
-Placed = tuple[RowKey, str, float, bool, int, int, "str | None"]
 # A call of the batch format -> (client id, server id, naming), or None: it does not count.
 Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
 
@@ -34,6 +32,43 @@ Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
 _REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
 # Status code (0..999, the schema's range) -> status class index.
 _STATUS_INDEX = tuple(status_class(code) for code in range(1000))
+
+
+class Placed:
+    """Calls placed in their rows by `Aggregator.place`, one column per field.
+
+    Columns of machine numbers (array, bytearray) travel between processes as
+    a few buffers, where a list of tuples costs a pickled object per value.
+    Durations are kept as doubles: `add_calls` adds each to a float sum, which
+    converts an integer the same way. Trace ids only for the calls that have one.
+    """
+
+    __slots__ = ("bins", "classes", "durations", "errors", "key_index", "keys",
+                 "naming_index", "namings", "traces")
+
+    def __init__(self) -> None:
+        self.keys: list[RowKey] = []  # distinct row keys, first seen first
+        self.namings: list[str] = []  # distinct namings
+        self.key_index = array("L")
+        self.naming_index = array("L")
+        self.durations = array("d")
+        self.errors = bytearray()
+        self.classes = bytearray()  # status class index (STATUS_CLASSES < 256)
+        self.bins = bytearray()  # histogram bin (BIN_COUNT < 256)
+        self.traces: dict[int, str] = {}  # call number -> trace id
+
+    def __len__(self) -> int:
+        return len(self.key_index)
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Placed) and self.__getstate__() == other.__getstate__()
 
 
 class Aggregator:
@@ -128,23 +163,25 @@ class Aggregator:
 
     def place(
         self, calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
-    ) -> list[Placed]:
+    ) -> Placed:
         """What `add_calls` would fold, each call placed in its row, for `add_placed`.
 
         Resolving, folding the path and placing (row key, histogram bin, status
         class) can then run in another process (offload.py), and `add_placed`
-        over these gives exactly the rows `add_calls` gives over the calls: the
-        same values in the same order, so even latency sums round the same way
-        (a property test holds them together). Calls of one row share one key
-        object, which pickling sends once.
+        over the result gives exactly the rows `add_calls` gives over the calls:
+        the same values in the same order, so even latency sums round the same
+        way (a property test holds them together).
         """
         width = self.width
         bounds = BOUNDS_MS
         status_index = _STATUS_INDEX
-        keys: dict[RowKey, RowKey] = {}
-        same = keys.setdefault
-        out: list[Placed] = []
-        append = out.append
+        placed = Placed()
+        keys: dict[RowKey, int] = {}
+        namings: dict[str, int] = {}
+        key_index, naming_index = placed.key_index.append, placed.naming_index.append
+        durations, errors = placed.durations.append, placed.errors.append
+        classes, bins, traces = placed.classes.append, placed.bins.append, placed.traces
+        n = 0
         for call in calls:
             ends = resolve(call)
             if ends is None:
@@ -153,42 +190,61 @@ class Aggregator:
             client, server, naming = ends
             key = (client, server, int(call["timestamp"]) // width * width,
                    call["protocol"], field("method", ""), fold(field("path", "")))
-            key = same(key, key)
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = len(keys)
+            key_index(k)
+            k = namings.get(naming)
+            if k is None:
+                k = namings[naming] = len(namings)
+            naming_index(k)
             status = field("status")
             if status is None:
-                error = bool(field("error", False))
-                class_index = 0
+                errors(1 if field("error", False) else 0)
+                classes(0)
             else:
-                error = status >= 500 or bool(field("error", False))
-                class_index = status_index[status]
+                errors(1 if status >= 500 or field("error", False) else 0)
+                classes(status_index[status])
             ms = field("duration_ms", 0.0)
-            append((key, naming, ms, error, class_index, bisect_left(bounds, ms),
-                    field("trace_id")))
-        return out
+            durations(ms)
+            bins(bisect_left(bounds, ms))
+            trace = field("trace_id")
+            if trace:
+                traces[n] = trace
+            n += 1
+        placed.keys = list(keys)
+        placed.namings = list(namings)
+        return placed
 
-    def add_placed(self, placed: Iterable[Placed]) -> int:
+    def add_placed(self, placed: Placed) -> int:
         """Fold calls placed by `place` (of an Aggregator of the same width)."""
         acc = self._acc
         get = acc.get
         bins, classes, max_exemplars = BIN_COUNT, STATUS_CLASSES, MAX_EXEMPLARS
+        keys, namings, traces = placed.keys, placed.namings, placed.traces
         n = 0
-        for key, naming, ms, error, class_index, bin_index, trace in placed:
-            n += 1
+        for k, naming, ms, error, class_index, bin_index in zip(
+                placed.key_index, placed.naming_index, placed.durations, placed.errors,
+                placed.classes, placed.bins, strict=True):
+            key = keys[k]
             row = get(key)
             if row is None:
-                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], naming]
+                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], namings[naming]]
             else:
-                row[_NAMING] = naming
+                row[_NAMING] = namings[naming]
             row[_REQUESTS] += 1
             if error:
                 row[_ERRORS] += 1
             row[_LATENCY] += ms
             row[_HIST][bin_index] += 1
             row[_STATUS][class_index] += 1
-            if trace:
-                exemplars = row[_EXEMPLARS]
-                if len(exemplars) < max_exemplars and trace not in exemplars:
-                    exemplars.append(trace)
+            if traces:
+                trace = traces.get(n)
+                if trace:
+                    exemplars = row[_EXEMPLARS]
+                    if len(exemplars) < max_exemplars and trace not in exemplars:
+                        exemplars.append(trace)
+            n += 1
         return n
 
     def buckets(self) -> list[CallBucket]:

@@ -47,7 +47,7 @@ def test_a_helper_prepares_what_the_worker_would(
                    pool_settings.bucket_width)
     assert prepared == here
     assert (prepared.batch_id, prepared.calls, len(prepared.placed)) == ("b-1", 300, 300)
-    assert {s.id for s in prepared.services} >= {key[1] for key, *_ in prepared.placed}
+    assert {s.id for s in prepared.services} >= {key[1] for key in prepared.placed.keys}
 
 
 @pytest.mark.parametrize(
