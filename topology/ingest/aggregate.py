@@ -178,6 +178,10 @@ class Aggregator:
         placed = Placed()
         keys: dict[RowKey, int] = {}
         namings: dict[str, int] = {}
+        # One object per distinct string of the keys (decoding, resolving and folding
+        # make one per call), so pickling sends each once.
+        words: dict[str, str] = {}
+        word = words.setdefault
         key_index, naming_index = placed.key_index.append, placed.naming_index.append
         durations, errors = placed.durations.append, placed.errors.append
         classes, bins, traces = placed.classes.append, placed.bins.append, placed.traces
@@ -188,8 +192,11 @@ class Aggregator:
                 continue
             field = call.get
             client, server, naming = ends
-            key = (client, server, int(call["timestamp"]) // width * width,
-                   call["protocol"], field("method", ""), fold(field("path", "")))
+            protocol, method = call["protocol"], field("method", "")
+            path = fold(field("path", ""))
+            key = (word(client, client), word(server, server),
+                   int(call["timestamp"]) // width * width, word(protocol, protocol),
+                   word(method, method), word(path, path))
             k = keys.get(key)
             if k is None:
                 k = keys[key] = len(keys)
