@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 PROCESSES_ENV = "TOPOLOGY_INGEST_BUILD_PROCESSES"
 DEFAULT_PROCESSES = 1
+ORPHAN_CHECK = 1.0  # seconds between a helper's checks that its worker lives
 
 
 class BuildPoolBroken(RuntimeError):
@@ -93,6 +94,17 @@ def _start_helper(settings: Settings) -> None:
     global _helper
     gctune.tune()  # a decoded batch is large and acyclic, as in the worker
     _helper = _Helper(settings)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="exit-with-worker").start()
+
+
+def _exit_with_parent(parent: int, interval: float = ORPHAN_CHECK) -> None:
+    """End this helper once its worker is gone (killed: nobody shuts the pool down,
+    and a helper waiting for work would wait forever)."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _prepare(raw: bytes) -> Prepared:

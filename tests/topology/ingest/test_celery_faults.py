@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,7 @@ def test_sigkill_mid_batch_is_redelivered_and_counted_exactly(
     workers: list[WorkerProcess], tmp_path: Path,
 ) -> None:
     first = _start(workers, env, tmp_path)
+    # Build helpers (offload.py) start with the first stored batch, not before.
     assert first.pool_pids() == [], "the embedded worker runs its tasks in threads"
     warm, big, after = batch("warm", 20), big_batch(), batch("after", 20)
     publish(app, warm)
@@ -309,3 +311,27 @@ def test_write_too_big_for_the_buffer_pool_is_retried_then_replayed_exactly(
     roomy.wait_log(r"ingest batch big: applied", timeout=120)
     roomy.stop()
     assert _store_totals(settings_for) == expected_totals(small, big)
+
+
+def test_build_helpers_end_with_a_killed_worker(
+    app: Celery, env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    """Only the worker's main process is killed: nobody shuts its build helper down,
+    so the helper notices by itself and exits instead of waiting forever."""
+    worker = _start(workers, env, tmp_path)
+    publish(app, batch("one", 10))
+    worker.wait_log(r"ingest batch one: applied")
+    children = worker.pool_pids()  # the helper (and multiprocessing's resource tracker)
+    assert children
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(30)
+    wait_for(lambda: not any(_alive(pid) for pid in children), 30,
+             "the orphaned build helper to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
