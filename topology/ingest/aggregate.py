@@ -285,12 +285,21 @@ class Aggregator:
                 paths.add(path)
         if not by_edge:
             return self.buckets()
-        admitted = cap.admit({f"{c}|{s}": paths for (c, s), paths in by_edge.items()})
-        refused = {}
-        for (c, s), paths in by_edge.items():
-            left = paths - admitted.get(f"{c}|{s}", set())
-            if left:
-                refused[(c, s)] = left
+        names = {edge: f"{edge[0]}|{edge[1]}" for edge in by_edge}
+        wanted = {names[edge]: paths for edge, paths in by_edge.items()}
+        refused: dict[tuple[str, str], set[str]] = {}
+        if len(wanted) == len(by_edge):
+            left_by_name = cap.refuse(wanted)
+            for edge, name in names.items():
+                left = left_by_name.get(name)
+                if left:
+                    refused[edge] = left
+        else:  # two edges share a name ("|" in an id): as they always were decided
+            admitted = cap.admit(wanted)
+            for edge, paths in by_edge.items():
+                left = paths - admitted.get(names[edge], set())
+                if left:
+                    refused[edge] = left
         if not refused:
             return self.buckets()
         out: dict[RowKey, list] = {}

@@ -67,6 +67,17 @@ class TemplateCap(ABC):
     def admit(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
         """For each edge key, the subset of `wanted` templates it may keep."""
 
+    def refuse(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        """The templates of `wanted` an edge may not keep (only edges with some):
+        the rest of what `admit` decides, for callers that need only that."""
+        admitted = self.admit(wanted)
+        out = {}
+        for edge, templates in wanted.items():
+            left = templates - admitted.get(edge, set())
+            if left:
+                out[edge] = left
+        return out
+
     @staticmethod
     def apply(template: str, admitted: set[str]) -> str:
         return template if template in admitted else OVERFLOW_TEMPLATE
@@ -119,8 +130,29 @@ class RedisTemplateCap(TemplateCap):
             result[edge] = templates & seen if seen else set()
             if len(result[edge]) < len(templates):
                 ask[edge] = sorted(templates - result[edge])
-        if not ask:
-            return result
+        if ask:
+            for edge, admitted in self._ask(ask).items():
+                result[edge] |= admitted
+        return result
+
+    def refuse(self, wanted: Mapping[str, set[str]]) -> dict[str, set[str]]:
+        # In steady state every template is known here: one subset test per edge.
+        known = self._admitted
+        ask: dict[str, list[str]] = {}
+        for edge, templates in wanted.items():
+            seen = known.get(edge)
+            if seen is None or not templates <= seen:
+                ask[edge] = sorted(templates - seen if seen else templates)
+        out: dict[str, set[str]] = {}
+        if ask:
+            for edge, admitted in self._ask(ask).items():
+                left = set(ask[edge]) - admitted
+                if left:
+                    out[edge] = left
+        return out
+
+    def _ask(self, ask: dict[str, list[str]]) -> dict[str, set[str]]:
+        """Redis's decision on templates not known here: the admitted ones per edge."""
         edges = list(ask)
         pipe = self._redis.pipeline(transaction=False)  # type: ignore[attr-defined]
         for start in range(0, len(edges), _EDGES_PER_CALL):
@@ -137,12 +169,13 @@ class RedisTemplateCap(TemplateCap):
                 raw = reply[i + 1]
                 refused.setdefault(edges[start + int(reply[i]) - 1], set()).add(
                     raw.decode() if isinstance(raw, bytes) else raw)
+        known = self._admitted
         if self._count > self._LOCAL_LIMIT:
             known.clear()
             self._count = 0
+        out: dict[str, set[str]] = {}
         for edge, asked in ask.items():
-            admitted = set(asked) - refused.get(edge, set())
-            result[edge] |= admitted
+            admitted = out[edge] = set(asked) - refused.get(edge, set())
             known.setdefault(edge, set()).update(admitted)
             self._count += len(admitted)
-        return result
+        return out

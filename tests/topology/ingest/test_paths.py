@@ -96,3 +96,20 @@ def test_many_edges_are_admitted_as_each_alone(redis_url: str) -> None:
     assert RedisTemplateCap(client, 3).admit(later) == alone.admit(later)  # no local copy
     assert shared.admit(later) == alone.admit(later)  # its local copy, and Redis for /late
     client.close()
+
+
+def test_refused_are_the_templates_not_admitted(make_cap) -> None:  # type: ignore[no-untyped-def]
+    cap: TemplateCap = make_cap(2)
+    assert cap.refuse({"a|b": {"/x", "/y", "/z"}, "a|c": {"/x"}}) == {"a|b": {"/z"}}
+    assert cap.refuse({"a|b": {"/x", "/w"}, "a|c": {"/x"}}) == {"a|b": {"/w"}}  # known here
+    assert cap.refuse({"a|c": {"/v", "/u", "/t"}}) == {"a|c": {"/u", "/v"}}  # sorted: /t fits
+    assert cap.admit({"a|b": {"/x", "/y", "/z", "/w"}}) == {"a|b": {"/x", "/y"}}
+
+
+def test_many_edges_are_refused_as_each_alone(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    wanted = {f"c{n}|s{n % 7}": {f"/t{k}" for k in range(n % 5)} | {"/x"} for n in range(1_200)}
+    shared, alone = RedisTemplateCap(client, 3), MemoryTemplateCap(3)
+    assert shared.refuse(wanted) == alone.refuse(wanted)
+    assert shared.refuse(wanted) == alone.refuse(wanted)  # from its local copy
+    client.close()
