@@ -252,6 +252,7 @@ class Ingestor:
                         raise
                     coalescer.folded(member, prepared.services)
                     self._count_calls(prepared.calls, prepared.dropped)
+            del prepared  # folded: not kept while the group is written
         except BaseException:
             if not joined:
                 coalescer.cancel()

@@ -22,8 +22,9 @@ worker` runs a threads pool in one process when TOPOLOGY_STORE=embedded).
 Its task threads fold their batches' calls in turn into the Ingestor's
 `Coalescer` group: the batches that arrive while one write runs become one
 set of rows in the next transaction, and each task returns (and its message
-is acknowledged) only once its batch is committed. A retry is written alone. In production
-workers share the Neo4j store instead.
+is acknowledged) only once its batch is committed. A retry is written alone. A
+stored payload is built by a helper process (offload.py) and only folded here.
+In production workers share the Neo4j store instead.
 """
 
 from __future__ import annotations
