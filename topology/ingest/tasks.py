@@ -79,6 +79,7 @@ class WorkerRuntime:
         """The helper processes that prepare stored payloads (offload.py): only for an
         embedded store, whose one worker process would build on one core."""
         with self._lock:
+            self._check_pid()
             if not self._builds_checked:
                 self._builds_checked = True
                 count = offload.processes()
@@ -91,6 +92,7 @@ class WorkerRuntime:
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._store = self._ingestor = self._redis = self._dead = None
+            self._builds, self._builds_checked = None, False
 
     @property
     def redis(self) -> redis.Redis:
