@@ -11,17 +11,16 @@ batch is folded, on distinct rows rather than on events.
 
 from __future__ import annotations
 
-from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from topology.histogram import BIN_COUNT, BOUNDS_MS
 from topology.ingest.paths import OVERFLOW_TEMPLATE
+from topology.ingest.placed import Placed, RowKey
 from topology.ingest.templates import TemplateCap
 from topology.model import MAX_EXEMPLARS, STATUS_CLASSES, CallBucket, status_class
 
-RowKey = tuple[str, str, int, str, str, str]
 # client, server, naming, timestamp, protocol, method, path template, duration ms,
 # error, status, trace id
 Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
@@ -32,43 +31,6 @@ Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
 _REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
 # Status code (0..999, the schema's range) -> status class index.
 _STATUS_INDEX = tuple(status_class(code) for code in range(1000))
-
-
-class Placed:
-    """Calls placed in their rows by `Aggregator.place`, one column per field.
-
-    Columns of machine numbers (array, bytearray) travel between processes as
-    a few buffers, where a list of tuples costs a pickled object per value.
-    Durations are kept as doubles: `add_calls` adds each to a float sum, which
-    converts an integer the same way. Trace ids only for the calls that have one.
-    """
-
-    __slots__ = ("bins", "classes", "durations", "errors", "key_index", "keys",
-                 "naming_index", "namings", "traces")
-
-    def __init__(self) -> None:
-        self.keys: list[RowKey] = []  # distinct row keys, first seen first
-        self.namings: list[str] = []  # distinct namings
-        self.key_index = array("L")
-        self.naming_index = array("L")
-        self.durations = array("d")
-        self.errors = bytearray()
-        self.classes = bytearray()  # status class index (STATUS_CLASSES < 256)
-        self.bins = bytearray()  # histogram bin (BIN_COUNT < 256)
-        self.traces: dict[int, str] = {}  # call number -> trace id
-
-    def __len__(self) -> int:
-        return len(self.key_index)
-
-    def __getstate__(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setstate__(self, state: tuple) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Placed) and self.__getstate__() == other.__getstate__()
 
 
 class Aggregator:

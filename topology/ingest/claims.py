@@ -4,7 +4,7 @@ Kombu's Redis transport base64-encodes a message body into a JSON envelope,
 pushes that envelope to the queue and, once a worker takes it, writes it
 again into its hash of unacknowledged messages: a batch of 5,000 calls
 (about 1.7 MB of JSON) crossed Redis three times at 2.3 MB, and both ends
-paid JSON envelopes and base64 for it. `publish` (tasks.py) instead stores
+paid JSON envelopes and base64 for it. `publish` instead stores
 the payload's JSON bytes once (`put`, one SET with an expiry) and sends
 only the key; the task reads it (`fetch`) and deletes it (`forget`) only
 once the batch has a final verdict: applied, found applied before, or kept
@@ -23,7 +23,11 @@ our control (a purged queue) leaves behind; it must outlive any backlog.
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import uuid
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
@@ -31,6 +35,9 @@ from kombu.utils import json as kombu_json
 
 from topology.ingest import wirejson
 from topology.ingest.schema import InvalidBatch
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 PAYLOAD_KEY = "topology:ingest:payload:"
 
@@ -77,3 +84,58 @@ def fetch(client: redis.Redis, key: str) -> bytes | None:
     """The stored payload, or None when it is gone (deleted after its verdict, or expired)."""
     raw = client.get(key)
     return None if raw is None else bytes(raw)
+
+
+class Undecodable:
+    """A stored payload that is not JSON: dead-lettered as its text."""
+
+    def __init__(self, text: str, error: InvalidBatch) -> None:
+        self.text = text
+        self.error = error
+
+
+def decoded(raw: bytes) -> Any:
+    try:
+        return decode(raw)
+    except InvalidBatch as exc:
+        return Undecodable(raw.decode("utf-8", errors="replace"), exc)
+
+
+def letter_payload(payload: Any, raw: bytes | None) -> Any:
+    """What a dead letter keeps of the batch: its payload, or the text it was stored as."""
+    if raw is not None:  # a build helper had it: decode it here, once
+        payload = decoded(raw)
+    return payload.text if isinstance(payload, Undecodable) else payload
+
+
+_publishers: weakref.WeakKeyDictionary[Celery, redis.Redis] = (  # one client per app
+    weakref.WeakKeyDictionary())
+_publishers_lock = threading.Lock()
+
+
+def _payloads(app: Celery) -> redis.Redis:
+    """The Redis client that stores this app's payloads (its broker), made once."""
+    with _publishers_lock:
+        client = _publishers.get(app)
+        if client is None:
+            client = _publishers[app] = redis.Redis.from_url(app.conf.broker_url)
+        return client
+
+
+def publish(app: Celery, payload: Mapping[str, Any]) -> str:
+    """Send one batch to the ingest queue; returns the Celery task id.
+
+    The payload goes to Redis under its own key, the message carries the key
+    (the module's docstring). The payload is stored first: a message never names a key
+    that was not written. Publishing raises redis.RedisError or kombu's
+    OperationalError when Redis is unreachable (then a stored payload is
+    left to its expiry).
+    """
+    from topology.ingest.celery_app import DEFAULT_PAYLOAD_TTL, QUEUE, TASK_NAME
+
+    task_id = uuid.uuid4().hex
+    ttl = app.conf.get("topology_payload_ttl") or DEFAULT_PAYLOAD_TTL
+    key = put(_payloads(app), task_id, payload, ttl)
+    batch_id = payload.get("batch_id")
+    return app.send_task(TASK_NAME, kwargs={"claim": key, "batch_id": batch_id},
+                         queue=QUEUE, task_id=task_id).id

@@ -18,12 +18,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from topology.ingest.aggregate import Aggregator, Placed
+from topology.ingest.aggregate import Aggregator
 from topology.ingest.coalesce import Coalescer
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.group import GroupCommit
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
 from topology.ingest.paths import PathFolder
+from topology.ingest.placed import Placed
 from topology.ingest.resolve import Resolver
 from topology.ingest.schema import InvalidBatch, validate
 from topology.ingest.templates import (
@@ -294,7 +295,7 @@ class Prepared:
 
     batch_id: str
     services: list[Service]
-    placed: list[Placed]
+    placed: Placed
     width: int
     calls: int
     dropped: dict[str, int]

@@ -32,8 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import uuid
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +45,10 @@ from topology.ingest.offload import BuildPool
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
 from topology.store.base import GraphStore, StoreError, StoreUnavailable
+
+__all__ = ["WorkerLost", "WorkerRuntime", "publish", "register", "store_exhausted"]
+
+publish = claims.publish  # where callers have always imported it from
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +216,11 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 _forget(self, runtime, claim)
                 return False
             if runtime.build_pool() is None:
-                payload, raw = _decoded(raw), None
+                payload, raw = claims.decoded(raw), None
         if lost > options.max_worker_lost:
             exc = WorkerLost(f"the worker died {lost} times while ingesting this batch"
                              " (killed, or out of memory)")
-            letter = _dead_letter(self, runtime, _letter_payload(payload, raw), exc,
+            letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc,
                                   attempt + lost - 1)
             log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
             _forget(self, runtime, claim)
@@ -226,7 +228,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         ingestor: Ingestor | None = None
         try:
-            if isinstance(payload, _Undecodable):
+            if isinstance(payload, claims.Undecodable):
                 raise payload.error
             timings: dict[str, float] = {}
             # A retry or a redelivery is written alone: if its batch is what made
@@ -245,7 +247,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                 ingestor = runtime.ingestor()
                 applied = ingestor.ingest(payload, timings, alone=alone)
         except InvalidBatch as exc:
-            letter = _dead_letter(self, runtime, _letter_payload(payload, raw), exc, attempt)
+            letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
                       batch_id, letter.id, exc)
             _forget(self, runtime, claim)
@@ -255,7 +257,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                                          or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)
             if self.request.retries >= options.max_retries:
-                letter = _dead_letter(self, runtime, _letter_payload(payload, raw), exc,
+                letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc,
                                       attempt)
                 log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
                           batch_id, attempt, letter.id, exc)
@@ -272,28 +274,6 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         return applied
 
     return ingest_batch
-
-
-class _Undecodable:
-    """A stored payload that is not JSON: dead-lettered as its text."""
-
-    def __init__(self, text: str, error: InvalidBatch) -> None:
-        self.text = text
-        self.error = error
-
-
-def _decoded(raw: bytes) -> Any:
-    try:
-        return claims.decode(raw)
-    except InvalidBatch as exc:
-        return _Undecodable(raw.decode("utf-8", errors="replace"), exc)
-
-
-def _letter_payload(payload: Any, raw: bytes | None) -> Any:
-    """What a dead letter keeps of the batch: its payload, or the text it was stored as."""
-    if raw is not None:  # a build helper had it: decode it here, once
-        payload = _decoded(raw)
-    return payload.text if isinstance(payload, _Undecodable) else payload
 
 
 # LadybugDB's words when its buffer pool ran out, in a write or in the
@@ -364,35 +344,3 @@ def _dead_letter(
     except redis.RedisError as redis_exc:
         log.warning("dead-lettering failed (%r); the batch will be retried", redis_exc)
         raise task.retry(exc=redis_exc, countdown=1.0, max_retries=None) from redis_exc
-
-
-_publishers: weakref.WeakKeyDictionary[Celery, redis.Redis] = weakref.WeakKeyDictionary()
-_publishers_lock = threading.Lock()
-
-
-def _payloads(app: Celery) -> redis.Redis:
-    """The Redis client that stores this app's payloads (its broker), made once."""
-    with _publishers_lock:
-        client = _publishers.get(app)
-        if client is None:
-            client = _publishers[app] = redis.Redis.from_url(app.conf.broker_url)
-        return client
-
-
-def publish(app: Celery, payload: Mapping[str, Any]) -> str:
-    """Send one batch to the ingest queue; returns the Celery task id.
-
-    The payload goes to Redis under its own key, the message carries the key
-    (claims.py). The payload is stored first: a message never names a key
-    that was not written. Publishing raises redis.RedisError or kombu's
-    OperationalError when Redis is unreachable (then a stored payload is
-    left to its expiry).
-    """
-    from topology.ingest.celery_app import DEFAULT_PAYLOAD_TTL, QUEUE, TASK_NAME
-
-    task_id = uuid.uuid4().hex
-    ttl = app.conf.get("topology_payload_ttl") or DEFAULT_PAYLOAD_TTL
-    key = claims.put(_payloads(app), task_id, payload, ttl)
-    batch_id = payload.get("batch_id")
-    return app.send_task(TASK_NAME, kwargs={"claim": key, "batch_id": batch_id},
-                         queue=QUEUE, task_id=task_id).id
