@@ -4,7 +4,8 @@
 an evicting Redis could drop queued batches or dead letters without a trace.
 With the embedded store a worker owns the database file, so it runs in one
 process with a pool of task threads (`--concurrency`, default
-EMBEDDED_THREADS) whose batches share transactions (group commit), and caps
+EMBEDDED_THREADS) whose batches share transactions (group commit), builds
+batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
 TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
 Neo4j store, where each pool process has its own driver.
@@ -57,6 +58,10 @@ def _settings(ctx: click.Context, **flags: Any) -> Settings:
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="pool processes (neo4j store); task threads sharing transactions"
                    f" (embedded store, default {EMBEDDED_THREADS})")
+@click.option("--build-processes", type=click.IntRange(min=0),
+              help="embedded store: helper processes that decode, validate and resolve"
+                   " batches on other cores (default 1; 0: in the worker process;"
+                   " TOPOLOGY_INGEST_BUILD_PROCESSES)")
 @click.option("--loglevel", default="info", show_default=True)
 @click.option("--logfile", help="write the worker log to this file instead of stderr")
 @click.option("--hostname", default="topology@%h", show_default=True,
@@ -69,6 +74,7 @@ def worker(
     data_dir: str | None,
     neo4j_uri: str | None,
     concurrency: int | None,
+    build_processes: int | None,
     loglevel: str,
     logfile: str | None,
     hostname: str,
@@ -93,6 +99,14 @@ def worker(
         raise click.ClickException(f"refusing to start the worker: {exc}") from None
     finally:
         client.close()
+    from topology.ingest import offload
+
+    if build_processes is not None:  # read by the ingest task's runtime (offload.py)
+        os.environ[offload.PROCESSES_ENV] = str(build_processes)
+    try:
+        offload.processes()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
     pool = "prefork"
     if settings.store == "embedded":
         # One process owns the file; its task threads share transactions.

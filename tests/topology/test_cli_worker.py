@@ -44,6 +44,20 @@ def test_worker_needs_a_redis_url(tmp_path: Path) -> None:
     assert "TOPOLOGY_REDIS_URL" in result.output
 
 
+@pytest.mark.parametrize(("args", "environ", "message"), [
+    (["--build-processes", "-1"], {}, "Invalid value for '--build-processes'"),
+    ([], {"TOPOLOGY_INGEST_BUILD_PROCESSES": "many"},
+     "TOPOLOGY_INGEST_BUILD_PROCESSES: 'many' is not a non-negative integer"),
+])
+def test_worker_refuses_a_bad_build_process_count(
+    redis_url: str, tmp_path: Path, args: list[str], environ: dict[str, str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        worker, ["--redis-url", redis_url, "--data-dir", str(tmp_path), *args], env=environ)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
 @pytest.mark.parametrize(("environ", "expected"), [
     ({}, WORKER_BUFFER_POOL_MB),
     ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "512"}, None),  # the setting decides
@@ -97,17 +111,22 @@ def test_deadletter_replay_publishes_to_the_ingest_queue(
     code, out = _run(redis_url, "replay", *args)
     assert code == 0, out
     assert letters.ids() == left
-    messages = redis.Redis.from_url(redis_url).lrange(QUEUE, 0, -1)
-    bodies = sorted(_batch_id_of(raw) for raw in messages)
+    client = redis.Redis.from_url(redis_url)
+    messages = client.lrange(QUEUE, 0, -1)
+    bodies = sorted(_batch_id_of(client, raw) for raw in messages)
     assert bodies == queued
 
 
-def _batch_id_of(raw: bytes) -> str:
+def _batch_id_of(client: redis.Redis, raw: bytes) -> str:
+    """The batch id of a queued message's payload, read where its claim points."""
     import base64
 
     message = json.loads(raw)
-    args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-    return args[0]["batch_id"]
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert args == []
+    payload = json.loads(client.get(kwargs["claim"]))
+    assert payload["batch_id"] == kwargs["batch_id"]
+    return payload["batch_id"]
 
 
 @pytest.mark.parametrize("args", [[], ["b-1", "--all"]])

@@ -17,10 +17,10 @@ from typing import Any
 
 from topology.histogram import BIN_COUNT, BOUNDS_MS
 from topology.ingest.paths import OVERFLOW_TEMPLATE
+from topology.ingest.placed import Placed, RowKey
 from topology.ingest.templates import TemplateCap
 from topology.model import MAX_EXEMPLARS, STATUS_CLASSES, CallBucket, status_class
 
-RowKey = tuple[str, str, int, str, str, str]
 # client, server, naming, timestamp, protocol, method, path template, duration ms,
 # error, status, trace id
 Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
@@ -123,6 +123,99 @@ class Aggregator:
     def __len__(self) -> int:
         return len(self._acc)
 
+    def place(
+        self, calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
+    ) -> Placed:
+        """What `add_calls` would fold, each call placed in its row, for `add_placed`.
+
+        Resolving, folding the path and placing (row key, histogram bin, status
+        class) can then run in another process (offload.py), and `add_placed`
+        over the result gives exactly the rows `add_calls` gives over the calls:
+        the same values in the same order, so even latency sums round the same
+        way (a property test holds them together).
+        """
+        width = self.width
+        bounds = BOUNDS_MS
+        status_index = _STATUS_INDEX
+        placed = Placed()
+        keys: dict[RowKey, int] = {}
+        namings: dict[str, int] = {}
+        # One object per distinct string of the keys (decoding, resolving and folding
+        # make one per call), so pickling sends each once.
+        words: dict[str, str] = {}
+        word = words.setdefault
+        key_index, naming_index = placed.key_index.append, placed.naming_index.append
+        durations, errors = placed.durations.append, placed.errors.append
+        classes, bins, traces = placed.classes.append, placed.bins.append, placed.traces
+        n = 0
+        for call in calls:
+            ends = resolve(call)
+            if ends is None:
+                continue
+            field = call.get
+            client, server, naming = ends
+            protocol, method = call["protocol"], field("method", "")
+            path = fold(field("path", ""))
+            key = (word(client, client), word(server, server),
+                   int(call["timestamp"]) // width * width, word(protocol, protocol),
+                   word(method, method), word(path, path))
+            k = keys.get(key)
+            if k is None:
+                k = keys[key] = len(keys)
+            key_index(k)
+            k = namings.get(naming)
+            if k is None:
+                k = namings[naming] = len(namings)
+            naming_index(k)
+            status = field("status")
+            if status is None:
+                errors(1 if field("error", False) else 0)
+                classes(0)
+            else:
+                errors(1 if status >= 500 or field("error", False) else 0)
+                classes(status_index[status])
+            ms = field("duration_ms", 0.0)
+            durations(ms)
+            bins(bisect_left(bounds, ms))
+            trace = field("trace_id")
+            if trace:
+                traces[n] = trace
+            n += 1
+        placed.keys = list(keys)
+        placed.namings = list(namings)
+        return placed
+
+    def add_placed(self, placed: Placed) -> int:
+        """Fold calls placed by `place` (of an Aggregator of the same width)."""
+        acc = self._acc
+        get = acc.get
+        bins, classes, max_exemplars = BIN_COUNT, STATUS_CLASSES, MAX_EXEMPLARS
+        keys, namings, traces = placed.keys, placed.namings, placed.traces
+        n = 0
+        for k, naming, ms, error, class_index, bin_index in zip(
+                placed.key_index, placed.naming_index, placed.durations, placed.errors,
+                placed.classes, placed.bins, strict=True):
+            key = keys[k]
+            row = get(key)
+            if row is None:
+                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], namings[naming]]
+            else:
+                row[_NAMING] = namings[naming]
+            row[_REQUESTS] += 1
+            if error:
+                row[_ERRORS] += 1
+            row[_LATENCY] += ms
+            row[_HIST][bin_index] += 1
+            row[_STATUS][class_index] += 1
+            if traces:
+                trace = traces.get(n)
+                if trace:
+                    exemplars = row[_EXEMPLARS]
+                    if len(exemplars) < max_exemplars and trace not in exemplars:
+                        exemplars.append(trace)
+            n += 1
+        return n
+
     def buckets(self) -> list[CallBucket]:
         return self._buckets(self._acc)
 
@@ -154,12 +247,21 @@ class Aggregator:
                 paths.add(path)
         if not by_edge:
             return self.buckets()
-        admitted = cap.admit({f"{c}|{s}": paths for (c, s), paths in by_edge.items()})
-        refused = {}
-        for (c, s), paths in by_edge.items():
-            left = paths - admitted.get(f"{c}|{s}", set())
-            if left:
-                refused[(c, s)] = left
+        names = {edge: f"{edge[0]}|{edge[1]}" for edge in by_edge}
+        wanted = {names[edge]: paths for edge, paths in by_edge.items()}
+        refused: dict[tuple[str, str], set[str]] = {}
+        if len(wanted) == len(by_edge):
+            left_by_name = cap.refuse(wanted)
+            for edge, name in names.items():
+                left = left_by_name.get(name)
+                if left:
+                    refused[edge] = left
+        else:  # two edges share a name ("|" in an id): as they always were decided
+            admitted = cap.admit(wanted)
+            for edge, paths in by_edge.items():
+                left = paths - admitted.get(names[edge], set())
+                if left:
+                    refused[edge] = left
         if not refused:
             return self.buckets()
         out: dict[RowKey, list] = {}

@@ -25,6 +25,7 @@ from topology.durations import parse_duration
 from topology.settings import Settings, SettingsError
 
 QUEUE = "topology.ingest"
+DEFAULT_PAYLOAD_TTL = 7 * 86400.0
 TASK_NAME = "topology.ingest.batch"
 
 
@@ -41,6 +42,10 @@ class DeliveryOptions:
       seconds, each next one twice as long, never more than retry_backoff_max.
     max_worker_lost: deliveries of one batch allowed to die with their worker
       (SIGKILL, out of memory) before the batch is dead-lettered.
+    payload_ttl: how long a published batch's payload is kept in Redis for
+      its message (claims.py); it is deleted as soon as the batch has its
+      verdict, so this only bounds what a message lost outside our control
+      leaves behind. It must outlive any backlog of the queue.
     """
 
     visibility_timeout: float = 3600.0
@@ -48,6 +53,7 @@ class DeliveryOptions:
     retry_backoff: float = 2.0
     retry_backoff_max: float = 300.0
     max_worker_lost: int = 3
+    payload_ttl: float = DEFAULT_PAYLOAD_TTL
 
     ENV: ClassVar[dict[str, str]] = {
         "visibility_timeout": "TOPOLOGY_CELERY_VISIBILITY_TIMEOUT",
@@ -55,6 +61,7 @@ class DeliveryOptions:
         "retry_backoff": "TOPOLOGY_INGEST_RETRY_BACKOFF",
         "retry_backoff_max": "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX",
         "max_worker_lost": "TOPOLOGY_INGEST_MAX_WORKER_LOST",
+        "payload_ttl": "TOPOLOGY_INGEST_PAYLOAD_TTL",
     }
 
     @classmethod
@@ -82,6 +89,23 @@ class DeliveryOptions:
                 f" than {self.ENV['visibility_timeout']}={self.visibility_timeout:g}s, or a"
                 " retry waiting for its countdown would be delivered twice"
             )
+        longest = self.visibility_timeout + self.retry_span()
+        if self.payload_ttl <= longest:
+            raise SettingsError(
+                f"{self.ENV['payload_ttl']}={self.payload_ttl:g}s must be longer than a"
+                f" redelivery and every retry's countdown ({longest:g}s), or a batch's"
+                " payload could expire while its message still waits"
+            )
+
+    def retry_span(self) -> float:
+        """Seconds a batch can spend waiting for its retries' countdowns, all summed."""
+        if self.retry_backoff <= 0:
+            return 0.0
+        total, n = 0.0, 0
+        while n < self.max_retries and self.countdown(n) < self.retry_backoff_max:
+            total += self.countdown(n)
+            n += 1
+        return total + (self.max_retries - n) * self.retry_backoff_max
 
     def countdown(self, retries: int) -> float:
         """Seconds before retry number `retries + 1` (exponential, capped)."""
@@ -118,6 +142,8 @@ def celery_config(settings: Settings, options: DeliveryOptions) -> dict[str, Any
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # read by tasks.publish: how long a payload waits in Redis (claims.py)
+        "topology_payload_ttl": options.payload_ttl,
     }
 
 

@@ -61,6 +61,11 @@ class PathFolder:
         self._placeholders = {f"r{i}": rule.placeholder for i, rule in enumerate(self.rules)}
         self.memo: dict[str, str] = {}  # raw path -> template (read on the hot path)
         self._literals: set[str] = set()  # segments no rule matches
+        # Plain numbers, the commonest ids, skip the regex when the rules begin as
+        # the defaults do (no earlier rule can match digits alone: the UUID rule
+        # needs dashes). `str.isdecimal` is exactly the regex's `\d` (Unicode Nd).
+        self._number = (DEFAULT_RULES[1].placeholder
+                        if self.rules[:2] == DEFAULT_RULES[:2] else None)
 
     def fold(self, path: str) -> str:
         folded = self.memo.get(path)
@@ -78,8 +83,12 @@ class PathFolder:
             path = path[:path.index("#")]
         segments = path.split("/")
         literals, match, placeholders = self._literals, self._segment, self._placeholders
+        number = self._number
         for i, segment in enumerate(segments):
             if not segment or segment in literals:
+                continue
+            if number is not None and segment.isdecimal():
+                segments[i] = number
                 continue
             found = match(segment)
             if found is not None:

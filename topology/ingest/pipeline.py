@@ -24,6 +24,7 @@ from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.group import GroupCommit
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
 from topology.ingest.paths import PathFolder
+from topology.ingest.placed import Placed
 from topology.ingest.resolve import Resolver
 from topology.ingest.schema import InvalidBatch, validate
 from topology.ingest.templates import (
@@ -32,7 +33,7 @@ from topology.ingest.templates import (
     RedisTemplateCap,
     TemplateCap,
 )
-from topology.model import Batch
+from topology.model import Batch, Service
 from topology.settings import Settings
 from topology.store.base import GraphStore
 
@@ -200,30 +201,113 @@ class Ingestor:
                      calls=rows)
 
     def _resolver(self, payload: Mapping[str, Any]) -> Resolver:
-        """Remember the payload's leases and DNS answers; a Resolver for its calls."""
-        endpoints = payload.get("endpoints") or ()
-        if endpoints:
-            self.leases.add(Lease.from_endpoint(e) for e in endpoints)
-        dns = payload.get("dns") or ()
-        if dns:
-            self.dns.record(dns)
-        ips: set[str] = set()
-        if self.leases.snapshots or self.dns.snapshots:
-            for call in payload.get("calls") or ():
-                for end in (call["source"], call["destination"]):
-                    ip = end.get("ip")
-                    if ip:
-                        ips.add(ip)
-        return Resolver(self.leases.table(ips), self.dns.table(ips))
+        return make_resolver(payload, self.leases, self.dns)
 
     def _aggregate(self, payload: Mapping[str, Any], resolver: Resolver,
                    aggregator: Aggregator) -> None:
         """Resolve the payload's calls and fold them into `aggregator`."""
         calls = payload.get("calls") or ()
         aggregator.add_calls(calls, resolver.resolve, self.folder.fold)
+        self._count_calls(len(calls), resolver.dropped)
+
+    def _count_calls(self, calls: int, dropped: Mapping[str, int]) -> None:
         stats = self.stats
-        stats.calls += len(calls)
-        dropped = sum(resolver.dropped.values())
-        stats.counted += len(calls) - dropped
-        for reason, count in resolver.dropped.items():
+        stats.calls += calls
+        stats.counted += calls - sum(dropped.values())
+        for reason, count in dropped.items():
             stats.dropped[reason] = stats.dropped.get(reason, 0) + count
+
+    def ingest_prepared(self, prepare: Callable[[], Prepared],
+                        timings: dict[str, float] | None = None, *,
+                        alone: bool = False) -> bool:
+        """`ingest` of a batch whose calls `prepare` places in rows elsewhere
+        (offload.py: decoded, validated, resolved, path-folded and placed in a
+        helper process); only folding them into the group happens here, in turn.
+
+        Needs the coalescer. The batch is announced before `prepare` runs, so
+        a write about to start waits for it as for a batch being built.
+        """
+        coalescer = self.coalescer
+        if coalescer is None:
+            raise RuntimeError("ingest_prepared needs a coalescing Ingestor")
+        coalescer.expect()
+        started = time.perf_counter()
+        joined = False
+        try:
+            prepared = prepare()
+            prepared_at = time.perf_counter()
+            with self._building:
+                built_from = time.perf_counter()
+                joined = True
+                member = coalescer.join(prepared.batch_id, alone=alone)
+                if member.group is not None and not member.duplicate:
+                    try:
+                        aggregator = member.group.aggregator
+                        if aggregator.width != prepared.width:
+                            raise ValueError(
+                                f"batch {prepared.batch_id} was placed in buckets of"
+                                f" {prepared.width}s, its group has {aggregator.width}s")
+                        aggregator.add_placed(prepared.placed)
+                    except BaseException as exc:  # the group's rows are spoilt
+                        coalescer.folded(member, (), exc)
+                        raise
+                    coalescer.folded(member, prepared.services)
+                    self._count_calls(prepared.calls, prepared.dropped)
+            del prepared  # folded: not kept while the group is written
+        except BaseException:
+            if not joined:
+                coalescer.cancel()
+            raise
+        built = time.perf_counter()
+        applied = coalescer.wait(member)
+        if timings is not None:
+            # build: in the helper process (with its own queue), then the fold here
+            timings.update(queue=built_from - prepared_at,
+                           build=prepared_at - started + built - built_from,
+                           commit=time.perf_counter() - built)
+        self._count([applied])
+        return applied
+
+
+def make_resolver(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore) -> Resolver:
+    """Remember the payload's leases and DNS answers; a Resolver for its calls."""
+    endpoints = payload.get("endpoints") or ()
+    if endpoints:
+        leases.add(Lease.from_endpoint(e) for e in endpoints)
+    answers = payload.get("dns") or ()
+    if answers:
+        dns.record(answers)
+    ips: set[str] = set()
+    if leases.snapshots or dns.snapshots:
+        for call in payload.get("calls") or ():
+            for end in (call["source"], call["destination"]):
+                ip = end.get("ip")
+                if ip:
+                    ips.add(ip)
+    return Resolver(leases.table(ips), dns.table(ips))
+
+
+@dataclass
+class Prepared:
+    """A validated batch's calls resolved and placed in rows of `width`-second
+    buckets (`Aggregator.place`), with the services they mention and the counts
+    of `IngestStats`."""
+
+    batch_id: str
+    services: list[Service]
+    placed: Placed
+    width: int
+    calls: int
+    dropped: dict[str, int]
+
+
+def prepare(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore,
+            folder: PathFolder, width: float) -> Prepared:
+    """Validate a payload and resolve its calls: all of a build but the fold."""
+    validate(payload)
+    resolver = make_resolver(payload, leases, dns)
+    calls = payload.get("calls") or ()
+    placer = Aggregator(width)
+    placed = placer.place(calls, resolver.resolve, folder.fold)
+    return Prepared(payload["batch_id"], list(resolver.services.values()), placed,
+                    placer.width, len(calls), dict(resolver.dropped))

@@ -1,5 +1,10 @@
 """The Celery ingest task: a thin wrapper around `Ingestor.ingest`.
 
+`publish` stores a batch's payload in Redis and sends only its key (claim
+check, claims.py); the task reads the payload by that key and deletes it once
+the batch has its verdict. Payloads sent inline (collectors publish by task
+name, `args=[payload]`) are taken as they are.
+
 Each worker process opens its own store on its first batch (never in the
 parent of a prefork pool, so a forked child does not inherit an open
 database). A batch that raises `InvalidBatch` goes straight to the dead
@@ -17,8 +22,9 @@ worker` runs a threads pool in one process when TOPOLOGY_STORE=embedded).
 Its task threads fold their batches' calls in turn into the Ingestor's
 `Coalescer` group: the batches that arrive while one write runs become one
 set of rows in the next transaction, and each task returns (and its message
-is acknowledged) only once its batch is committed. A retry is written alone. In production
-workers share the Neo4j store instead.
+is acknowledged) only once its batch is committed. A retry is written alone. A
+stored payload is built by a helper process (offload.py) and only folded here.
+In production workers share the Neo4j store instead.
 """
 
 from __future__ import annotations
@@ -33,10 +39,16 @@ import redis
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
 
+from topology.ingest import claims, offload
 from topology.ingest.deadletter import DeadLetter, DeadLetters
+from topology.ingest.offload import BuildPool
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
 from topology.store.base import GraphStore, StoreError, StoreUnavailable
+
+__all__ = ["WorkerLost", "WorkerRuntime", "publish", "register", "store_exhausted"]
+
+publish = claims.publish  # where callers have always imported it from
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +74,27 @@ class WorkerRuntime:
         self._ingestor: Ingestor | None = None
         self._redis: redis.Redis | None = None
         self._dead: DeadLetters | None = None
+        self._builds: BuildPool | None = None
+        self._builds_checked = False
+
+    def build_pool(self) -> BuildPool | None:
+        """The helper processes that prepare stored payloads (offload.py): only for an
+        embedded store, whose one worker process would build on one core."""
+        with self._lock:
+            self._check_pid()
+            if not self._builds_checked:
+                self._builds_checked = True
+                count = offload.processes()
+                if self.settings.store == "embedded" and count > 0:
+                    self._builds = BuildPool(self.settings, count)
+            return self._builds
 
     def _check_pid(self) -> None:
         # A prefork child must not reuse what its parent opened.
         if os.getpid() != self._pid:
             self._pid = os.getpid()
             self._store = self._ingestor = self._redis = self._dead = None
+            self._builds, self._builds_checked = None, False
 
     @property
     def redis(self) -> redis.Redis:
@@ -135,6 +162,10 @@ class WorkerRuntime:
     def close(self) -> None:
         self.reset_store()
         with self._lock:
+            builds, self._builds = self._builds, None
+        if builds is not None:
+            builds.close()
+        with self._lock:
             if self._redis is not None:
                 self._redis.close()
                 self._redis = None
@@ -162,43 +193,75 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         reject_on_worker_lost=True,
         max_retries=options.max_retries,
     )
-    def ingest_batch(self: Task, payload: Any) -> bool:
+    def ingest_batch(self: Task, payload: Any = None, claim: str | None = None,
+                     batch_id: str | None = None) -> bool:
+        """One batch: inline (`payload`, as collectors publish it) or by `claim`, the
+        Redis key of its payload (`publish`, claims.py)."""
         attempt = self.request.retries + 1
-        batch_id = payload.get("batch_id") if isinstance(payload, Mapping) else None
+        if claim is None and isinstance(payload, Mapping):
+            batch_id = payload.get("batch_id")
         lost = _lost_deliveries(self, runtime)
+        raw: bytes | None = None  # the stored payload, when a build helper decodes it
+        if claim is not None:
+            try:
+                raw = claims.fetch(runtime.redis, claim)
+            except redis.RedisError as exc:  # the payload is there: wait for Redis
+                log.warning("ingest batch %s: cannot read its payload (%r), retry in 1s",
+                            batch_id, exc)
+                raise self.retry(exc=exc, countdown=1.0, max_retries=None) from exc
+            if raw is None:
+                log.error("ingest batch %s: its payload (%s) is gone: it had its verdict"
+                          " (applied, or dead-lettered) before this delivery, or it expired",
+                          batch_id, claim)
+                _forget(self, runtime, claim)
+                return False
+            if runtime.build_pool() is None:
+                payload, raw = claims.decoded(raw), None
         if lost > options.max_worker_lost:
             exc = WorkerLost(f"the worker died {lost} times while ingesting this batch"
                              " (killed, or out of memory)")
-            letter = _dead_letter(self, runtime, payload, exc, attempt + lost - 1)
+            letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc,
+                                  attempt + lost - 1)
             log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
-            _forget(self, runtime)
+            _forget(self, runtime, claim)
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         ingestor: Ingestor | None = None
         try:
-            if not isinstance(payload, Mapping):
-                raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
-            ingestor = runtime.ingestor()
+            if isinstance(payload, claims.Undecodable):
+                raise payload.error
             timings: dict[str, float] = {}
             # A retry or a redelivery is written alone: if its batch is what made
             # its group fail, it fails by itself this time.
-            applied = ingestor.ingest(payload, timings,
-                                      alone=self.request.retries > 0 or lost > 0)
+            alone = self.request.retries > 0 or lost > 0
+            pool = runtime.build_pool() if raw is not None else None
+            if pool is not None and raw is not None:
+                ingestor = runtime.ingestor()
+                stored = raw
+                applied = ingestor.ingest_prepared(lambda: pool.prepare(stored), timings,
+                                                   alone=alone)
+            else:
+                if not isinstance(payload, Mapping):
+                    raise InvalidBatch(
+                        f"payload is a {type(payload).__name__}, not a JSON object")
+                ingestor = runtime.ingestor()
+                applied = ingestor.ingest(payload, timings, alone=alone)
         except InvalidBatch as exc:
-            letter = _dead_letter(self, runtime, payload, exc, attempt)
+            letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
                       batch_id, letter.id, exc)
-            _forget(self, runtime)
+            _forget(self, runtime, claim)
             return False
         except Exception as exc:
             if ingestor is not None and (isinstance(exc, StoreUnavailable)
                                          or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)
             if self.request.retries >= options.max_retries:
-                letter = _dead_letter(self, runtime, payload, exc, attempt)
+                letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc,
+                                      attempt)
                 log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
                           batch_id, attempt, letter.id, exc)
-                _forget(self, runtime)
+                _forget(self, runtime, claim)
                 return False
             countdown = options.countdown(self.request.retries)
             log.warning("ingest batch %s: attempt %d failed (%r), retry in %gs%s",
@@ -207,7 +270,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         log.info("ingest batch %s: timings: queue %.3fs, build %.3fs, commit %.3fs",
                  batch_id, timings["queue"], timings["build"], timings["commit"])
         log.info("ingest batch %s: %s", batch_id, "applied" if applied else "duplicate")
-        _forget(self, runtime)
+        _forget(self, runtime, claim)
         return applied
 
     return ingest_batch
@@ -255,11 +318,21 @@ def _lost_deliveries(task: Task, runtime: WorkerRuntime) -> int:
     return max(0, int(count) - (task.request.retries + 1))
 
 
-def _forget(task: Task, runtime: WorkerRuntime) -> None:
+def _forget(task: Task, runtime: WorkerRuntime, claim: str | None) -> None:
+    """The batch has its verdict: drop its delivery count and its stored payload.
+
+    Only now, before the message is acknowledged: a redelivery after this
+    finds no payload and ends there (the verdict stands: applied, or dead
+    letters holding the payload).
+    """
+    keys = [DELIVERIES_KEY + str(task.request.id)]
+    if claim is not None:
+        keys.append(claim)
     try:
-        runtime.redis.delete(DELIVERIES_KEY + str(task.request.id))
-    except redis.RedisError as exc:  # the key expires on its own
-        log.warning("cannot clear delivery count of task %s: %r", task.request.id, exc)
+        runtime.redis.delete(*keys)
+    except redis.RedisError as exc:  # both keys expire on their own
+        log.warning("cannot clear delivery count and payload of task %s: %r",
+                    task.request.id, exc)
 
 
 def _dead_letter(
@@ -271,10 +344,3 @@ def _dead_letter(
     except redis.RedisError as redis_exc:
         log.warning("dead-lettering failed (%r); the batch will be retried", redis_exc)
         raise task.retry(exc=redis_exc, countdown=1.0, max_retries=None) from redis_exc
-
-
-def publish(app: Celery, payload: Mapping[str, Any]) -> str:
-    """Send one batch to the ingest queue; returns the Celery task id."""
-    from topology.ingest.celery_app import QUEUE, TASK_NAME
-
-    return app.send_task(TASK_NAME, args=[dict(payload)], queue=QUEUE).id

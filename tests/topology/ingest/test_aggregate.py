@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topology.ingest.aggregate import Aggregator
 from topology.ingest.paths import OVERFLOW_TEMPLATE
@@ -101,3 +104,39 @@ def test_capped_rows_equal_buckets_merged_into_overflow(cap: int) -> None:
         else:
             expected[row.key] = row
     assert {row.key: row for row in aggregator.capped(MemoryTemplateCap(cap))} == expected
+
+
+_floats = st.floats(min_value=0, max_value=1e6, allow_nan=False)
+_call = st.fixed_dictionaries(
+    {"timestamp": st.one_of(_floats, st.integers(0, 10**6)), "side": st.just("client"),
+     "source": st.fixed_dictionaries({"ip": st.sampled_from(["a", "b", "c", "x"])}),
+     "destination": st.fixed_dictionaries({}), "protocol": st.sampled_from(["http", "grpc"])},
+    optional={"method": st.sampled_from(["GET", "POST", ""]),
+              "path": st.sampled_from(["", "/a/1", "/a/2", "/b/x"]),
+              "status": st.one_of(st.none(), st.integers(0, 999)),
+              "error": st.booleans(),
+              "duration_ms": st.one_of(_floats, st.integers(0, 10**5)),
+              "trace_id": st.sampled_from(["", "t1", "t2", "t3", "t4", "t5", "t6"])})
+
+
+@given(batches=st.lists(st.lists(_call, max_size=40), max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_events_folded_later_give_the_rows_of_the_calls(batches: list[list[dict]]) -> None:
+    """Calls placed by `Aggregator.place` (in a build helper, offload.py) and folded
+    with `add_placed` give exactly the rows `add_calls` gives, batch after batch
+    into one group: same counts, histograms, exemplars, naming, and latency sums
+    to the last bit."""
+
+    def resolve(call: dict) -> tuple[str, str, str] | None:
+        ip = call["source"]["ip"]
+        return None if ip == "x" else (ip, "s", "dns" if ip == "a" else "host")
+
+    def fold(path: str) -> str:
+        return path.rsplit("/", 1)[0] + "/{id}" if path else path
+
+    direct, later = Aggregator(60), Aggregator(60)
+    for calls in batches:
+        counted = direct.add_calls(calls, resolve, fold)
+        placed = Aggregator(60).place(calls, resolve, fold)
+        assert later.add_placed(pickle.loads(pickle.dumps(placed))) == counted
+    assert [repr(row) for row in later.buckets()] == [repr(row) for row in direct.buckets()]

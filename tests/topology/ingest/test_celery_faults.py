@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 from click.testing import CliRunner
 
 from tests.topology.ingest.celery_worker import WorkerProcess
 from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals, wait_for
 from topology.cli_worker import deadletter
-from topology.ingest.celery_app import DeliveryOptions, create_app
+from topology.ingest.celery_app import QUEUE, TASK_NAME, DeliveryOptions, create_app
+from topology.ingest.claims import PAYLOAD_KEY
 from topology.ingest.deadletter import DeadLetters
 from topology.ingest.tasks import publish
 from topology.settings import Settings
@@ -89,6 +92,16 @@ def _wait_any(workers: list[WorkerProcess], pattern: str, timeout: float = 60) -
     wait_for(lambda: any(w.count(pattern) for w in workers), timeout, repr(pattern))
 
 
+def _payload_keys(redis_url: str) -> list[bytes]:
+    """Payloads waiting in Redis for their messages (claims.py)."""
+    return redis.Redis.from_url(redis_url).keys(PAYLOAD_KEY + "*")
+
+
+def _no_payloads_left(redis_url: str) -> None:
+    """Every payload is deleted once its batch has a verdict (just after its log line)."""
+    wait_for(lambda: not _payload_keys(redis_url), 30, "the payloads to be deleted")
+
+
 def _store_totals(settings: Settings) -> tuple[int, int]:
     """Totals in the store, read once no worker holds the file."""
     with LadybugStore(settings) as store:
@@ -100,6 +113,7 @@ def test_sigkill_mid_batch_is_redelivered_and_counted_exactly(
     workers: list[WorkerProcess], tmp_path: Path,
 ) -> None:
     first = _start(workers, env, tmp_path)
+    # Build helpers (offload.py) start with the first stored batch, not before.
     assert first.pool_pids() == [], "the embedded worker runs its tasks in threads"
     warm, big, after = batch("warm", 20), big_batch(), batch("after", 20)
     publish(app, warm)
@@ -154,7 +168,7 @@ def test_batch_whose_worker_keeps_dying_is_dead_lettered(
 
 
 def test_same_batch_published_twice_counts_once(
-    app: Celery, env: dict[str, str], settings_for: Settings,
+    app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
     workers: list[WorkerProcess], tmp_path: Path,
 ) -> None:
     worker = _start(workers, env, tmp_path)
@@ -164,8 +178,42 @@ def test_same_batch_published_twice_counts_once(
     worker.wait_log(r"ingest batch two: applied")
     worker.wait_log(r"ingest batch one: duplicate", times=2)
     assert worker.count(r"ingest batch one: applied") == 1
+    _no_payloads_left(redis_url)
     worker.stop()
     assert _store_totals(settings_for) == expected_totals(one, two)
+
+
+@pytest.mark.parametrize("helpers", ["0", "1"])
+def test_inline_payloads_and_claims_whose_payload_is_gone_or_broken(
+    app: Celery, env: dict[str, str], redis_url: str, settings_for: Settings,
+    workers: list[WorkerProcess], tmp_path: Path, helpers: str,
+) -> None:
+    """Collectors publish payloads inline; a claim whose payload was deleted after its
+    verdict (a redelivery after the worker died before acknowledging) counts nothing;
+    stored bytes that are not JSON are dead-lettered as text. With build helpers
+    (offload.py) and without."""
+    client = redis.Redis.from_url(redis_url)
+    client.set(PAYLOAD_KEY + "broken", b'{"batch_id": "broken", ')
+    worker = _start(workers, env | {"TOPOLOGY_INGEST_BUILD_PROCESSES": helpers}, tmp_path)
+    inline, claimed = batch("inline", 30), batch("claimed", 25)
+    publish(app, claimed)
+    app.send_task(TASK_NAME, args=[inline], queue=QUEUE)
+    app.send_task(TASK_NAME, kwargs={"claim": PAYLOAD_KEY + "gone", "batch_id": "gone"},
+                  queue=QUEUE)
+    app.send_task(TASK_NAME, kwargs={"claim": PAYLOAD_KEY + "broken", "batch_id": "broken"},
+                  queue=QUEUE)
+    worker.wait_log(r"ingest batch inline: applied")
+    worker.wait_log(r"ingest batch claimed: applied")
+    worker.wait_log(r"ingest batch gone: its payload \(topology:ingest:payload:gone\) is gone")
+    letters = DeadLetters.from_url(redis_url)
+    wait_for(lambda: len(letters), 60, "the broken payload in the dead letters")
+    [letter] = letters.list()
+    assert (letter.error_type, letter.payload) == ("InvalidBatch", '{"batch_id": "broken", ')
+    assert "stored payload is not JSON" in letter.error
+    _no_payloads_left(redis_url)
+    worker.stop()
+    assert worker.count(r"ingest batch gone: attempt") == 0
+    assert _store_totals(settings_for) == expected_totals(inline, claimed)
 
 
 def _invalid() -> dict[str, Any]:
@@ -185,6 +233,7 @@ def test_invalid_batch_is_dead_lettered_without_retries(
     assert (letter.attempts, letter.error_type, letter.payload) == (1, "InvalidBatch", _invalid())
     assert "$.calls[0]" in letter.error
     assert worker.count(r"ingest batch poison: attempt \d+\n") == 1
+    _no_payloads_left(redis_url)
 
 
 def test_batch_failing_every_retry_is_dead_lettered_then_replayed(
@@ -204,7 +253,9 @@ def test_batch_failing_every_retry_is_dead_lettered_then_replayed(
     letter = letters.get("stuck")
     assert letter is not None
     assert (letter.attempts, letter.error_type) == (MAX_RETRIES + 1, "StoreLocked")
+    assert letter.payload == stuck, "the dead letter keeps the payload itself"
     assert worker.count(r"ingest batch stuck: attempt \d+\n") == MAX_RETRIES + 1
+    _no_payloads_left(redis_url)
 
     result = CliRunner().invoke(deadletter, ["--redis-url", redis_url, "replay", "stuck"],
                                 env=env)
@@ -228,10 +279,12 @@ def test_store_unavailable_for_a_while_loses_nothing(
         for payload in batches:
             publish(app, payload)
         worker.wait_log(r"StoreLocked.*retry in", times=3)
+        assert len(_payload_keys(redis_url)) == 3, "payloads kept while their batches retry"
     finally:
         holder.close()  # the store is back
     for payload in batches:
         worker.wait_log(rf"ingest batch {payload['batch_id']}: applied")
+    _no_payloads_left(redis_url)
     worker.stop()
     assert len(DeadLetters.from_url(redis_url)) == 0
     assert _store_totals(settings_for) == expected_totals(*batches)
@@ -258,3 +311,27 @@ def test_write_too_big_for_the_buffer_pool_is_retried_then_replayed_exactly(
     roomy.wait_log(r"ingest batch big: applied", timeout=120)
     roomy.stop()
     assert _store_totals(settings_for) == expected_totals(small, big)
+
+
+def test_build_helpers_end_with_a_killed_worker(
+    app: Celery, env: dict[str, str], workers: list[WorkerProcess], tmp_path: Path,
+) -> None:
+    """Only the worker's main process is killed: nobody shuts its build helper down,
+    so the helper notices by itself and exits instead of waiting forever."""
+    worker = _start(workers, env, tmp_path)
+    publish(app, batch("one", 10))
+    worker.wait_log(r"ingest batch one: applied")
+    children = worker.pool_pids()  # the helper (and multiprocessing's resource tracker)
+    assert children
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(30)
+    wait_for(lambda: not any(_alive(pid) for pid in children), 30,
+             "the orphaned build helper to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

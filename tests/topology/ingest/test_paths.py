@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from topology.ingest.paths import OVERFLOW_TEMPLATE, FoldRule, PathFolder
 from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, TemplateCap
@@ -26,6 +28,23 @@ from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, Templ
 ])
 def test_default_rules(raw: str, template: str) -> None:
     assert PathFolder().fold(raw) == template
+
+
+_segment = st.one_of(
+    st.text("0123456789\u0660\u0967\uff10\u00b2+-.", max_size=8),  # numbers, and look-alikes
+    st.text("0123456789abcdefXYZ-_=", min_size=1, max_size=24),
+    st.from_regex(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", fullmatch=True),
+)
+
+
+@given(segments=st.lists(_segment, max_size=6))
+@settings(max_examples=500, deadline=None)
+def test_plain_numbers_fold_as_the_rules_fold_them(segments: list[str]) -> None:
+    """The shortcut for segments of digits alone gives what the rules give."""
+    path = "/" + "/".join(segments)
+    by_rules = PathFolder()
+    by_rules._number = None  # the regex for every segment
+    assert PathFolder().fold(path) == by_rules.fold(path)
 
 
 def test_rules_are_configurable_and_ordered() -> None:
@@ -65,3 +84,32 @@ def test_capped_batch_folds_the_rest_into_overflow(make_cap, settings) -> None: 
     batch = ingestor.build({"batch_id": "b", "agent": "n", "calls": calls})
     assert sorted((row.path, row.requests) for row in batch.calls) == [
         ("/a", 1), ("/b", 1), ("/c", 1), (OVERFLOW_TEMPLATE, 3)]
+
+
+def test_many_edges_are_admitted_as_each_alone(redis_url: str) -> None:
+    """Admission of edges in chunks per script call decides as the in-memory cap does."""
+    client = redis.Redis.from_url(redis_url)
+    wanted = {f"c{n}|s{n % 7}": {f"/t{k}" for k in range(n % 5)} | {"/x"} for n in range(1_200)}
+    later = {edge: {"/x", "/late"} for edge in list(wanted)[::3]}
+    shared, alone = RedisTemplateCap(client, 3), MemoryTemplateCap(3)
+    assert shared.admit(wanted) == alone.admit(wanted)
+    assert RedisTemplateCap(client, 3).admit(later) == alone.admit(later)  # no local copy
+    assert shared.admit(later) == alone.admit(later)  # its local copy, and Redis for /late
+    client.close()
+
+
+def test_refused_are_the_templates_not_admitted(make_cap) -> None:  # type: ignore[no-untyped-def]
+    cap: TemplateCap = make_cap(2)
+    assert cap.refuse({"a|b": {"/x", "/y", "/z"}, "a|c": {"/x"}}) == {"a|b": {"/z"}}
+    assert cap.refuse({"a|b": {"/x", "/w"}, "a|c": {"/x"}}) == {"a|b": {"/w"}}  # known here
+    assert cap.refuse({"a|c": {"/v", "/u", "/t"}}) == {"a|c": {"/u", "/v"}}  # sorted: /t fits
+    assert cap.admit({"a|b": {"/x", "/y", "/z", "/w"}}) == {"a|b": {"/x", "/y"}}
+
+
+def test_many_edges_are_refused_as_each_alone(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    wanted = {f"c{n}|s{n % 7}": {f"/t{k}" for k in range(n % 5)} | {"/x"} for n in range(1_200)}
+    shared, alone = RedisTemplateCap(client, 3), MemoryTemplateCap(3)
+    assert shared.refuse(wanted) == alone.refuse(wanted)
+    assert shared.refuse(wanted) == alone.refuse(wanted)  # from its local copy
+    client.close()

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.topology.ingest.conftest import Clock, T, edges, errors, services
-from topology.ingest.pipeline import Ingestor
+from topology.ingest.pipeline import Ingestor, prepare
 from topology.model import EXTERNAL_CLIENTS_ID, UNKNOWN_EXTERNAL_ID
 from topology.settings import Settings
 from topology.store.base import GraphStore
@@ -139,17 +139,36 @@ SCENARIOS: list[tuple[str, list[dict[str, Any]], dict[tuple, int], dict[str, str
 ]
 
 
+def _via_events(ingestor: Ingestor) -> Callable[[dict[str, Any]], bool]:
+    """Ingest as a worker with a build helper does: the batch's calls placed in rows
+    (offload.py runs `prepare` in the helper), then folded by the coalescer."""
+    def ingest(batch: dict[str, Any]) -> bool:
+        return ingestor.ingest_prepared(
+            lambda: prepare(batch, ingestor.leases, ingestor.dns, ingestor.folder,
+                            ingestor.settings.bucket_width))
+    return ingest
+
+
+# How a batch reaches the store: the Ingestor alone (API, embedded queue), the
+# coalescer (a worker), the coalescer fed by a build helper (a worker by claim).
+PATHS = {"direct": lambda ingestor: ingestor.ingest,
+         "coalesced": lambda ingestor: ingestor.ingest,
+         "prepared": _via_events}
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(("batches", "expected_edges", "expected_services"),
                          [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS])
 def test_scenario(
     make_ingestor: Callable[..., Ingestor], embedded_store: GraphStore,
     batches: list[dict[str, Any]], expected_edges: dict[tuple, int],
-    expected_services: dict[str, str],
+    expected_services: dict[str, str], path: str,
 ) -> None:
-    ingestor = make_ingestor()
-    assert ingestor.ingest(WATCHER)
+    ingestor = make_ingestor(coalesce=path != "direct")
+    ingest = PATHS[path](ingestor)
+    assert ingest(WATCHER)
     for batch in batches:
-        assert ingestor.ingest(batch)
+        assert ingest(batch)
     assert dict(edges(embedded_store)) == expected_edges
     assert services(embedded_store) == expected_services
 

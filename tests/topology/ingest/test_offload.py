@@ -1,0 +1,91 @@
+"""Build helper processes: the same prepared batch as in the worker, errors carried back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.topology.ingest.delivery_helpers import batch
+from topology.ingest import claims, offload
+from topology.ingest.dns import RedisDnsStore
+from topology.ingest.leases import RedisLeaseStore
+from topology.ingest.offload import BuildPool, BuildPoolBroken
+from topology.ingest.paths import PathFolder
+from topology.ingest.pipeline import InvalidBatch, prepare
+from topology.settings import Settings, SettingsError
+
+
+@pytest.fixture
+def pool_settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url)
+
+
+@pytest.fixture
+def pool(pool_settings: Settings) -> Iterator[BuildPool]:
+    pool = BuildPool(pool_settings)
+    yield pool
+    pool.close()
+
+
+def test_a_helper_prepares_what_the_worker_would(
+    pool: BuildPool, pool_settings: Settings, redis_url: str
+) -> None:
+    payload = batch("b-1", 300, servers=4, minutes=3)
+    payload["calls"][0]["trace_id"] = "t-1"
+    payload["calls"][1]["destination"] = {"ip": "203.0.113.9"}  # no lease: external
+    prepared = pool.prepare(claims.encode(payload))
+
+    client = redis.Redis.from_url(redis_url)
+    here = prepare(payload, RedisLeaseStore(client, pool_settings.batch_marker_retention,
+                                            time.time),
+                   RedisDnsStore(client, pool_settings.dns_retention), PathFolder(),
+                   pool_settings.bucket_width)
+    assert prepared == here
+    assert (prepared.batch_id, prepared.calls, len(prepared.placed)) == ("b-1", 300, 300)
+    assert {s.id for s in prepared.services} >= {key[1] for key in prepared.placed.keys}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (claims.encode({"batch_id": "p", "agent": "a", "calls": [{"timestamp": "soon"}]}),
+         r"\$\.calls\[0\]"),
+        (b'{"batch_id": ', "stored payload is not JSON"),
+    ],
+)
+def test_an_invalid_batch_is_reported_from_the_helper(
+    pool: BuildPool, raw: bytes, message: str
+) -> None:
+    with pytest.raises(InvalidBatch, match=message):
+        pool.prepare(raw)
+
+
+def test_a_killed_helper_fails_its_batch_and_the_next_gets_a_new_one(pool: BuildPool) -> None:
+    raw = claims.encode(batch("b-2", 10))
+    assert pool.prepare(raw).calls == 10
+    executor = pool._executor
+    assert executor is not None
+    [pid] = list(executor._processes)  # the one helper (private: no public accessor)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(BuildPoolBroken, match="a build helper process died"):
+        for _ in range(100):  # the pool notices the death on its next submission at most
+            pool.prepare(raw)
+    assert pool.prepare(raw).calls == 10
+
+
+@pytest.mark.parametrize(("environ", "expected"),
+                         [({}, 1), ({offload.PROCESSES_ENV: "0"}, 0),
+                          ({offload.PROCESSES_ENV: "2"}, 2)])
+def test_processes_from_environment(environ: dict[str, str], expected: int) -> None:
+    assert offload.processes(environ) == expected
+
+
+@pytest.mark.parametrize("raw", ["-1", "two"])
+def test_bad_process_count_names_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match=f"{offload.PROCESSES_ENV}: '{raw}'"):
+        offload.processes({offload.PROCESSES_ENV: raw})
