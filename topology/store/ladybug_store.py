@@ -294,7 +294,7 @@ class LadybugStore(GraphStore):
             raise StoreUnavailable(f"embedded store {self.path} is closed")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._writer, self._forget)
+        return _Transaction(self._db, self._forget)
 
     def _forget(self) -> None:
         """After a failed write transaction: what was cached may not have been stored."""
@@ -315,22 +315,41 @@ class LadybugStore(GraphStore):
 
 
 class _Transaction:
-    """BEGIN/COMMIT around a block; ROLLBACK when it raises.
+    """BEGIN/COMMIT around a block, on a connection of its own; ROLLBACK when it raises.
+
+    The connection is closed once the transaction ended: ladybug's Python
+    connection caches a prepared statement for every query it runs with a new
+    Arrow table as a parameter (the table's identity is part of the cache key,
+    and the statement keeps the table alive), so a long-lived writer connection
+    kept every table and plan of every write, ~10 MB per transaction of
+    10,000 updated rows (bench/worker_memory.py; docs/delivery.md "Memory").
+    Opening one costs about 0.2 ms.
 
     LadybugDB aborts the transaction itself on some errors (a full buffer pool,
     for one), after which ROLLBACK has nothing to undo and raises; the original
     error is the one worth reporting, as a StoreError.
     """
 
-    def __init__(self, conn: ladybug.Connection, on_rollback: Callable[[], None]) -> None:
-        self.conn = conn
+    def __init__(self, db: ladybug.Database, on_rollback: Callable[[], None]) -> None:
+        self.db = db
         self.on_rollback = on_rollback
 
     def __enter__(self) -> ladybug.Connection:
-        self.conn.execute("BEGIN TRANSACTION")
+        self.conn = ladybug.Connection(self.db)
+        try:
+            self.conn.execute("BEGIN TRANSACTION")
+        except BaseException:
+            self.conn.close()
+            raise
         return self.conn
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        try:
+            self._end(exc_type, exc)
+        finally:
+            self.conn.close()
+
+    def _end(self, exc_type: type | None, exc: BaseException | None) -> None:
         if exc_type is None:
             try:
                 self.conn.execute("COMMIT")
