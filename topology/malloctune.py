@@ -5,11 +5,12 @@ freed but not returned (`mallinfo2`'s free bytes, docs/delivery.md "Memory"):
 each message in flight holds multi-megabyte strings (the message text, its
 body), and after the first such block is freed glibc raises its mmap
 threshold (up to 32 MiB), so later ones come from the arenas' heaps, which
-fragment and are rarely trimmed; every task thread also gets an arena of its
-own. A fixed mmap threshold (blocks from 64 KiB up are mapped and unmapped
-on free; fixing it also stops glibc from raising it), a lower trim threshold
-and two arenas cut the worker's peak from about 760 to 610 MB at
-bench/ingest_e2e.py's load, at the same speed.
+fragment and are rarely trimmed. Fixing the mmap threshold at 128 KiB (blocks
+from there up are mapped, and unmapped when freed, for the whole run) and
+trimming the heaps' top from 1 MiB free cut the worker's peak from about 720
+to 560 MB at bench/ingest_e2e.py's load, for about 15% more CPU (mapping and
+first touching those pages: system time about doubles). Two arenas instead of
+one per thread gave less (625 MB) and add nothing on top.
 
 `tune` applies them with mallopt(3) at run time, before the worker starts its
 threads or opens the store. A user who set glibc's own malloc tunables
@@ -28,10 +29,8 @@ from collections.abc import Mapping
 # mallopt(3) parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
 SETTINGS: tuple[tuple[str, int, int], ...] = (
-    ("arena_max", M_ARENA_MAX, 2),
-    ("mmap_threshold", M_MMAP_THRESHOLD, 64 * 1024),
+    ("mmap_threshold", M_MMAP_THRESHOLD, 128 * 1024),  # glibc's first value, kept
     ("trim_threshold", M_TRIM_THRESHOLD, 1024 * 1024),
 )
 # the environment's own malloc tuning, which wins
