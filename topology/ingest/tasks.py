@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import redis
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_shutdown
@@ -39,6 +41,45 @@ from topology.settings import Settings
 from topology.store.base import GraphStore, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class HeldCalls:
+    """A payload's decoded calls let go of while its batch waits for its commit.
+
+    Celery keeps a task's arguments until the task returns, and 5,000 calls
+    decoded take about 7.5 MB; once they are folded into their group's rows only
+    a retry or a dead letter needs them again. `release` keeps them encoded and
+    empties the payload's list; `restore` puts the very same values back. The
+    encoding is orjson's (about 3 ms and 1.6 MB for 5,000 calls) when it is
+    plainly exact, and pickle's otherwise: orjson writes NaN and Infinity (which
+    validation lets through) as null, so a `null` in its output sends the calls
+    to pickle, as does anything orjson refuses (an integer beyond 64 bits).
+    """
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+        self.encoded: bytes | None = None
+        self.pickled = False
+
+    def release(self) -> None:
+        calls = self.payload.get("calls") if isinstance(self.payload, dict) else None
+        if not isinstance(calls, list) or not calls:
+            return
+        try:
+            encoded = orjson.dumps(calls)
+            pickled = b"null" in encoded
+        except (TypeError, orjson.JSONEncodeError):
+            pickled = True
+        if pickled:
+            encoded = pickle.dumps(calls, protocol=pickle.HIGHEST_PROTOCOL)
+        self.encoded, self.pickled = encoded, pickled
+        self.payload["calls"] = []
+
+    def restore(self) -> None:
+        if self.encoded is not None:
+            self.payload["calls"] = (pickle.loads(self.encoded) if self.pickled
+                                     else orjson.loads(self.encoded))
+            self.encoded = None
 
 DELIVERIES_KEY = "topology:ingest:deliveries:"
 DELIVERIES_TTL = 7 * 86400
@@ -175,6 +216,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         ingestor: Ingestor | None = None
+        held = HeldCalls(payload)
         try:
             if not isinstance(payload, Mapping):
                 raise InvalidBatch(f"payload is a {type(payload).__name__}, not a JSON object")
@@ -183,7 +225,8 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             # A retry or a redelivery is written alone: if its batch is what made
             # its group fail, it fails by itself this time.
             applied = ingestor.ingest(payload, timings,
-                                      alone=self.request.retries > 0 or lost > 0)
+                                      alone=self.request.retries > 0 or lost > 0,
+                                      folded=held.release)
         except InvalidBatch as exc:
             letter = _dead_letter(self, runtime, payload, exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
@@ -191,6 +234,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             _forget(self, runtime)
             return False
         except Exception as exc:
+            held.restore()  # the retry and the dead letter carry every call
             if ingestor is not None and (isinstance(exc, StoreUnavailable)
                                          or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)
