@@ -5,12 +5,13 @@ freed but not returned (`mallinfo2`'s free bytes, docs/delivery.md "Memory"):
 each message in flight holds multi-megabyte strings (the message text, its
 body), and after the first such block is freed glibc raises its mmap
 threshold (up to 32 MiB), so later ones come from the arenas' heaps, which
-fragment and are rarely trimmed. Fixing the mmap threshold at 128 KiB (blocks
+fragment and are rarely trimmed. Fixing the mmap threshold at 1 MiB (blocks
 from there up are mapped, and unmapped when freed, for the whole run) and
-trimming the heaps' top from 1 MiB free cut the worker's peak from about 720
-to 560 MB at bench/ingest_e2e.py's load, for about 15% more CPU (mapping and
-first touching those pages: system time about doubles). Two arenas instead of
-one per thread gave less (625 MB) and add nothing on top.
+trimming the heaps' top from 1 MiB free cut the worker's peak from about 700-770
+to 560-590 MB at bench/ingest_e2e.py's load, for 10-20% more CPU (giving pages
+back and touching new ones: system time about doubles). Thresholds of 64 KiB,
+128 KiB or 512 KiB gave the same peak; two arenas instead of one per thread
+gave less (625 MB) and add nothing on top.
 
 `tune` applies them with mallopt(3) at run time, before the worker starts its
 threads or opens the store. A user who set glibc's own malloc tunables
@@ -30,7 +31,7 @@ from collections.abc import Mapping
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 SETTINGS: tuple[tuple[str, int, int], ...] = (
-    ("mmap_threshold", M_MMAP_THRESHOLD, 128 * 1024),  # glibc's first value, kept
+    ("mmap_threshold", M_MMAP_THRESHOLD, 1024 * 1024),
     ("trim_threshold", M_TRIM_THRESHOLD, 1024 * 1024),
 )
 # the environment's own malloc tuning, which wins

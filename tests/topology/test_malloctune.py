@@ -26,11 +26,11 @@ def test_tuning_is_wanted_on_glibc_unless_the_user_tuned_malloc(
 
 
 # In a process of its own (the test process keeps its allocator): once a large
-# mapped block was freed, glibc raises its mmap threshold (here to 1 MiB), so
-# blocks of 200 KiB come from the heap; each is followed by an 8 KiB block that
+# mapped block was freed, glibc raises its mmap threshold (here to 8 MiB), so
+# blocks of 2 MiB come from the heap; each is followed by an 8 KiB block that
 # stays (as a message's text is followed by the objects decoded from it), which
 # keeps the heap from shrinking when the large ones are freed: malloc keeps that
-# memory. Tuned, the threshold stays at 128 KiB, each large block is mapped on its
+# memory. Tuned, the threshold stays at 1 MiB, each large block is mapped on its
 # own and unmapping gives it back.
 PROBE = """
 import ctypes, json, sys
@@ -46,10 +46,10 @@ libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 applied = malloctune.tune(json.loads(sys.argv[1]))
-libc.free(libc.malloc(1024 * 1024))
+libc.free(libc.malloc(8 * 1024 * 1024))
 large, kept = [], []
-for _ in range(400):
-    large.append(libc.malloc(200 * 1024))
+for _ in range(40):
+    large.append(libc.malloc(2 * 1024 * 1024))
     kept.append(libc.malloc(8 * 1024))
 for block in large:
     libc.free(block)
@@ -69,5 +69,5 @@ def test_tuned_malloc_gives_freed_large_blocks_back(
                          capture_output=True, text=True, check=True, timeout=60)
     found = json.loads(out.stdout)
     assert found["applied"] == applied
-    # 400 x 200 KiB freed: about 78 MB kept by glibc's defaults, none once tuned
+    # 40 x 2 MiB freed: about 80 MB kept by glibc's defaults, none once tuned
     assert (found["kept_mb"] >= 60) is keeps_memory, found
