@@ -8,7 +8,8 @@ EMBEDDED_THREADS) whose batches share transactions (group commit), builds
 batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
 TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
-Neo4j store, where each pool process has its own driver.
+Neo4j store, where each pool process has its own driver. Either way it sets
+glibc's malloc to give freed memory back (`topology.malloctune`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def worker(
     hostname: str,
 ) -> None:
     """Run a Celery worker that ingests batches from Redis into the graph store."""
+    from topology import malloctune
     from topology.ingest.celery_app import (
         QUEUE,
         DeliveryOptions,
@@ -88,6 +90,8 @@ def worker(
         create_app,
     )
 
+    # before any thread or the store exists: glibc then gives freed memory back
+    malloctune.tune(os.environ)
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
                          embedded_buffer_pool_mb=worker_buffer_pool(os.environ))

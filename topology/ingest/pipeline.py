@@ -99,7 +99,8 @@ class Ingestor:
         return (self.coalescer or self.group).exclusive()
 
     def ingest(self, payload: Mapping[str, Any],
-               timings: dict[str, float] | None = None, *, alone: bool = False) -> bool:
+               timings: dict[str, float] | None = None, *, alone: bool = False,
+               folded: Callable[[], None] | None = None) -> bool:
         """Validate, resolve, aggregate, then write with whatever other threads are
         writing (`GroupCommit`): returns once the batch's transaction committed.
 
@@ -109,9 +110,12 @@ class Ingestor:
         building (`build`) and from handing the batch in to its commit
         (`commit`: waiting for the running write, then its own). `alone`: with
         a coalescer, in a transaction of its own (a retry after its group failed).
+        `folded`: with a coalescer, called once the batch's calls are in its
+        group's rows, before waiting for the commit (the caller may then let go
+        of the decoded calls until it needs them again).
         """
         if self.coalescer is not None:
-            return self._ingest_coalesced(self.coalescer, payload, timings, alone)
+            return self._ingest_coalesced(self.coalescer, payload, timings, alone, folded)
         self.group.expect()
         started = time.perf_counter()
         try:
@@ -130,7 +134,8 @@ class Ingestor:
         return applied
 
     def _ingest_coalesced(self, coalescer: Coalescer, payload: Mapping[str, Any],
-                          timings: dict[str, float] | None, alone: bool) -> bool:
+                          timings: dict[str, float] | None, alone: bool,
+                          folded: Callable[[], None] | None) -> bool:
         coalescer.expect()
         started = time.perf_counter()
         joined = False
@@ -153,6 +158,8 @@ class Ingestor:
                 coalescer.cancel()
             raise
         built = time.perf_counter()
+        if folded is not None and member.group is not None and not member.duplicate:
+            folded()
         applied = coalescer.wait(member)
         if timings is not None:
             timings.update(queue=built_from - started, build=built - built_from,

@@ -41,6 +41,7 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 
 from topology.ingest import claims, offload
 from topology.ingest.deadletter import DeadLetter, DeadLetters
+from topology.ingest.held import HeldCalls
 from topology.ingest.offload import BuildPool
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
@@ -51,6 +52,7 @@ __all__ = ["WorkerLost", "WorkerRuntime", "publish", "register", "store_exhauste
 publish = claims.publish  # where callers have always imported it from
 
 log = logging.getLogger(__name__)
+
 
 DELIVERIES_KEY = "topology:ingest:deliveries:"
 DELIVERIES_TTL = 7 * 86400
@@ -227,6 +229,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
         ingestor: Ingestor | None = None
+        held = HeldCalls(payload)
         try:
             if isinstance(payload, claims.Undecodable):
                 raise payload.error
@@ -245,7 +248,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                     raise InvalidBatch(
                         f"payload is a {type(payload).__name__}, not a JSON object")
                 ingestor = runtime.ingestor()
-                applied = ingestor.ingest(payload, timings, alone=alone)
+                applied = ingestor.ingest(payload, timings, alone=alone, folded=held.release)
         except InvalidBatch as exc:
             letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc, attempt)
             log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
@@ -253,6 +256,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             _forget(self, runtime, claim)
             return False
         except Exception as exc:
+            held.restore()  # the retry and the dead letter carry every call
             if ingestor is not None and (isinstance(exc, StoreUnavailable)
                                          or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)

@@ -1,9 +1,13 @@
-"""Which store errors make the ingest task reopen the embedded store."""
+"""Which store errors make the ingest task reopen the embedded store; a batch's calls
+let go of while it waits for its commit come back exactly for a retry."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from topology.ingest.held import HeldCalls
 from topology.ingest.tasks import store_exhausted
 from topology.settings import Settings
 from topology.store.base import StoreError
@@ -24,3 +28,43 @@ def test_exhausted_buffer_pool_reopens_the_embedded_store(store: str, message: s
                                                           reopen: bool) -> None:
     settings = Settings(store=store, neo4j_uri="bolt://localhost:7687")
     assert store_exhausted(StoreError(message), settings) is reopen
+
+
+CALL = {"timestamp": 1763700000.25, "side": "client", "duration_ms": 12.5, "status": 200,
+        "source": {"ip": "10.0.0.1", "port": 40000}, "destination": {"ip": "10.0.0.2"},
+        "path": "/caf\u00e9", "error": False}
+
+
+@pytest.mark.parametrize(("calls", "pickled"), [
+    ([CALL, {**CALL, "duration_ms": 0.1 + 0.2}], False),  # orjson: exact for these
+    ([{**CALL, "trace_id": "t"}], False),
+    ([{**CALL, "trace_id": None}], True),  # a null: pickle, to be sure
+    ([{**CALL, "duration_ms": float("nan")}], True),  # orjson would write null
+    ([{**CALL, "duration_ms": float("inf")}], True),
+    ([{**CALL, "status": 2**70}], True),  # beyond orjson's integers
+])
+def test_calls_let_go_of_come_back_the_same(calls: list[dict[str, Any]],
+                                             pickled: bool) -> None:
+    payload = {"batch_id": "b", "agent": "a", "calls": calls}
+    expected = repr(calls)  # repr: NaN is not equal to itself
+    held = HeldCalls(payload)
+    held.release()
+    assert payload["calls"] == [] and held.pickled is pickled
+    held.restore()
+    assert repr(payload["calls"]) == expected
+    held.restore()  # once only: a second restore changes nothing
+    assert repr(payload["calls"]) == expected
+
+
+@pytest.mark.parametrize("payload", [
+    {"batch_id": "b", "calls": []},
+    {"batch_id": "b"},
+    {"batch_id": "b", "calls": "not a list"},
+    ["not", "a", "mapping"],
+])
+def test_payloads_without_calls_to_let_go_of_are_left_alone(payload: Any) -> None:
+    before = repr(payload)
+    held = HeldCalls(payload)
+    held.release()
+    held.restore()
+    assert repr(payload) == before and held.encoded is None

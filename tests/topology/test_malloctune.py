@@ -1,0 +1,73 @@
+"""`topology worker` sets glibc's malloc to give freed memory back, unless the user tuned it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from topology import malloctune
+
+
+@pytest.mark.parametrize(("environ", "libc", "expected"), [
+    ({}, "glibc", True),
+    ({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}, "glibc", True),  # not malloc's
+    ({"MALLOC_ARENA_MAX": ""}, "glibc", True),  # empty: unset
+    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=8"}, "glibc", False),  # the user's
+    ({"MALLOC_ARENA_MAX": "4"}, "glibc", False),
+    ({"MALLOC_MMAP_THRESHOLD_": "131072"}, "glibc", False),
+    ({}, "", False),  # musl, macOS: not glibc's mallopt
+])
+def test_tuning_is_wanted_on_glibc_unless_the_user_tuned_malloc(
+        environ: dict[str, str], libc: str, expected: bool) -> None:
+    assert malloctune.wanted(environ, libc) is expected
+
+
+# In a process of its own (the test process keeps its allocator): once a large
+# mapped block was freed, glibc raises its mmap threshold (here to 8 MiB), so
+# blocks of 2 MiB come from the heap; each is followed by an 8 KiB block that
+# stays (as a message's text is followed by the objects decoded from it), which
+# keeps the heap from shrinking when the large ones are freed: malloc keeps that
+# memory. Tuned, the threshold stays at 1 MiB, each large block is mapped on its
+# own and unmapping gives it back.
+PROBE = """
+import ctypes, json, sys
+from topology import malloctune
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+applied = malloctune.tune(json.loads(sys.argv[1]))
+libc.free(libc.malloc(8 * 1024 * 1024))
+large, kept = [], []
+for _ in range(40):
+    large.append(libc.malloc(2 * 1024 * 1024))
+    kept.append(libc.malloc(8 * 1024))
+for block in large:
+    libc.free(block)
+print(json.dumps({"applied": applied, "kept_mb": libc.mallinfo2().fordblks // 2**20}))
+"""
+
+
+@pytest.mark.skipif(not malloctune.wanted({}), reason="glibc only")
+@pytest.mark.parametrize(("environ", "applied", "keeps_memory"), [
+    ({}, ["mmap_threshold", "trim_threshold"], False),
+    ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=8"}, [], True),  # the user's: glibc's way
+])
+def test_tuned_malloc_gives_freed_large_blocks_back(
+        environ: dict[str, str], applied: list[str], keeps_memory: bool) -> None:
+    env = {"PATH": "/usr/bin:/bin"}  # no MALLOC_* of this machine's
+    out = subprocess.run([sys.executable, "-c", PROBE, json.dumps(environ)], env=env,
+                         capture_output=True, text=True, check=True, timeout=60)
+    found = json.loads(out.stdout)
+    assert found["applied"] == applied
+    # 40 x 2 MiB freed: about 80 MB kept by glibc's defaults, none once tuned
+    assert (found["kept_mb"] >= 60) is keeps_memory, found
