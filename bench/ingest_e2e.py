@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,18 @@ def _workload(i: int) -> dict[str, Any]:
 def make_batches(events: int, batch_size: int, per_minute: int,
                  seed: int = 1) -> list[dict[str, Any]]:
     """Batches of client-side calls; each simulated minute spans EDGES distinct edges."""
+    return list(iter_batches(events, batch_size, per_minute, seed))
+
+
+def iter_batches(events: int, batch_size: int, per_minute: int,
+                 seed: int = 1) -> Iterator[dict[str, Any]]:
+    """The batches of `make_batches`, one at a time."""
     rng = random.Random(seed)
     ips = [f"10.{i // 250}.{i % 250}.1" for i in range(SERVICES)]
     leases = [{"ip": ips[i], "workload": _workload(i), "from": T0 - 600}
               for i in range(SERVICES)]
     edges = [(rng.randrange(SERVICES), rng.randrange(SERVICES), rng.choice(("GET", "POST")),
               f"/api/v1/items{e % 7}/") for e in range(EDGES)]
-    batches = []
     for first in range(0, events, batch_size):
         calls = []
         for n in range(first, min(first + batch_size, events)):
@@ -91,8 +97,7 @@ def make_batches(events: int, batch_size: int, per_minute: int,
                                    "calls": calls}
         if first == 0:
             payload["endpoints"] = leases
-        batches.append(payload)
-    return batches
+        yield payload
 
 
 def _rss_mb(pid: int) -> float:

@@ -31,7 +31,6 @@ import argparse
 import ctypes
 import gc
 import os
-import random
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from ingest_e2e import EDGES, SERVICES, T0, _workload
+from ingest_e2e import iter_batches
 
 from topology import malloctune
 from topology.ingest import gctune
@@ -62,31 +61,8 @@ def groups(events: int, batch_size: int, per_minute: int, group: int
            ) -> Iterator[list[dict[str, Any]]]:
     """The batches of `ingest_e2e.make_batches` (same seed, same calls), a
     transaction's worth at a time: all of them at once would hold ~1.5 KB per call."""
-    rng = random.Random(1)
-    ips = [f"10.{i // 250}.{i % 250}.1" for i in range(SERVICES)]
-    leases = [{"ip": ips[i], "workload": _workload(i), "from": T0 - 600}
-              for i in range(SERVICES)]
-    edges = [(rng.randrange(SERVICES), rng.randrange(SERVICES), rng.choice(("GET", "POST")),
-              f"/api/v1/items{e % 7}/") for e in range(EDGES)]
     made: list[dict[str, Any]] = []
-    for first in range(0, events, batch_size):
-        calls = []
-        for n in range(first, min(first + batch_size, events)):
-            client, server, method, prefix = edges[n % EDGES]
-            calls.append({
-                "timestamp": T0 + 60 * (n // per_minute) + rng.random() * 59,
-                "side": "client",
-                "source": {"ip": ips[client], "port": 40000 + n % 20000,
-                           "workload": _workload(client)},
-                "destination": {"ip": ips[server], "port": 8080},
-                "protocol": "http", "method": method,
-                "path": f"{prefix}{rng.randrange(10**6)}",
-                "status": 200 if n % 50 else 503, "duration_ms": rng.random() * 80,
-            })
-        payload: dict[str, Any] = {"batch_id": f"bench-{first}", "agent": "bench",
-                                   "calls": calls}
-        if first == 0:
-            payload["endpoints"] = leases
+    for payload in iter_batches(events, batch_size, per_minute):
         made.append(payload)
         if len(made) == group:
             held = [made]

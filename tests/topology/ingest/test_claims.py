@@ -12,16 +12,12 @@ import pytest
 import redis
 from kombu.utils import json as kombu_json
 
+from tests.topology.ingest.test_wirejson import BATCH
 from topology.ingest import claims
 from topology.ingest.celery_app import QUEUE, TASK_NAME, DeliveryOptions, create_app
 from topology.ingest.schema import InvalidBatch
 from topology.ingest.tasks import publish
 from topology.settings import Settings, SettingsError
-
-BATCH = {"batch_id": "b-1", "agent": "a", "calls": [
-    {"timestamp": 1.5, "side": "client", "source": {"ip": "10.0.0.1"},
-     "destination": {"ip": "10.0.0.2", "port": 80}, "protocol": "http",
-     "path": "/caf\u00e9/\U0001f600", "status": 503, "duration_ms": 0.25}]}
 
 
 @pytest.mark.parametrize(
