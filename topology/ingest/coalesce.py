@@ -32,13 +32,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from topology.ingest.aggregate import Aggregator
 from topology.ingest.templates import TemplateCap
 from topology.ingest.turns import WriteTurns
 from topology.model import Batch, Service
-from topology.store.base import GraphStore
 from topology.store.statement import Statement
+
+if TYPE_CHECKING:
+    from topology.store.base import GraphStore
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from topology.ingest.turns import WriteTurns
 from topology.model import Batch
-from topology.store.base import GraphStore
+
+if TYPE_CHECKING:
+    from topology.store.base import GraphStore
 
 log = logging.getLogger(__name__)
 

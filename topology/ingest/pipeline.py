@@ -35,10 +35,11 @@ from topology.ingest.templates import (
 )
 from topology.model import Batch, Service
 from topology.settings import Settings
-from topology.store.base import GraphStore
 
 if TYPE_CHECKING:
     import redis as redis_lib
+
+    from topology.store.base import GraphStore
 
 __all__ = ["IngestStats", "Ingestor", "InvalidBatch"]
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from topology.settings import Settings
-from topology.store.base import GraphStore
+
+if TYPE_CHECKING:  # importing a store submodule must not load pyarrow (offload.py)
+    from topology.store.base import GraphStore
 
 
 def open_store(settings: Settings) -> GraphStore:

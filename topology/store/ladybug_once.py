@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import ladybug
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import ladybug
 
 
 class Conn(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -89,3 +91,13 @@ def test_processes_from_environment(environ: dict[str, str], expected: int) -> N
 def test_bad_process_count_names_the_variable(raw: str) -> None:
     with pytest.raises(SettingsError, match=f"{offload.PROCESSES_ENV}: '{raw}'"):
         offload.processes({offload.PROCESSES_ENV: raw})
+
+
+def test_a_build_helper_imports_neither_arrow_nor_the_database() -> None:
+    """A helper process imports offload.py and what it needs to build: pyarrow (with
+    numpy) and ladybug would add about 40 MB to its RSS for nothing."""
+    code = ("import sys, topology.ingest.offload; "
+            "print(sorted(m for m in ('pyarrow', 'numpy', 'ladybug') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == "[]"
