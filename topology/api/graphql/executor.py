@@ -48,7 +48,10 @@ from graphql import (
 from topology.api.graphql.lean_json import (
     JSON,
     JSON_FRAGMENTS,
+    OBJECT,
+    OBJECTS,
     PLAIN_SCALARS,
+    TYPENAME,
     JsonColumns,
     NotLean,
 )
@@ -185,27 +188,19 @@ class LeanExecutionContext(JsonColumns, StrawberryGraphQLCoreExecutionContext):
         """`_object_source` reading each field from a column: `columns` maps attribute
         paths to the loop variables holding them; nested objects flatten into paths."""
         items: list[str] = []
-        for response_key, details, field in self._lean_fields(object_type, field_details_list):
-            if field is None:
-                items.append(f"{response_key!r}: {object_type.name!r}")
-                continue
-            path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
-            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-            if isinstance(inner, GraphQLObjectType):
-                if inner is field.type:
-                    raise NotLean  # a null object has no columns to stand for it
-                source = self._columns_source(inner, details, path + ".", names, columns)
-            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
-                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
-                if inner is field.type:
-                    raise NotLean
-                source = self._nested_source(inner.of_type.of_type, details, path, names,
-                                             columns)
+        for response_key, details, kind, path, of in self._column_fields(
+                object_type, field_details_list, prefix):
+            if kind == TYPENAME:
+                source = repr(of)
+            elif kind == OBJECT:
+                source = self._columns_source(of, details, path + ".", names, columns)
+            elif kind == OBJECTS:
+                source = self._nested_source(of, details, path, names, columns)
             else:
                 variable = columns.get(path)
                 if variable is None:
                     variable = columns[path] = self._name("_k", names)
-                source = self._expression(variable, field.type, details, names)
+                source = self._expression(variable, of, details, names)
             items.append(f"{response_key!r}: {source}")
         return "{" + ", ".join(items) + "}"
 

@@ -9,6 +9,7 @@ through the dict path's own value function unless they are plain scalars.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -33,11 +34,44 @@ class NotLean(Exception):
     """Some type in the selection needs the standard path."""
 
 
-class JsonColumns:
+TYPENAME, OBJECT, OBJECTS, LEAF = "typename", "object", "objects", "leaf"
+
+
+class ColumnFields:
+    """How a selection over a `Columns` list reads each field, shared by the dict
+    projection (`executor._columns_source`) and the JSON template (`_json_fields`)."""
+
+    _lean_fields: Any
+
+    def _column_fields(self, object_type: GraphQLObjectType, field_details_list: Any,
+                       prefix: str) -> Iterator[tuple[str, Any, str, str, Any]]:
+        """(response key, details, kind, attribute path, type) per selected field:
+        kind TYPENAME (type: the object type's name), OBJECT (a nested object: its
+        type), OBJECTS (a list of objects: the items' type) or LEAF (the field's
+        type); NotLean for a nullable object or list, which no column stands for."""
+        for response_key, details, field in self._lean_fields(object_type, field_details_list):
+            if field is None:
+                yield response_key, details, TYPENAME, prefix, object_type.name
+                continue
+            path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
+            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if isinstance(inner, GraphQLObjectType):
+                if inner is field.type:
+                    raise NotLean  # a null object has no columns to stand for it
+                yield response_key, details, OBJECT, path, inner
+            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
+                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
+                if inner is field.type:
+                    raise NotLean
+                yield response_key, details, OBJECTS, path, inner.of_type.of_type
+            else:
+                yield response_key, details, LEAF, path, field.type
+
+
+class JsonColumns(ColumnFields):
     """Mixed into `executor.LeanExecutionContext`, whose `_lean_fields`, `_name` and
     `_value_function` it uses."""
 
-    _lean_fields: Any
     _name: Any
     _value_function: Any
 
@@ -57,31 +91,24 @@ class JsonColumns:
     def _json_fields(self, object_type: GraphQLObjectType, field_details_list: Any,
                      prefix: str, builder: jc.TemplateBuilder) -> None:
         """`_columns_source` as a JSON template: the same fields, paths and fallbacks."""
-        for response_key, details, field in self._lean_fields(object_type, field_details_list):
+        for response_key, details, kind, path, of in self._column_fields(
+                object_type, field_details_list, prefix):
             builder.key(response_key)
-            if field is None:
-                builder.constant(object_type.name)
-                continue
-            path = prefix + field.extensions[GraphQLCoreConverter.DEFINITION_BACKREF].python_name
-            inner = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
-            if isinstance(inner, GraphQLObjectType):
-                if inner is field.type:
-                    raise NotLean  # a null object has no columns to stand for it
+            if kind == TYPENAME:
+                builder.constant(of)
+            elif kind == OBJECT:
                 builder.open()
-                self._json_fields(inner, details, path + ".", builder)
+                self._json_fields(of, details, path + ".", builder)
                 builder.close()
-            elif isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull) \
-                    and isinstance(inner.of_type.of_type, GraphQLObjectType):
-                if inner is field.type:
-                    raise NotLean
+            elif kind == OBJECTS:
                 items = jc.TemplateBuilder()
-                self._json_fields(inner.of_type.of_type, details, "", items)
+                self._json_fields(of, details, "", items)
                 template = items.build()
                 if template.count_by is None:
                     raise NotLean  # nothing to count the items by
                 builder.nested(path, template)
             else:
-                builder.leaf(path, self._json_leaf(field.type, details))
+                builder.leaf(path, self._json_leaf(of, details))
 
     def _json_leaf(self, output_type: GraphQLOutputType, details: Any) -> jc.Encode:
         """How a column of this (non-object) type is encoded."""
