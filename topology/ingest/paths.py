@@ -61,6 +61,7 @@ class PathFolder:
         self._placeholders = {f"r{i}": rule.placeholder for i, rule in enumerate(self.rules)}
         self.memo: dict[str, str] = {}  # raw path -> template (read on the hot path)
         self._literals: set[str] = set()  # segments no rule matches
+        self._heads: dict[str, str] = {}  # path before a last segment of digits -> its fold + "/"
         # Plain numbers, the commonest ids, skip the regex when the rules begin as
         # the defaults do (no earlier rule can match digits alone: the UUID rule
         # needs dashes). `str.isdecimal` is exactly the regex's `\d` (Unicode Nd).
@@ -69,11 +70,26 @@ class PathFolder:
 
     def fold(self, path: str) -> str:
         folded = self.memo.get(path)
-        if folded is None:
-            folded = self._fold(path)
-            if len(self.memo) >= _MEMO_LIMIT:
-                self.memo.clear()
-            self.memo[path] = folded
+        if folded is not None:
+            return folded
+        number = self._number
+        if number is not None:
+            # A fresh number at the end of a path seen before (`/orders/42`): the
+            # rest folds once and the number needs no regex, nor a memo entry
+            # that the next id would never read.
+            head, slash, tail = path.rpartition("/")
+            if slash and tail.isdecimal() and "?" not in head and "#" not in head:
+                start = self._heads.get(head)
+                if start is None:
+                    if len(self._heads) >= _MEMO_LIMIT:
+                        self._heads.clear()
+                    start = self._heads[head] = self._fold(head + "/")
+                if len(start) + len(number) <= MAX_PATH_LENGTH:  # `start` was not cut
+                    return start + number
+        folded = self._fold(path)
+        if len(self.memo) >= _MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[path] = folded
         return folded
 
     def _fold(self, path: str) -> str:

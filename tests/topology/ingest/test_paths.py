@@ -7,7 +7,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from topology.ingest.paths import OVERFLOW_TEMPLATE, FoldRule, PathFolder
+from topology.ingest.paths import MAX_PATH_LENGTH, OVERFLOW_TEMPLATE, FoldRule, PathFolder
 from topology.ingest.templates import MemoryTemplateCap, RedisTemplateCap, TemplateCap
 
 
@@ -45,6 +45,36 @@ def test_plain_numbers_fold_as_the_rules_fold_them(segments: list[str]) -> None:
     by_rules = PathFolder()
     by_rules._number = None  # the regex for every segment
     assert PathFolder().fold(path) == by_rules.fold(path)
+
+
+@given(paths=st.lists(st.tuples(st.lists(_segment, max_size=4),
+                                 st.text("0123456789", min_size=1, max_size=7)),
+                       min_size=1, max_size=8),
+       repeat=st.integers(min_value=1, max_value=3))
+@settings(max_examples=300, deadline=None)
+def test_paths_ending_in_a_number_fold_as_the_rules_fold_them(
+    paths: list[tuple[list[str], str]], repeat: int,
+) -> None:
+    """A path ending in digits folds its head once (then reused for the next ids)."""
+    folder, by_rules = PathFolder(), PathFolder()
+    by_rules._number = None
+    for _ in range(repeat):
+        for head, number in paths:
+            path = "/" + "/".join([*head, number])
+            assert folder.fold(path) == by_rules.fold(path)
+
+
+@pytest.mark.parametrize("head", [
+    "/" + "a" * (MAX_PATH_LENGTH - 5),  # the head fits, with the number it does not
+    "/" + "b" * (MAX_PATH_LENGTH + 10),  # the head alone is cut
+    "/x?q=1",  # a query string before the last slash
+    "/x#frag",
+])
+def test_long_heads_and_query_strings_fold_as_the_rules_fold_them(head: str) -> None:
+    folder, by_rules = PathFolder(), PathFolder()
+    by_rules._number = None
+    for number in ("42", "7", "123456"):
+        assert folder.fold(f"{head}/{number}") == by_rules.fold(f"{head}/{number}")
 
 
 def test_rules_are_configurable_and_ordered() -> None:
