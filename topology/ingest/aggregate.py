@@ -156,11 +156,12 @@ class Aggregator:
             client, server, naming = ends
             protocol, method = call["protocol"], field("method", "")
             path = fold(field("path", ""))
-            key = (word(client, client), word(server, server),
-                   int(call["timestamp"]) // width * width, word(protocol, protocol),
-                   word(method, method), word(path, path))
+            key = (client, server, int(call["timestamp"]) // width * width, protocol, method,
+                   path)
             k = keys.get(key)
-            if k is None:
+            if k is None:  # the first of its row: its strings are the ones sent
+                key = (word(client, client), word(server, server), key[2],
+                       word(protocol, protocol), word(method, method), word(path, path))
                 k = keys[key] = len(keys)
             key_index(k)
             k = namings.get(naming)
