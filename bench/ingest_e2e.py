@@ -22,7 +22,8 @@ edges per minute at its 50,000 events/s target. Prints:
 * a check that the store's request total equals the events sent.
 
 Run: .venv/bin/python bench/ingest_e2e.py [--events N] [--batch-size B] [--rate EV_PER_S]
-     [--threads N] [--build-processes N] [--buffer-pool-mb N] [--keep-log FILE]
+     [--threads N] [--build-processes N] [--buffer-pool-mb N] [--group-linger S]
+     [--keep-log FILE]
 """
 
 from __future__ import annotations
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="worker --concurrency (default: its own)")
     parser.add_argument("--build-processes", type=int,
                         help="worker --build-processes (default: its own)")
+    parser.add_argument("--group-linger", type=float,
+                        help="TOPOLOGY_INGEST_GROUP_LINGER of the worker in seconds"
+                             " (default: its own)")
     parser.add_argument("--keep-log", type=Path,
                         help="copy the worker's log here (it is removed with the store)")
     args = parser.parse_args()
@@ -213,6 +217,8 @@ def main() -> None:
     }
     if args.buffer_pool_mb is not None:
         env["TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"] = str(args.buffer_pool_mb)
+    if args.group_linger is not None:
+        env["TOPOLOGY_INGEST_GROUP_LINGER"] = f"{args.group_linger}s"
     settings = Settings.load(env)
     log = work / "worker.log"
     log.write_text("")
@@ -281,7 +287,8 @@ def main() -> None:
           f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events")
     print(f"worker: threads {args.threads or 'default'}, build processes "
           f"{'default' if args.build_processes is None else args.build_processes}, buffer pool "
-          f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB; "
+          f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB, "
+          f"group linger {'default' if args.group_linger is None else args.group_linger} s; "
           f"{len(commits)} store commits, up to {max(map(int, commits), default=0)} batches each")
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
     print(f"worker CPU: {cpu:.1f} s in {elapsed:.1f} s ({cpu / elapsed:.2f} cores); main"

@@ -22,11 +22,14 @@ from typing import Any, ClassVar
 from celery import Celery
 
 from topology.durations import parse_duration
+from topology.ingest.coalesce import DEFAULT_LINGER
 from topology.settings import Settings, SettingsError
 
 QUEUE = "topology.ingest"
 DEFAULT_PAYLOAD_TTL = 7 * 86400.0
 TASK_NAME = "topology.ingest.batch"
+DEFAULT_GROUP_LINGER = DEFAULT_LINGER
+MAX_GROUP_LINGER = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class DeliveryOptions:
       its message (claims.py); it is deleted as soon as the batch has its
       verdict, so this only bounds what a message lost outside our control
       leaves behind. It must outlive any backlog of the queue.
+    group_linger: an embedded-store worker's transaction waits for batches
+      still being built until its group is this old (coalesce.py): longer
+      makes fewer, larger transactions under load, and delays a batch by up
+      to this much while others are on their way (never one alone at rest).
     """
 
     visibility_timeout: float = 3600.0
@@ -54,6 +61,7 @@ class DeliveryOptions:
     retry_backoff_max: float = 300.0
     max_worker_lost: int = 3
     payload_ttl: float = DEFAULT_PAYLOAD_TTL
+    group_linger: float = DEFAULT_GROUP_LINGER
 
     ENV: ClassVar[dict[str, str]] = {
         "visibility_timeout": "TOPOLOGY_CELERY_VISIBILITY_TIMEOUT",
@@ -62,6 +70,7 @@ class DeliveryOptions:
         "retry_backoff_max": "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX",
         "max_worker_lost": "TOPOLOGY_INGEST_MAX_WORKER_LOST",
         "payload_ttl": "TOPOLOGY_INGEST_PAYLOAD_TTL",
+        "group_linger": "TOPOLOGY_INGEST_GROUP_LINGER",
     }
 
     @classmethod
@@ -83,6 +92,12 @@ class DeliveryOptions:
         return options
 
     def validate(self) -> None:
+        if self.group_linger > MAX_GROUP_LINGER:
+            raise SettingsError(
+                f"{self.ENV['group_linger']}={self.group_linger:g}s is above"
+                f" {MAX_GROUP_LINGER:g}s: a batch would wait that long for others before"
+                " its transaction, far beyond the 10 s freshness of distributed ingestion"
+            )
         if self.retry_backoff_max >= self.visibility_timeout:
             raise SettingsError(
                 f"{self.ENV['retry_backoff_max']}={self.retry_backoff_max:g}s must be shorter"

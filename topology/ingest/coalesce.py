@@ -55,7 +55,15 @@ DEFAULT_MAX_BATCHES = 256
 # Longest a writer waits for batches announced (`expect`) and still being
 # built before it takes the group: a transaction costs about the same for
 # one batch as for many over the same keys.
-DEFAULT_LINGER = 0.25
+DEFAULT_LINGER = 1.0
+# Batches still being built that a writer leaves to the next group: it writes
+# once no more than these are on their way, so the build helper has work
+# while the transaction runs (the task threads of the group's batches wait
+# for it, and only the others can bring new batches).
+DEFAULT_RESERVE = 4
+# Right after a write, its batches' task threads are still taking their next
+# messages: for this long, few batches announced does not yet mean few come.
+DEFAULT_SETTLE = 0.25
 
 
 class GroupFailed(RuntimeError):
@@ -101,6 +109,7 @@ class Coalescer(WriteTurns):
         self, store: GraphStore, templates: TemplateCap, clock: Callable[[], float],
         width: float, *, max_rows: int = DEFAULT_MAX_ROWS,
         max_batches: int = DEFAULT_MAX_BATCHES, linger: float = DEFAULT_LINGER,
+        reserve: int = DEFAULT_RESERVE, settle: float = DEFAULT_SETTLE,
     ) -> None:
         if max_batches < 1:
             raise ValueError(f"max_batches must be at least 1, not {max_batches}")
@@ -111,6 +120,9 @@ class Coalescer(WriteTurns):
         self.max_rows = max_rows
         self.max_batches = max_batches
         self.linger = linger
+        self.reserve = reserve
+        self.settle = settle
+        self._ended = float("-inf")  # monotonic time the last write ended
         super().__init__()
         self._queue: list[Group] = []  # not yet taken by a write; the last may be open
         self._pending: dict[str, Group] = {}  # id -> its group, until that one is done
@@ -129,21 +141,27 @@ class Coalescer(WriteTurns):
         `folded`. Callers must take turns (one join-and-fold at a time).
         """
         with self._cond:
-            self._expected -= 1
-            self._cond.notify_all()
             group = self._pending.get(batch_id)
             if group is not None:
+                self._arrived()
                 member = Member(batch_id, group, duplicate=True)
                 group.members.append(member)
                 return member
         # Checked after `_pending`: an id leaves it only once committed.
-        if self.store.read(MARKERS, {"ids": [batch_id]}):
-            return Member(batch_id, None, duplicate=True)
+        try:
+            applied = self.store.read(MARKERS, {"ids": [batch_id]})
+        except BaseException:
+            with self._cond:
+                self._arrived()
+            raise
         with self._cond:
+            # The announcement ends as the batch joins, in one step: a lingering
+            # writer never sees it neither announced nor in the group.
+            self._arrived()
+            if applied:
+                return Member(batch_id, None, duplicate=True)
             group = self._queue[-1] if self._queue else None
-            if (alone or group is None or group.closed
-                    or len(group.ids) >= self.max_batches
-                    or len(group.aggregator) >= self.max_rows):
+            if alone or group is None or group.closed or self._full(group):
                 group = Group(self.width, alone)
                 self._queue.append(group)
             member = Member(batch_id, group, duplicate=False)
@@ -152,6 +170,11 @@ class Coalescer(WriteTurns):
             group.folding += 1
             self._pending[batch_id] = group
             return member
+
+    def _arrived(self) -> None:
+        """An announced batch joined (under the lock)."""
+        self._expected -= 1
+        self._cond.notify_all()
 
     def folded(self, member: Member, services: Sequence[Service],
                failure: BaseException | None = None) -> None:
@@ -190,13 +213,27 @@ class Coalescer(WriteTurns):
                         waiting.group = None  # no cycle: the rows go with the last reference
                     group.members.clear()
                     self._writing = False
+                    self._ended = time.monotonic()
                     self._cond.notify_all()
 
     def _take(self) -> Group:
-        """The oldest group, closed and with every fold finished (under the lock)."""
+        """The oldest group, closed and with every fold finished (under the lock).
+
+        With one open group, the writer lingers for batches still being built,
+        up to `linger` seconds, until no more than `reserve` of them are left
+        (within `settle` of the last write, until then whatever is announced).
+        """
         deadline = time.monotonic() + self.linger
-        while (self._expected > 0 and len(self._queue) == 1 and not self._queue[0].closed
-               and (left := deadline - time.monotonic()) > 0):
+        while len(self._queue) == 1 and not self._queue[0].closed:
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0 or self._full(self._queue[0]):
+                break
+            if self._expected <= self.reserve:
+                settled = self._ended + self.settle - now
+                if settled <= 0:
+                    break
+                left = min(left, settled)
             self._cond.wait(left)
         group = self._queue[0]
         group.closed = True
@@ -233,6 +270,9 @@ class Coalescer(WriteTurns):
             member.applied = not member.duplicate
         log.info("store commit: %d batch(es), %d new, %d rows, in %.2fs", len(batches),
                  sum(outcomes), len(rows), time.perf_counter() - started)
+
+    def _full(self, group: Group) -> bool:
+        return len(group.ids) >= self.max_batches or len(group.aggregator) >= self.max_rows
 
     @property
     def waiting(self) -> int:

@@ -68,8 +68,9 @@ class WorkerRuntime:
     Shared by the task threads of a threads pool: opening and closing take a lock.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, group_linger: float | None = None) -> None:
         self.settings = settings
+        self.group_linger = group_linger  # the coalescer's (None: its default)
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._store: GraphStore | None = None
@@ -132,6 +133,8 @@ class WorkerRuntime:
                 # can be folded together (coalesce.py); a shared Neo4j cannot.
                 self._ingestor = Ingestor(store, self.settings, redis=self.redis,
                                           coalesce=self.settings.store == "embedded")
+                if self._ingestor.coalescer is not None and self.group_linger is not None:
+                    self._ingestor.coalescer.linger = self.group_linger
                 # Out of buffer pool: every batch would fail alone too; the
                 # tasks retry after the store is reopened.
                 self._ingestor.group.isolate = lambda exc: not store_exhausted(
@@ -177,7 +180,7 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
     """Register the ingest task on `app` (options: a celery_app.DeliveryOptions)."""
     from topology.ingest.celery_app import TASK_NAME
 
-    runtime = WorkerRuntime(settings)
+    runtime = WorkerRuntime(settings, options.group_linger)
 
     @worker_process_shutdown.connect(weak=False)  # a prefork pool process
     def _close_runtime(**_: Any) -> None:

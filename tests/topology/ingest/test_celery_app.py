@@ -25,6 +25,7 @@ from topology.settings import Settings, SettingsError
           "TOPOLOGY_INGEST_RETRY_BACKOFF": "500ms", "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX": "1m",
           "TOPOLOGY_INGEST_MAX_WORKER_LOST": "1"},
          DeliveryOptions(300.0, 0, 0.5, 60.0, 1)),
+        ({"TOPOLOGY_INGEST_GROUP_LINGER": "250ms"}, DeliveryOptions(group_linger=0.25)),
     ],
 )
 def test_options_from_environment(environ: dict[str, str], expected: DeliveryOptions) -> None:
@@ -38,6 +39,8 @@ def test_options_from_environment(environ: dict[str, str], expected: DeliveryOpt
         ({"TOPOLOGY_INGEST_RETRY_BACKOFF": "soon"}, "TOPOLOGY_INGEST_RETRY_BACKOFF: 'soon'"),
         ({"TOPOLOGY_CELERY_VISIBILITY_TIMEOUT": "30s"},
          "TOPOLOGY_INGEST_RETRY_BACKOFF_MAX=300s must be shorter than"),
+        ({"TOPOLOGY_INGEST_GROUP_LINGER": "-1s"}, "TOPOLOGY_INGEST_GROUP_LINGER: '-1s'"),
+        ({"TOPOLOGY_INGEST_GROUP_LINGER": "1m"}, "TOPOLOGY_INGEST_GROUP_LINGER=60s is above 5s"),
     ],
 )
 def test_bad_options_name_the_variable(environ: dict[str, str], message: str) -> None:

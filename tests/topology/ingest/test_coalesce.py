@@ -12,7 +12,7 @@ import pytest
 from tests.neo4j_lint import LinterUnavailable, lint_cypher
 from tests.topology.ingest.delivery_helpers import batch, expected_totals, totals, wait_for
 from topology.ingest.coalesce import MARKERS, Coalescer
-from topology.ingest.pipeline import Ingestor
+from topology.ingest.pipeline import Ingestor, Prepared, prepare
 from topology.store.base import GraphStore
 from topology.store.statement import Dialect
 
@@ -185,3 +185,104 @@ def test_the_marker_check_reads_the_ids_applied_and_lints_clean_for_neo4j(
     except LinterUnavailable as exc:
         pytest.fail(str(exc))
     assert problems == []
+
+
+def _ingest_on_thread(ingestor: Ingestor, payload: dict[str, Any],
+                      outcomes: list[Any]) -> threading.Thread:
+    def ingest() -> None:
+        try:
+            outcomes.append(ingestor.ingest(payload))
+        except Exception as exc:  # the outcome under test
+            outcomes.append(exc)
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(("reserve", "linger", "commits", "largest"), [
+    (0, 60.0, 1, 3),  # waits for every batch announced
+    (1, 60.0, 2, 2),  # leaves one to the next group (it keeps the build helper busy)
+    (0, 0.0, 3, 1),  # does not linger
+])
+def test_a_writer_lingers_until_no_more_than_reserve_batches_are_being_built(
+    make_ingestor: MakeIngestor, embedded_store: GraphStore, reserve: int, linger: float,
+    commits: int, largest: int,
+) -> None:
+    ingestor = make_ingestor(coalesce=True)
+    coalescer = _coalescer(ingestor)
+    coalescer.reserve, coalescer.linger = reserve, linger
+    first, *built = [batch(f"l-{n}", 10) for n in range(3)]
+    gates = [threading.Event() for _ in built]
+    outcomes: list[Any] = []
+
+    def ingest_built(payload: dict[str, Any], gate: threading.Event) -> None:
+        def build() -> Prepared:  # as a build helper would, once let go
+            gate.wait(60)
+            return prepare(payload, ingestor.leases, ingestor.dns, ingestor.folder, 60)
+
+        outcomes.append(ingestor.ingest_prepared(build))
+
+    threads = [threading.Thread(target=ingest_built, args=pair)
+               for pair in zip(built, gates, strict=True)]
+    for thread in threads:
+        thread.start()  # announced while being built
+    wait_for(lambda: coalescer._expected == len(built), 30, "the batches to be announced")
+    threads.append(_ingest_on_thread(ingestor, first, outcomes))
+    for n, gate in enumerate([None, *gates]):
+        if gate is not None:
+            gate.set()
+        left = len(built) - n
+        taken = not linger or left <= reserve  # the writer takes the group now
+        wait_for(lambda left=left, taken=taken: coalescer._expected == left
+                 and (coalescer.waiting == 0) == taken, 30, f"{left} left being built")
+    for thread in threads:
+        thread.join(60)
+
+    assert outcomes == [True] * 3
+    assert (coalescer.commits, coalescer.largest) == (commits, largest)
+    assert totals(embedded_store) == expected_totals(first, *built)
+
+
+@pytest.mark.parametrize(("settle", "commits", "largest"), [(60.0, 2, 2), (0.0, 3, 1)])
+def test_right_after_a_write_a_writer_waits_settle_for_the_next_batches(
+    make_ingestor: MakeIngestor, embedded_store: GraphStore, settle: float, commits: int,
+    largest: int,
+) -> None:
+    """The task threads a write frees take their next messages before they announce
+    them: for `settle` seconds after a write, nothing announced still may mean more
+    comes (here the second group ends as soon as it is full: two batches)."""
+    ingestor = make_ingestor(coalesce=True)
+    coalescer = _coalescer(ingestor)
+    coalescer.linger, coalescer.settle, coalescer.max_batches = 60.0, settle, 2
+    coalescer.reserve = 0
+    payloads = [batch(f"s-{n}", 10) for n in range(3)]
+    assert ingestor.ingest(payloads[0]) is True  # a write just ended
+    outcomes: list[Any] = []
+    threads = [_ingest_on_thread(ingestor, payloads[1], outcomes)]
+    if settle:
+        wait_for(lambda: coalescer.waiting == 1, 30, "the batch to wait in its group")
+    else:
+        wait_for(lambda: coalescer.commits == 2, 30, "the batch to be written at once")
+    threads.append(_ingest_on_thread(ingestor, payloads[2], outcomes))
+    for thread in threads:
+        thread.join(60)
+
+    assert outcomes == [True, True]
+    assert (coalescer.commits, coalescer.largest) == (commits, largest)
+    assert totals(embedded_store) == expected_totals(*payloads)
+
+
+def test_a_lone_batch_with_nothing_announced_is_written_at_once(
+    make_ingestor: MakeIngestor, embedded_store: GraphStore,
+) -> None:
+    """At rest no batch waits for the linger (it would delay freshness for nothing)."""
+    ingestor = make_ingestor(coalesce=True)
+    coalescer = _coalescer(ingestor)
+    coalescer.linger = coalescer.settle = 3600.0  # and no write for ages
+    lone = batch("lone", 10)
+
+    assert ingestor.ingest(lone) is True
+
+    assert coalescer.commits == 1
+    assert totals(embedded_store) == expected_totals(lone)

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from topology.ingest.coalesce import DEFAULT_LINGER
 from topology.ingest.held import HeldCalls
-from topology.ingest.tasks import store_exhausted
+from topology.ingest.tasks import WorkerRuntime, store_exhausted
 from topology.settings import Settings
 from topology.store.base import StoreError
 
@@ -68,3 +69,15 @@ def test_payloads_without_calls_to_let_go_of_are_left_alone(payload: Any) -> Non
     held.release()
     held.restore()
     assert repr(payload) == before and held.encoded is None
+
+
+@pytest.mark.parametrize(("linger", "expected"), [(None, DEFAULT_LINGER), (0.5, 0.5)])
+def test_the_worker_runtime_gives_its_coalescer_the_group_linger(
+    settings: Settings, redis_url: str, linger: float | None, expected: float,
+) -> None:
+    runtime = WorkerRuntime(settings.with_(redis_url=redis_url), linger)
+    try:
+        coalescer = runtime.ingestor().coalescer
+        assert coalescer is not None and coalescer.linger == expected
+    finally:
+        runtime.close()
