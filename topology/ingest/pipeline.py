@@ -287,11 +287,10 @@ def make_resolver(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore)
         dns.record(answers)
     ips: set[str] = set()
     if leases.snapshots or dns.snapshots:
-        for call in payload.get("calls") or ():
-            for end in (call["source"], call["destination"]):
-                ip = end.get("ip")
-                if ip:
-                    ips.add(ip)
+        calls = payload.get("calls") or ()
+        found: set[str | None] = {call["source"].get("ip") for call in calls}
+        found.update([call["destination"].get("ip") for call in calls])
+        ips = {ip for ip in found if ip}
     return Resolver(leases.table(ips), dns.table(ips))
 
 
