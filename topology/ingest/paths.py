@@ -61,7 +61,7 @@ class PathFolder:
         self._placeholders = {f"r{i}": rule.placeholder for i, rule in enumerate(self.rules)}
         self.memo: dict[str, str] = {}  # raw path -> template (read on the hot path)
         self._literals: set[str] = set()  # segments no rule matches
-        self._heads: dict[str, str] = {}  # path before a last segment of digits -> its fold + "/"
+        self._heads: dict[str, str] = {}  # path before a last segment of digits -> template
         # Plain numbers, the commonest ids, skip the regex when the rules begin as
         # the defaults do (no earlier rule can match digits alone: the UUID rule
         # needs dashes). `str.isdecimal` is exactly the regex's `\d` (Unicode Nd).
@@ -79,13 +79,16 @@ class PathFolder:
             # that the next id would never read.
             head, slash, tail = path.rpartition("/")
             if slash and tail.isdecimal() and "?" not in head and "#" not in head:
-                start = self._heads.get(head)
-                if start is None:
+                folded = self._heads.get(head)
+                if folded is None:
                     if len(self._heads) >= _MEMO_LIMIT:
                         self._heads.clear()
-                    start = self._heads[head] = self._fold(head + "/")
-                if len(start) + len(number) <= MAX_PATH_LENGTH:  # `start` was not cut
-                    return start + number
+                    start = self._fold(head + "/")
+                    # "": too long with the number (the whole path is cut instead)
+                    folded = self._heads[head] = (
+                        start + number if len(start) + len(number) <= MAX_PATH_LENGTH else "")
+                if folded:
+                    return folded
         folded = self._fold(path)
         if len(self.memo) >= _MEMO_LIMIT:
             self.memo.clear()
