@@ -123,6 +123,7 @@ class Coalescer(WriteTurns):
         self.reserve = reserve
         self.settle = settle
         self._ended = float("-inf")  # monotonic time the last write ended
+        self._peak = 0  # most batches in flight at once so far
         super().__init__()
         self._queue: list[Group] = []  # not yet taken by a write; the last may be open
         self._pending: dict[str, Group] = {}  # id -> its group, until that one is done
@@ -170,6 +171,15 @@ class Coalescer(WriteTurns):
             group.folding += 1
             self._pending[batch_id] = group
             return member
+
+    def expect(self) -> None:
+        with self._cond:
+            self._expected += 1
+            self._peak = max(self._peak, self._in_flight())
+
+    def _in_flight(self) -> int:
+        """Batches announced or in groups not yet committed (under the lock)."""
+        return self._expected + len(self._pending)
 
     def _arrived(self) -> None:
         """An announced batch joined (under the lock)."""
@@ -221,7 +231,8 @@ class Coalescer(WriteTurns):
 
         With one open group, the writer lingers for batches still being built,
         up to `linger` seconds, until no more than `reserve` of them are left
-        (within `settle` of the last write, until then whatever is announced).
+        (within `settle` of the last write, until then whatever is announced),
+        or none when fewer are in flight than have been at once.
         """
         deadline = time.monotonic() + self.linger
         while len(self._queue) == 1 and not self._queue[0].closed:
@@ -231,9 +242,13 @@ class Coalescer(WriteTurns):
                 break
             if self._expected <= self.reserve:
                 settled = self._ended + self.settle - now
-                if settled <= 0:
+                if settled > 0:
+                    left = min(left, settled)
+                elif self._expected == 0 or self._in_flight() >= self._peak:
                     break
-                left = min(left, settled)
+                # else fewer batches are on their way than the worker has taken at
+                # once: nothing follows those still being built (the end of a
+                # burst), so they join this group rather than make one more.
             self._cond.wait(left)
         group = self._queue[0]
         group.closed = True

@@ -286,3 +286,41 @@ def test_a_lone_batch_with_nothing_announced_is_written_at_once(
 
     assert coalescer.commits == 1
     assert totals(embedded_store) == expected_totals(lone)
+
+
+@pytest.mark.parametrize(("peak", "commits", "largest"), [(3, 2, 2), (0, 3, 1)])
+def test_at_the_end_of_a_burst_a_writer_waits_for_the_batches_still_being_built(
+    make_ingestor: MakeIngestor, embedded_store: GraphStore, peak: int, commits: int,
+    largest: int,
+) -> None:
+    """Fewer batches in flight than the worker had at once: nothing follows those
+    being built, so the group waits for them (reserve or not) rather than leave
+    them a transaction of their own."""
+    ingestor = make_ingestor(coalesce=True)
+    coalescer = _coalescer(ingestor)
+    coalescer.linger, coalescer.settle, coalescer.reserve = 60.0, 0.0, 1
+    first, last, built = batch("e-1", 10), batch("e-2", 10), batch("e-3", 10)
+    assert ingestor.ingest(first) is True
+    gate = threading.Event()
+    outcomes: list[Any] = []
+
+    def build() -> Prepared:  # as a build helper would, once let go
+        gate.wait(60)
+        return prepare(built, ingestor.leases, ingestor.dns, ingestor.folder, 60)
+
+    threads = [threading.Thread(target=lambda: outcomes.append(ingestor.ingest_prepared(build)))]
+    threads[0].start()
+    wait_for(lambda: coalescer._expected == 1, 30, "the batch being built to be announced")
+    coalescer._peak = peak  # as many in flight at once before (0: never more than now)
+    threads.append(_ingest_on_thread(ingestor, last, outcomes))
+    if peak:
+        wait_for(lambda: coalescer.waiting == 1, 30, "the last batch to wait for the other")
+    else:
+        wait_for(lambda: coalescer.commits == 2, 30, "the last batch to be written alone")
+    gate.set()
+    for thread in threads:
+        thread.join(60)
+
+    assert outcomes == [True, True]
+    assert (coalescer.commits, coalescer.largest) == (commits, largest)
+    assert totals(embedded_store) == expected_totals(first, last, built)
