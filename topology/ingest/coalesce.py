@@ -173,6 +173,7 @@ class Coalescer(WriteTurns):
             return member
 
     def expect(self) -> None:
+        """`WriteTurns.expect`, noting the most batches in flight at once."""
         with self._cond:
             self._expected += 1
             self._peak = max(self._peak, self._in_flight())
