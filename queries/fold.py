@@ -92,6 +92,14 @@ def sums(table: pa.Table, keys: list[str], *, ordered: bool = True) -> pa.Table:
 
 def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[list]:
     """Per row, the q-quantiles of its h0.. histogram (None where it is empty)."""
+    return [found.to_pylist() for found in quantile_arrays(table, qs)]
+
+
+def quantile_arrays(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)
+                    ) -> list[pa.Array]:
+    """`quantiles` as Arrow float64 arrays (null where the histogram is empty)."""
+    if not table.num_rows:
+        return [pa.array([], pa.float64()) for _ in qs]
     hist = [pc.cast(table.column(name), pa.int64()) for name in HIST]
     running = list(accumulate(hist, pc.add))
     total = running[-1]
@@ -110,7 +118,8 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
                         pc.subtract(rank, pc.cast(seen, pa.float64()))),
             pc.cast(count, pa.float64())))
         value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
-        answers.append(pc.if_else(empty, pa.scalar(None, pa.float64()), value).to_pylist())
+        found = pc.if_else(empty, pa.scalar(None, pa.float64()), value)
+        answers.append(found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found)
     return answers
 
 

@@ -116,8 +116,8 @@ def service_stats(sums: ServiceSums, seconds: int) -> dict[str, StatsRow]:
         sid: StatsRow(requests, requests / seconds, errors,
                       errors / requests if requests else 0.0, p50, p95, p99)
         for sid, requests, errors, p50, p95, p99 in zip(
-            sums.ids.to_pylist(), sums.requests.to_pylist(), sums.errors.to_pylist(), sums.p50,
-            sums.p95, sums.p99, strict=True)
+            sums.ids.to_pylist(), sums.requests.to_pylist(), sums.errors.to_pylist(),
+            sums.p50.to_pylist(), sums.p95.to_pylist(), sums.p99.to_pylist(), strict=True)
     }
 
 
@@ -209,7 +209,7 @@ def edges(
     # Arrow columns stay Arrow: the JSON path encodes them as they are, anything
     # else gets them as lists (Columns.column)
     client, server, requests = (table.column(name) for name in ("client", "server", "requests"))
-    p50, p95, p99 = fold.quantiles(table)
+    p50, p95, p99 = fold.quantile_arrays(table)
     seconds = window.seconds
     busiest = pc.max(requests).as_py() or 1
     as_float = requests.cast(pa.float64())
