@@ -163,9 +163,10 @@ def pairs(table: pa.Table, top_paths: int) -> pa.Table:
     Most pairs carry one series (one protocol, one path): when every pair does, once
     the rows of each series are added up, the fold is a sort and no list is grouped."""
     keys = list(PAIR)
+    order = pc.sort_indices(table, [(k, "ascending") for k in keys])
+    if not _repeats(table, order):  # one row per pair: sorting them is the fold
+        return _one_series(table.take(order), top_paths, by_pair=True)
     count = table.group_by(keys, use_threads=False).aggregate([]).num_rows
-    if count == table.num_rows:
-        return _one_series(table, top_paths)
     series = sums(table, list(SERIES), ordered=False)
     if count == series.num_rows:
         return _one_series(series, top_paths)
@@ -182,9 +183,19 @@ def pairs(table: pa.Table, top_paths: int) -> pa.Table:
                        paths.column("requests_sum_list"), top_paths)
 
 
-def _one_series(table: pa.Table, top_paths: int) -> pa.Table:
-    """`pairs` of a table holding one row per pair."""
-    ordered = _by_pair(table)
+def _repeats(table: pa.Table, order: pa.Array) -> bool:
+    """Whether a pair has several rows: two neighbours once sorted by pair (`order`)
+    are the same pair (cheaper than counting the pairs by hashing them)."""
+    if table.num_rows < 2:
+        return False
+    client, server = (table.column(name).take(order) for name in PAIR)
+    return pc.any(pc.and_(pc.equal(client[1:], client[:-1]),
+                          pc.equal(server[1:], server[:-1]))).as_py()
+
+
+def _one_series(table: pa.Table, top_paths: int, *, by_pair: bool = False) -> pa.Table:
+    """`pairs` of a table holding one row per pair (`by_pair`: already sorted by it)."""
+    ordered = table if by_pair else _by_pair(table)
     folded = pa.table({
         **{name: ordered.column(name) for name in PAIR},
         **{name: pc.cast(ordered.column(name), _SUM_TYPES[name]) for name in _SUMMED}})
