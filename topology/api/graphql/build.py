@@ -171,8 +171,14 @@ def service_columns(
         return (pa.ListArray.from_arrays(offsets, parts.field("key")),
                 pa.ListArray.from_arrays(offsets, parts.field("value")))
 
-    def seen(attribute: str) -> Callable[[], list[datetime | None]]:
-        return lambda: [moment(getattr(record, attribute)) for record in held]
+    def seen(attribute: str) -> Callable[[], Coded]:
+        """The moments as codes into the distinct ones (services share a few)."""
+        def column() -> Coded:
+            coded = pc.dictionary_encode(pa.array(
+                [getattr(record, attribute) for record in held], pa.int64()),
+                null_encoding="encode")
+            return Coded(coded.indices, [moment(s) for s in coded.dictionary.to_pylist()])
+        return column
 
     columns.update({
         "labels[].key": lambda: split()[0], "labels[].value": lambda: split()[1],
