@@ -38,6 +38,7 @@ _TEXT_TYPES = frozenset({str, type(None)})
 _ZERO = pa.array([0], pa.int32())
 _ESCAPED = r'[\x00-\x1f"\\]'  # what orjson escapes in a string
 _FEW = 64  # rows from which a float column is looked at for repeated values
+_SAMPLE = 256  # its first rows, which must repeat
 
 
 def json_text(value: Any) -> str:
@@ -104,7 +105,7 @@ def numbers(values: Column) -> pa.Array:
     if array is not None and (pa.types.is_integer(array.type)
                               or pa.types.is_boolean(array.type)):
         return _nulls(pc.cast(array, pa.string()))
-    if array is not None and pa.types.is_floating(array.type) and len(array) >= _FEW:
+    if array is not None and pa.types.is_floating(array.type) and _repeating(array):
         coded = pc.dictionary_encode(array)  # -0.0 and 0.0 stay apart, as orjson writes them
         if 2 * len(coded.dictionary) <= len(array):
             return pa.DictionaryArray.from_arrays(coded.indices, numbers(coded.dictionary))
@@ -116,6 +117,16 @@ def numbers(values: Column) -> pa.Array:
     if len(found) != len(values):  # not numbers after all: a comma inside some value
         return each(values)
     return found
+
+
+def _repeating(array: pa.Array) -> bool:
+    """Whether a float column is worth encoding per distinct value: enough rows, and
+    its first rows repeat (a column of distinct values is not hashed whole for
+    nothing)."""
+    if len(array) < _FEW:
+        return False
+    sample = array.slice(0, _SAMPLE)
+    return 2 * pc.count_distinct(sample, mode="all").as_py() <= len(sample)
 
 
 def each(values: Column) -> pa.Array:

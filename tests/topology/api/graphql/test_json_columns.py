@@ -115,8 +115,8 @@ CASES: list[tuple[str, list, dict[str, list], list[dict[str, Any]]]] = [
      [{"r": r, "d": d, "s": ["a", "b"][i % 2], "q": r}
       for i, (r, d) in enumerate(zip(REPEATED, DISTINCT, strict=True))]),
     ("lists of repeated floats", [("p", "p", jc.lists)],
-     {"p": [[1.5, 0.25][: i % 3] for i in range(60)]},
-     [{"p": [1.5, 0.25][: i % 3]} for i in range(60)]),
+     {"p": [[1.5, 0.25][: i % 3] for i in range(150)]},
+     [{"p": [1.5, 0.25][: i % 3]} for i in range(150)]),
     ("converted values of one type, with nulls", [("v", "v", jc.converted(repr))],
      {"v": [None, 2, None, 2]},
      [{"v": "None"}, {"v": "2"}, {"v": "None"}, {"v": "2"}]),
