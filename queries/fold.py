@@ -97,30 +97,33 @@ def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> lis
 
 def quantile_arrays(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)
                     ) -> list[pa.Array]:
-    """`quantiles` as Arrow float64 arrays (null where the histogram is empty)."""
-    if not table.num_rows:
+    """`quantiles` as Arrow float64 arrays (null where the histogram is empty).
+
+    The quantiles are searched for together: the rows once per quantile, as the
+    chunks of one chunked array (no copy), so each compute function is called
+    once for all of them (its call costs as much as a few thousand rows)."""
+    n = table.num_rows
+    if not n:
         return [pa.array([], pa.float64()) for _ in qs]
-    hist = [pc.cast(table.column(name), pa.int64()) for name in HIST]
+    hist = [pc.cast(table.column(name), pa.int64()).combine_chunks() for name in HIST]
     running = list(accumulate(hist, pc.add))
-    total = running[-1]
-    empty = pc.equal(total, 0)
-    seen_before = [pc.subtract(total, total), *running[:-1]]
-    answers = []
-    for q in qs:
-        rank = pc.multiply(pc.cast(total, pa.float64()), q)
-        index = pc.min_element_wise(_below(running, rank), _OPEN_BIN)
-        lower = pc.take(_LOWER, index)
-        upper = pc.take(_UPPER, index)
-        seen = pc.choose(index, *seen_before)
-        count = pc.choose(index, *hist)
-        inside = pc.add(lower, pc.divide(
-            pc.multiply(pc.subtract(upper, lower),
-                        pc.subtract(rank, pc.cast(seen, pa.float64()))),
-            pc.cast(count, pa.float64())))
-        value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
-        found = pc.if_else(empty, pa.scalar(None, pa.float64()), value)
-        answers.append(found.combine_chunks() if isinstance(found, pa.ChunkedArray) else found)
-    return answers
+    total = pc.cast(running[-1], pa.float64())
+    rank = pa.chunked_array([pc.multiply(total, q) for q in qs])
+    hist = [pa.chunked_array([h] * len(qs)) for h in hist]
+    running = [pa.chunked_array([r] * len(qs)) for r in running]
+    index = pc.min_element_wise(_below(running, rank), _OPEN_BIN)
+    lower = pc.take(_LOWER, index)
+    upper = pc.take(_UPPER, index)
+    seen = pc.choose(index, pc.subtract(running[-1], running[-1]), *running[:-1])
+    count = pc.choose(index, *hist)
+    inside = pc.add(lower, pc.divide(
+        pc.multiply(pc.subtract(upper, lower),
+                    pc.subtract(rank, pc.cast(seen, pa.float64()))),
+        pc.cast(count, pa.float64())))
+    value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
+    found = pc.if_else(pc.equal(running[-1], 0), pa.scalar(None, pa.float64()),
+                       value).combine_chunks()
+    return [found.slice(i * n, n) for i in range(len(qs))]
 
 
 _STEPS = tuple(1 << i for i in reversed(range(len(HIST).bit_length())))
