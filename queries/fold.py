@@ -92,26 +92,38 @@ def sums(table: pa.Table, keys: list[str], *, ordered: bool = True) -> pa.Table:
 
 def quantiles(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[list]:
     """Per row, the q-quantiles of its h0.. histogram (None where it is empty)."""
-    hist = [pc.cast(table.column(name), pa.int64()) for name in HIST]
+    return [found.to_pylist() for found in quantile_arrays(table, qs)]
+
+
+def quantile_arrays(table: pa.Table, qs: tuple[float, ...] = (0.5, 0.95, 0.99)
+                    ) -> list[pa.Array]:
+    """`quantiles` as Arrow float64 arrays (null where the histogram is empty).
+
+    The quantiles are searched for together: the rows once per quantile, as the
+    chunks of one chunked array (no copy), so each compute function is called
+    once for all of them (its call costs as much as a few thousand rows)."""
+    n = table.num_rows
+    if not n:
+        return [pa.array([], pa.float64()) for _ in qs]
+    hist = [pc.cast(table.column(name), pa.int64()).combine_chunks() for name in HIST]
     running = list(accumulate(hist, pc.add))
-    total = running[-1]
-    empty = pc.equal(total, 0)
-    seen_before = [pc.subtract(total, total), *running[:-1]]
-    answers = []
-    for q in qs:
-        rank = pc.multiply(pc.cast(total, pa.float64()), q)
-        index = pc.min_element_wise(_below(running, rank), _OPEN_BIN)
-        lower = pc.take(_LOWER, index)
-        upper = pc.take(_UPPER, index)
-        seen = pc.choose(index, *seen_before)
-        count = pc.choose(index, *hist)
-        inside = pc.add(lower, pc.divide(
-            pc.multiply(pc.subtract(upper, lower),
-                        pc.subtract(rank, pc.cast(seen, pa.float64()))),
-            pc.cast(count, pa.float64())))
-        value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
-        answers.append(pc.if_else(empty, pa.scalar(None, pa.float64()), value).to_pylist())
-    return answers
+    total = pc.cast(running[-1], pa.float64())
+    rank = pa.chunked_array([pc.multiply(total, q) for q in qs])
+    hist = [pa.chunked_array([h] * len(qs)) for h in hist]
+    running = [pa.chunked_array([r] * len(qs)) for r in running]
+    index = pc.min_element_wise(_below(running, rank), _OPEN_BIN)
+    lower = pc.take(_LOWER, index)
+    upper = pc.take(_UPPER, index)
+    seen = pc.choose(index, pc.subtract(running[-1], running[-1]), *running[:-1])
+    count = pc.choose(index, *hist)
+    inside = pc.add(lower, pc.divide(
+        pc.multiply(pc.subtract(upper, lower),
+                    pc.subtract(rank, pc.cast(seen, pa.float64()))),
+        pc.cast(count, pa.float64())))
+    value = pc.if_else(pc.equal(index, _OPEN_BIN), lower, inside)
+    found = pc.if_else(pc.equal(running[-1], 0), pa.scalar(None, pa.float64()),
+                       value).combine_chunks()
+    return [found.slice(i * n, n) for i in range(len(qs))]
 
 
 _STEPS = tuple(1 << i for i in reversed(range(len(HIST).bit_length())))
@@ -154,9 +166,10 @@ def pairs(table: pa.Table, top_paths: int) -> pa.Table:
     Most pairs carry one series (one protocol, one path): when every pair does, once
     the rows of each series are added up, the fold is a sort and no list is grouped."""
     keys = list(PAIR)
+    order = pc.sort_indices(table, [(k, "ascending") for k in keys])
+    if not _repeats(table, order):  # one row per pair: sorting them is the fold
+        return _one_series(table.take(order), top_paths, by_pair=True)
     count = table.group_by(keys, use_threads=False).aggregate([]).num_rows
-    if count == table.num_rows:
-        return _one_series(table, top_paths)
     series = sums(table, list(SERIES), ordered=False)
     if count == series.num_rows:
         return _one_series(series, top_paths)
@@ -173,9 +186,19 @@ def pairs(table: pa.Table, top_paths: int) -> pa.Table:
                        paths.column("requests_sum_list"), top_paths)
 
 
-def _one_series(table: pa.Table, top_paths: int) -> pa.Table:
-    """`pairs` of a table holding one row per pair."""
-    ordered = _by_pair(table)
+def _repeats(table: pa.Table, order: pa.Array) -> bool:
+    """Whether a pair has several rows: two neighbours once sorted by pair (`order`)
+    are the same pair (cheaper than counting the pairs by hashing them)."""
+    if table.num_rows < 2:
+        return False
+    client, server = (table.column(name).take(order) for name in PAIR)
+    return pc.any(pc.and_(pc.equal(client[1:], client[:-1]),
+                          pc.equal(server[1:], server[:-1]))).as_py()
+
+
+def _one_series(table: pa.Table, top_paths: int, *, by_pair: bool = False) -> pa.Table:
+    """`pairs` of a table holding one row per pair (`by_pair`: already sorted by it)."""
+    ordered = table if by_pair else _by_pair(table)
     folded = pa.table({
         **{name: ordered.column(name) for name in PAIR},
         **{name: pc.cast(ordered.column(name), _SUM_TYPES[name]) for name in _SUMMED}})

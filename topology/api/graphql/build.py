@@ -116,8 +116,8 @@ def service_stats(sums: ServiceSums, seconds: int) -> dict[str, StatsRow]:
         sid: StatsRow(requests, requests / seconds, errors,
                       errors / requests if requests else 0.0, p50, p95, p99)
         for sid, requests, errors, p50, p95, p99 in zip(
-            sums.ids.to_pylist(), sums.requests.to_pylist(), sums.errors.to_pylist(), sums.p50,
-            sums.p95, sums.p99, strict=True)
+            sums.ids.to_pylist(), sums.requests.to_pylist(), sums.errors.to_pylist(),
+            sums.p50.to_pylist(), sums.p95.to_pylist(), sums.p99.to_pylist(), strict=True)
     }
 
 
@@ -171,8 +171,14 @@ def service_columns(
         return (pa.ListArray.from_arrays(offsets, parts.field("key")),
                 pa.ListArray.from_arrays(offsets, parts.field("value")))
 
-    def seen(attribute: str) -> Callable[[], list[datetime | None]]:
-        return lambda: [moment(getattr(record, attribute)) for record in held]
+    def seen(attribute: str) -> Callable[[], Coded]:
+        """The moments as codes into the distinct ones (services share a few)."""
+        def column() -> Coded:
+            coded = pc.dictionary_encode(pa.array(
+                [getattr(record, attribute) for record in held], pa.int64()),
+                null_encoding="encode")
+            return Coded(coded.indices, [moment(s) for s in coded.dictionary.to_pylist()])
+        return column
 
     columns.update({
         "labels[].key": lambda: split()[0], "labels[].value": lambda: split()[1],
@@ -209,7 +215,7 @@ def edges(
     # Arrow columns stay Arrow: the JSON path encodes them as they are, anything
     # else gets them as lists (Columns.column)
     client, server, requests = (table.column(name) for name in ("client", "server", "requests"))
-    p50, p95, p99 = fold.quantiles(table)
+    p50, p95, p99 = fold.quantile_arrays(table)
     seconds = window.seconds
     busiest = pc.max(requests).as_py() or 1
     as_float = requests.cast(pa.float64())

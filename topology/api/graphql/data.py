@@ -114,29 +114,30 @@ def end_ids(table: pa.Table | None) -> set[str]:
 @dataclass(frozen=True)
 class ServiceSums:
     """Per service, as `service_traffic` defines it, column-wise and in no particular
-    order: the service ids and their requests and errors (Arrow arrays) and
-    p50/p95/p99 (None where no latency was recorded)."""
+    order: the service ids, their requests and errors, and p50/p95/p99 (null where no
+    latency was recorded), as Arrow arrays."""
 
     ids: pa.Array
     requests: pa.Array
     errors: pa.Array
-    p50: list[float | None]
-    p95: list[float | None]
-    p99: list[float | None]
+    p50: pa.Array
+    p95: pa.Array
+    p99: pa.Array
 
 
 def service_sums(table: pa.Table | None) -> ServiceSums:
     """`service_traffic` over a pair table: what each service served, else what it made."""
     if table is None:
+        none = pa.array([], pa.float64())
         return ServiceSums(pa.array([], pa.string()), pa.array([], pa.int64()),
-                           pa.array([], pa.int64()), [], [], [])
+                           pa.array([], pa.int64()), none, none, none)
     served = _as_id(fold.sums(table, ["server"], ordered=False), "server")
     makers = table.filter(pc.invert(pc.is_in(table.column("client"),
                                              value_set=served.column("id"))))
     made = _as_id(fold.sums(makers, ["client"], ordered=False), "client").select(
         served.column_names)
     both = pa.concat_tables([served, made.cast(served.schema)]) if made.num_rows else served
-    p50, p95, p99 = fold.quantiles(both)
+    p50, p95, p99 = fold.quantile_arrays(both)
     ids, requests, errors = (both.column(name).combine_chunks()
                              for name in ("id", "requests", "errors"))
     return ServiceSums(ids, requests, errors, p50, p95, p99)

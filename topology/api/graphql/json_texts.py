@@ -3,7 +3,10 @@
 
 A column may be a Python sequence, an Arrow array (chunked or not) or
 `rows.Coded`; every encoder gives a string array of the texts orjson writes
-for the values, nulls included:
+for the values, nulls included, or, when it encoded each distinct value once,
+a dictionary array of those texts (a null index writes null): the row
+template then adds the fixed piece before the value to the few distinct texts
+instead of to every row (`json_columns.Template.rows`; `plain` decodes one):
 
 - integers and booleans held by Arrow: Arrow's cast to text (orjson's digits);
   other numbers: one orjson call over the whole column, split at its commas by
@@ -34,6 +37,8 @@ Encode = Callable[[Column], pa.Array]  # a column's values as JSON texts (a stri
 _TEXT_TYPES = frozenset({str, type(None)})
 _ZERO = pa.array([0], pa.int32())
 _ESCAPED = r'[\x00-\x1f"\\]'  # what orjson escapes in a string
+_FEW = 64  # rows from which a float column is looked at for repeated values
+_SAMPLE = 256  # its first rows, which must repeat
 
 
 def json_text(value: Any) -> str:
@@ -59,6 +64,25 @@ def as_python(values: Column) -> Sequence[Any]:
     return values.to_pylist() if isinstance(values, HELD) else values  # type: ignore[union-attr]
 
 
+def plain(texts: pa.Array) -> pa.Array:
+    """An encoder's texts as a plain string array (decoding a dictionary array)."""
+    if isinstance(texts, pa.DictionaryArray):
+        return _nulls(pc.take(texts.dictionary, texts.indices))
+    return texts
+
+
+def with_piece(piece: str, texts: pa.Array) -> pa.Array:
+    """piece + text for every row of a dictionary array of texts (null: piece + null),
+    the piece added to each distinct text once."""
+    dictionary, indices = texts.dictionary, whole(texts.indices)
+    if indices.null_count:
+        dictionary = pa.concat_arrays([dictionary, pa.array(["null"], dictionary.type)])
+        indices = pc.fill_null(indices, len(dictionary) - 1)
+    if piece:
+        dictionary = pc.binary_join_element_wise(piece, dictionary, "")
+    return pc.take(dictionary, indices)
+
+
 def _members(values: Coded, encode: Callable[[Any], str]) -> pa.Array:
     """A coded column's texts: each member's once, taken by code."""
     return _taken([encode(member) for member in values.members], values.codes)
@@ -70,8 +94,8 @@ def _nulls(found: pa.Array) -> pa.Array:
 
 
 def _taken(found: list[str], indices: pa.Array) -> pa.Array:
-    """found[i] for each index i; "null" where the index is null."""
-    return _nulls(pc.take(text_array(found), whole(indices)))
+    """found[i] for each index i; "null" where the index is null (a dictionary array)."""
+    return pa.DictionaryArray.from_arrays(whole(indices), text_array(found))
 
 
 def numbers(values: Column) -> pa.Array:
@@ -81,6 +105,10 @@ def numbers(values: Column) -> pa.Array:
     if array is not None and (pa.types.is_integer(array.type)
                               or pa.types.is_boolean(array.type)):
         return _nulls(pc.cast(array, pa.string()))
+    if array is not None and pa.types.is_floating(array.type) and _repeating(array):
+        coded = pc.dictionary_encode(array)  # -0.0 and 0.0 stay apart, as orjson writes them
+        if 2 * len(coded.dictionary) <= len(array):
+            return pa.DictionaryArray.from_arrays(coded.indices, numbers(coded.dictionary))
     values = as_python(values)
     if not values:
         return text_array([])
@@ -89,6 +117,16 @@ def numbers(values: Column) -> pa.Array:
     if len(found) != len(values):  # not numbers after all: a comma inside some value
         return each(values)
     return found
+
+
+def _repeating(array: pa.Array) -> bool:
+    """Whether a float column is worth encoding per distinct value: enough rows, and
+    its first rows repeat (a column of distinct values is not hashed whole for
+    nothing)."""
+    if len(array) < _FEW:
+        return False
+    sample = array.slice(0, _SAMPLE)
+    return 2 * pc.count_distinct(sample, mode="all").as_py() <= len(sample)
 
 
 def each(values: Column) -> pa.Array:
@@ -109,7 +147,7 @@ def strings(values: Column) -> pa.Array:
     elif not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return each(array)
     coded = pc.dictionary_encode(array)
-    return _nulls(pc.take(_quoted(coded.dictionary), coded.indices))
+    return pa.DictionaryArray.from_arrays(coded.indices, _quoted(coded.dictionary))
 
 
 def _quoted(values: pa.Array) -> pa.Array:
@@ -148,8 +186,9 @@ def _by_position(distinct: dict[Any, Any], keys: Sequence[Any],
                  encode: Callable[[Any], str]) -> pa.Array:
     """Each key's text, computed once per distinct key (`distinct`: key -> its value)."""
     position = {key: i for i, key in enumerate(distinct)}
-    return pc.take(text_array([encode(value) for value in distinct.values()]),
-                   pa.array(list(map(position.__getitem__, keys)), pa.int32()))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(list(map(position.__getitem__, keys)), pa.int32()),
+        text_array([encode(value) for value in distinct.values()]))
 
 
 def by_identity(convert: Callable[[Any], Any]) -> Encode:
@@ -187,7 +226,7 @@ def converted(convert: Callable[[Any], Any]) -> Encode:
 def joined(lengths: pa.Array, texts: pa.Array) -> pa.Array:
     """Per row, its `lengths[i]` next texts joined by commas: a JSON array's items."""
     offsets = pa.concat_arrays([_ZERO, whole(pc.cumulative_sum(lengths)).cast(pa.int32())])
-    return pc.binary_join(pa.ListArray.from_arrays(offsets, whole(texts)), ",")
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, plain(whole(texts))), ",")
 
 
 ARRAY_ITEMS = frozenset({lists})  # encoders writing a JSON array's items, not its brackets

@@ -21,6 +21,9 @@ from topology.api.graphql.rows import Coded
 
 TEXT = ["a,b", 'say "hi"', "100%s %d %%", "ünï 漢", "", None, "a,b", "\\\",\""]
 NUMBERS = [0, -1, 2**53, 1.5, 1e-7, 1e16, float("nan"), None, True, False]
+# enough rows, few distinct floats: held by Arrow, each distinct value is encoded once
+REPEATED = [[0.0, -0.0, 1 / 3, None, 1e16, 1e-7, 2.5, 3.0][i % 8] for i in range(100)]
+DISTINCT = [i / 7 for i in range(100)]
 
 
 def build(fields: list[tuple[str, str, Any]]) -> jc.Template:
@@ -105,6 +108,15 @@ CASES: list[tuple[str, list, dict[str, list], list[dict[str, Any]]]] = [
      [{"v": "1"}, {"v": "True"}, {"v": "1.0"}, {"v": "None"}]),
     ("converted values that are not hashable", [("v", "v", jc.converted(repr))],
      {"v": [[1], [1], None]}, [{"v": "[1]"}, {"v": "[1]"}, {"v": "None"}]),
+    ("repeated and distinct floats, first and last in the row",
+     [("r", "r", jc.numbers), ("d", "d", jc.numbers), ("s", "s", jc.strings),
+      ("q", "r", jc.numbers)],
+     {"r": REPEATED, "d": DISTINCT, "s": [["a", "b"][i % 2] for i in range(100)]},
+     [{"r": r, "d": d, "s": ["a", "b"][i % 2], "q": r}
+      for i, (r, d) in enumerate(zip(REPEATED, DISTINCT, strict=True))]),
+    ("lists of repeated floats", [("p", "p", jc.lists)],
+     {"p": [[1.5, 0.25][: i % 3] for i in range(150)]},
+     [{"p": [1.5, 0.25][: i % 3]} for i in range(150)]),
     ("converted values of one type, with nulls", [("v", "v", jc.converted(repr))],
      {"v": [None, 2, None, 2]},
      [{"v": "None"}, {"v": "2"}, {"v": "None"}, {"v": "2"}]),
@@ -183,3 +195,12 @@ def test_sliced_list_arrays_and_coded_columns() -> None:
         {"h": "CRITICAL", "c": "None", "p": [], "top": []},
         {"h": "None", "c": "'HEALTHY'", "p": ["http"], "top": [{"path": "/c", "n": 3}]},
     ]
+
+
+@pytest.mark.parametrize("array", [
+    pa.array(["x", '[{"a":1}]', "y"]).slice(1, 1),
+    pa.array(["", "ünï 漢"], pa.large_string()).slice(1),
+    pa.array(["[]"]),
+], ids=["sliced", "large string", "whole"])
+def test_only_text_is_the_one_item(array: pa.Array) -> None:
+    assert jc.only_text(array) == array[0].as_py().encode()
