@@ -122,13 +122,31 @@ def worker(
     from topology.ingest import gctune
 
     gctune.tune()  # live payloads are large and acyclic: collect rarely (gctune.py)
-    argv = ["worker", f"--loglevel={loglevel}", f"--hostname={hostname}", f"--queues={QUEUE}",
-            f"--pool={pool}", "--without-gossip", "--without-mingle"]
-    if concurrency:
-        argv.append(f"--concurrency={concurrency}")
-    if logfile:
-        argv.append(f"--logfile={logfile}")
-    app.worker_main(argv)
+    exitcode = _run_worker(app, loglevel=loglevel, logfile=logfile, hostname=hostname,
+                           queue=QUEUE, pool=pool, concurrency=concurrency)
+    if exitcode:
+        ctx.exit(exitcode)
+
+
+def _run_worker(app: Any, *, loglevel: str, logfile: str | None, hostname: str, queue: str,
+                pool: str, concurrency: int | None) -> int:
+    """Start Celery's worker as `celery worker` would, without Celery's command line:
+    `app.worker_main` goes through `celery.bin`, whose interactive shell (click-repl,
+    prompt_toolkit, pygments) adds about 9 MB to the worker's RSS for nothing."""
+    from celery.concurrency import get_implementation
+    from celery.utils.log import mlevel
+    from celery.utils.nodenames import default_nodename, host_format
+
+    try:
+        level = mlevel(loglevel.upper())
+    except KeyError:
+        raise click.UsageError(f"--loglevel: unknown level {loglevel!r}") from None
+    celery_worker = app.Worker(
+        hostname=host_format(default_nodename(hostname)), pool_cls=get_implementation(pool),
+        loglevel=level, logfile=logfile, queues=[queue], concurrency=concurrency or 0,
+        without_gossip=True, without_mingle=True)
+    celery_worker.start()
+    return int(celery_worker.exitcode or 0)
 
 
 @click.group("deadletter")
