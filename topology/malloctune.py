@@ -30,9 +30,12 @@ from collections.abc import Mapping
 # mallopt(3) parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+ARENA_MAX = 2
 SETTINGS: tuple[tuple[str, int, int], ...] = (
     ("mmap_threshold", M_MMAP_THRESHOLD, 1024 * 1024),
     ("trim_threshold", M_TRIM_THRESHOLD, 1024 * 1024),
+    ("arena_max", M_ARENA_MAX, ARENA_MAX),
 )
 # the environment's own malloc tuning, which wins
 USER_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",

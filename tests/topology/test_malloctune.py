@@ -59,7 +59,7 @@ print(json.dumps({"applied": applied, "kept_mb": libc.mallinfo2().fordblks // 2*
 
 @pytest.mark.skipif(not malloctune.wanted({}), reason="glibc only")
 @pytest.mark.parametrize(("environ", "applied", "keeps_memory"), [
-    ({}, ["mmap_threshold", "trim_threshold"], False),
+    ({}, ["mmap_threshold", "trim_threshold", "arena_max"], False),
     ({"GLIBC_TUNABLES": "glibc.malloc.arena_max=8"}, [], True),  # the user's: glibc's way
 ])
 def test_tuned_malloc_gives_freed_large_blocks_back(
@@ -71,3 +71,45 @@ def test_tuned_malloc_gives_freed_large_blocks_back(
     assert found["applied"] == applied
     # 40 x 2 MiB freed: about 80 MB kept by glibc's defaults, none once tuned
     assert (found["kept_mb"] >= 60) is keeps_memory, found
+
+
+# Threads that allocate at the same time each get an arena of their own by
+# default (up to 8 per core), and each arena keeps its own freed memory; tuned,
+# they share ARENA_MAX. glibc's malloc_stats prints one "Arena N:" per arena.
+THREADS = """
+import ctypes, json, sys, threading
+from topology import malloctune
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+malloctune.tune(json.loads(sys.argv[1]))
+together = threading.Barrier(8)
+blocks = []
+
+def allocate():
+    together.wait()
+    blocks.append(libc.malloc(4096))
+    together.wait()
+
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc.malloc_stats()
+"""
+
+
+@pytest.mark.skipif(not malloctune.wanted({}), reason="glibc only")
+@pytest.mark.parametrize(("environ", "most", "least"), [
+    ({}, malloctune.ARENA_MAX, 1),
+    ({"MALLOC_ARENA_MAX": "16"}, 16, malloctune.ARENA_MAX + 1),  # the user's: left alone
+])
+def test_tuned_malloc_shares_few_arenas_between_threads(
+        environ: dict[str, str], most: int, least: int) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", THREADS, json.dumps(environ)], env=env,
+                         capture_output=True, text=True, check=True, timeout=60)
+    arenas = out.stderr.count("Arena ")
+    assert least <= arenas <= most, out.stderr
