@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from topology import malloctune
 from topology.cli_worker import WORKER_BUFFER_POOL_MB, deadletter, worker, worker_buffer_pool
 from topology.ingest.deadletter import DeadLetters
 
@@ -78,6 +80,8 @@ from celery.signals import worker_ready
 
 @worker_ready.connect
 def _ready(**_):
+    import threading
+    print("THREADS " + " ".join(sorted(t.name for t in threading.enumerate())), flush=True)
     print("MODULES " + " ".join(sorted(sys.modules)), flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -91,7 +95,7 @@ NOT_IN_A_WORKER = ("celery.bin", "click_repl", "prompt_toolkit", "pygments", "uv
                    "google.protobuf", "opentelemetry.proto", "topology.api.app")
 
 
-def test_a_worker_does_not_import_the_cli_shell_the_api_or_the_query_language(
+def test_a_worker_trims_malloc_and_does_not_import_the_cli_shell_the_api_or_queries(
     redis_url: str, tmp_path: Path
 ) -> None:
     out = subprocess.run([sys.executable, "-c", READY, redis_url, str(tmp_path)],
@@ -102,6 +106,9 @@ def test_a_worker_does_not_import_the_cli_shell_the_api_or_the_query_language(
     modules = set(lines[0].split("MODULES ", 1)[1].split())
     assert "celery.worker" in modules and "topology.ingest.tasks" in modules
     assert sorted(name for name in modules if name in NOT_IN_A_WORKER) == []
+    threads = [line for line in (out.stdout + out.stderr).splitlines() if "THREADS " in line]
+    trimming = "malloc-trim" in threads[0].split("THREADS ", 1)[1].split()
+    assert trimming is malloctune.wanted(os.environ)  # malloc tuned: its heaps trimmed
 
 
 @pytest.fixture
