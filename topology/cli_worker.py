@@ -9,7 +9,9 @@ batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
 TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
 Neo4j store, where each pool process has its own driver. Either way it sets
-glibc's malloc to give freed memory back (`topology.malloctune`).
+glibc's malloc to give freed memory back and trims its heaps twice a second
+(`topology.malloctune`), and starts Celery's worker without Celery's command
+line (`_run_worker`).
 """
 
 from __future__ import annotations

@@ -80,8 +80,9 @@ class Trimmer:
     the next group's rows are being allocated) stays resident until reused.
     glibc's malloc_trim(0) walks every arena and gives back each whole free
     page (madvise), wherever it is. At bench/ingest_e2e.py's load, trimming
-    every 0.5 s took the worker's main process from 274-287 to about 256 MB at
-    its peak for no measurable CPU (docs/delivery.md "Memory"). It runs in
+    every 0.5 s took the worker's main process from 280-291 to 256-280 MB at
+    its peak, for no CPU that the bench could tell apart (docs/delivery.md
+    "Memory"). It runs in
     its own daemon thread (ctypes lets go of the GIL during the call).
     """
 
