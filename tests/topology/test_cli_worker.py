@@ -89,10 +89,12 @@ from topology.cli import main
 main(["worker", "--redis-url", sys.argv[1], "--data-dir", sys.argv[2]], prog_name="topology")
 """
 # What a worker never uses; each costs it RSS (celery.bin's interactive shell
-# about 9 MB, the API's server and the query language about 25 MB more).
+# about 9 MB, the API's server and the query language about 25 MB more;
+# jsonschema only words an invalid batch's error).
 NOT_IN_A_WORKER = ("celery.bin", "click_repl", "prompt_toolkit", "pygments", "uvicorn",
                    "starlette", "strawberry", "graphql", "lark", "queries", "tqdm",
-                   "google.protobuf", "opentelemetry.proto", "topology.api.app")
+                   "google.protobuf", "opentelemetry.proto", "topology.api.app",
+                   "jsonschema")
 
 
 def test_a_worker_trims_malloc_and_does_not_import_the_cli_shell_the_api_or_queries(
