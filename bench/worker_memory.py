@@ -17,12 +17,13 @@ freed memory, Arrow buffers kept alive, or Python objects.
 makes the memory grow; `--trim` calls glibc's malloc_trim after each
 transaction; `--checkpoint` runs CHECKPOINT after each; `--db-option` passes
 keywords to ladybug.Database; `--tune` sets malloc as `topology worker` does
-(`topology.malloctune`). Other allocator settings (GLIBC_TUNABLES, LD_PRELOAD
+(`topology.malloctune`), and `--trimmer` also starts its `Trimmer` thread
+as the worker does. Other allocator settings (GLIBC_TUNABLES, LD_PRELOAD
 of jemalloc) are the environment's: run with them set to compare.
 
 Run: .venv/bin/python bench/worker_memory.py [--events N] [--group G]
      [--buffer-pool-mb N] [--only buckets|pairs|services|markers] [--trim]
-     [--checkpoint] [--db-option NAME=VALUE] [--tune]
+     [--checkpoint] [--db-option NAME=VALUE] [--tune [--trimmer]]
 """
 
 from __future__ import annotations
@@ -163,6 +164,8 @@ def main() -> None:
                         help="run CHECKPOINT after each transaction")
     parser.add_argument("--tune", action="store_true",
                         help="set malloc as `topology worker` does (topology.malloctune)")
+    parser.add_argument("--trimmer", action="store_true",
+                        help="with --tune: trim malloc's heaps every 0.5 s, as the worker does")
     args = parser.parse_args()
 
     if args.only:
@@ -171,10 +174,13 @@ def main() -> None:
         _database_options(dict(option.split("=", 1) for option in args.db_option))
     gctune.tune()
     tuned = malloctune.tune(os.environ) if args.tune else []
+    if tuned and args.trimmer:
+        malloctune.Trimmer().start()
     work = Path(tempfile.mkdtemp(prefix="topology-memory-"))
     settings = Settings(data_dir=str(work), embedded_buffer_pool_mb=args.buffer_pool_mb)
     libc = ctypes.CDLL("libc.so.6") if args.trim else None
-    print(f"load {os.getloadavg()[0]:.2f}; malloc tuned: {', '.join(tuned) or 'no'}; "
+    print(f"load {os.getloadavg()[0]:.2f}; malloc tuned: {', '.join(tuned) or 'no'}"
+          f"{' and trimmed' if tuned and args.trimmer else ''}; "
           f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '-')} "
           f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '-')}; pool {args.buffer_pool_mb} MiB")
     store = LadybugStore(settings)

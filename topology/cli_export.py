@@ -11,9 +11,6 @@ from pathlib import Path
 
 import click
 
-from queries.errors import FilterError
-from queries.service_map import service_map
-from queries.window import Window
 from topology.cli_options import open_initialised, settings_from, store_flags
 from topology.diagram import FORMATS, render
 from topology.durations import parse_duration
@@ -43,6 +40,11 @@ def _duration(text: str) -> int:
 def export(ctx: click.Context, fmt: str, filter_text: str, last: str, now: int | None,
            output: Path | None, **flags: object) -> None:
     """Export the service map of a window as a diagram."""
+    # here, not at the top: every `topology` command (the worker too) imports this module
+    from queries.errors import FilterError
+    from queries.service_map import service_map
+    from queries.window import Window
+
     window = Window.last(_duration(last), int(time.time()) if now is None else now)
     settings = settings_from(ctx, **flags)
     store = open_initialised(settings)

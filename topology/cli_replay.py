@@ -16,15 +16,16 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm import tqdm
 
 from topology.cli_options import open_initialised, settings_from, store_flags
-from topology.ingest.otlp import InvalidTraces, OtlpReceiver
 from topology.ingest.pipeline import Ingestor, InvalidBatch
 from topology.settings import Settings
+
+if TYPE_CHECKING:  # OTLP's protobufs only for a replay: every command imports this module
+    from topology.ingest.otlp import OtlpReceiver
 
 
 class Record:
@@ -71,6 +72,8 @@ class Replayer:
         self._seen: dict[str, int] = {}
 
     def replay(self, record: Record) -> None:
+        from topology.ingest.otlp import InvalidTraces
+
         try:
             for payload in self._batches(record.data):
                 if self.ingestor.ingest(payload):
@@ -85,6 +88,8 @@ class Replayer:
             raise data
         if isinstance(data, Mapping) and "resourceSpans" in data:
             if self._otlp is None:
+                from topology.ingest.otlp import OtlpReceiver
+
                 # A still clock: lone spans wait for the end of the replay (any file
                 # may hold their peer), and the batches come out the same every time.
                 self._otlp = OtlpReceiver(agent="replay", clock=lambda: 0.0)
@@ -115,6 +120,8 @@ class Replayer:
 @click.pass_context
 def replay(ctx: click.Context, files: tuple[Path, ...], quiet: bool, **flags: object) -> None:
     """Feed recorded batches (collector JSON lines or OTLP JSON) into the store."""
+    from tqdm import tqdm
+
     settings = settings_from(ctx, **flags)
     store = open_initialised(settings)
     try:

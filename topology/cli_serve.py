@@ -14,16 +14,16 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
-import uvicorn
 
-from topology.api import logs
-from topology.api.app import create_app
 from topology.api.auth import token_table
-from topology.api.retention import RetentionJob
 from topology.cli_options import open_initialised, settings_from, store_flags
 from topology.settings import Settings, SettingsError
+
+if TYPE_CHECKING:  # the server and the API only for `serve`: every command imports this module
+    import uvicorn
 
 log = logging.getLogger("topology.serve")
 
@@ -65,6 +65,8 @@ def _stopped(sig: int, frame: FrameType | None) -> None:
 
 def run_server(config: uvicorn.Config) -> None:
     """uvicorn.Server.run, returning normally after SIGINT/SIGTERM so cleanup runs."""
+    import uvicorn
+
     if threading.current_thread() is not threading.main_thread():
         uvicorn.Server(config).run()
         return
@@ -88,6 +90,12 @@ def run_server(config: uvicorn.Config) -> None:
 @click.pass_context
 def serve(ctx: click.Context, allow_unauthenticated: bool, **flags: object) -> None:
     """Serve the GraphQL API and the ingest endpoints."""
+    import uvicorn
+
+    from topology.api import logs
+    from topology.api.app import create_app
+    from topology.api.retention import RetentionJob
+
     settings = settings_from(ctx, **flags)
     logs.configure(settings.log_level)
     check_exposure(settings, allow_unauthenticated)

@@ -9,7 +9,9 @@ batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
 TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
 Neo4j store, where each pool process has its own driver. Either way it sets
-glibc's malloc to give freed memory back (`topology.malloctune`).
+glibc's malloc to give freed memory back and trims its heaps twice a second
+(`topology.malloctune`), and starts Celery's worker without Celery's command
+line (`_run_worker`).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def worker(
     )
 
     # before any thread or the store exists: glibc then gives freed memory back
-    malloctune.tune(os.environ)
+    if malloctune.tune(os.environ):
+        malloctune.Trimmer().start()  # and the free pages inside its heaps, twice a second
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
                          embedded_buffer_pool_mb=worker_buffer_pool(os.environ))
@@ -122,13 +125,31 @@ def worker(
     from topology.ingest import gctune
 
     gctune.tune()  # live payloads are large and acyclic: collect rarely (gctune.py)
-    argv = ["worker", f"--loglevel={loglevel}", f"--hostname={hostname}", f"--queues={QUEUE}",
-            f"--pool={pool}", "--without-gossip", "--without-mingle"]
-    if concurrency:
-        argv.append(f"--concurrency={concurrency}")
-    if logfile:
-        argv.append(f"--logfile={logfile}")
-    app.worker_main(argv)
+    exitcode = _run_worker(app, loglevel=loglevel, logfile=logfile, hostname=hostname,
+                           queue=QUEUE, pool=pool, concurrency=concurrency)
+    if exitcode:
+        ctx.exit(exitcode)
+
+
+def _run_worker(app: Any, *, loglevel: str, logfile: str | None, hostname: str, queue: str,
+                pool: str, concurrency: int | None) -> int:
+    """Start Celery's worker as `celery worker` would, without Celery's command line:
+    `app.worker_main` goes through `celery.bin`, whose interactive shell (click-repl,
+    prompt_toolkit, pygments) adds about 9 MB to the worker's RSS for nothing."""
+    from celery.concurrency import get_implementation
+    from celery.utils.log import mlevel
+    from celery.utils.nodenames import default_nodename, host_format
+
+    try:
+        level = mlevel(loglevel.upper())
+    except KeyError:
+        raise click.UsageError(f"--loglevel: unknown level {loglevel!r}") from None
+    celery_worker = app.Worker(
+        hostname=host_format(default_nodename(hostname)), pool_cls=get_implementation(pool),
+        loglevel=level, logfile=logfile, queues=[queue], concurrency=concurrency or 0,
+        without_gossip=True, without_mingle=True)
+    celery_worker.start()
+    return int(celery_worker.exitcode or 0)
 
 
 @click.group("deadletter")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from queries.service_map import Edge, ServiceMap
-from queries.services import ServiceNode
-from queries.window import Thresholds
+if TYPE_CHECKING:  # the queries package (lark) only when a diagram is drawn
+    from queries.service_map import Edge, ServiceMap
+    from queries.services import ServiceNode
 
 FORMATS = ("mermaid", "dot", "json")
 
@@ -33,6 +33,8 @@ def edge_label(edge: Edge) -> str:
 
 
 def _degraded(edge: Edge) -> bool:
+    from queries.window import Thresholds
+
     return edge.error_rate > Thresholds().error_rate
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from topology import malloctune
 from topology.cli_worker import WORKER_BUFFER_POOL_MB, deadletter, worker, worker_buffer_pool
 from topology.ingest.deadletter import DeadLetters
 
@@ -66,6 +70,47 @@ def test_worker_refuses_a_bad_build_process_count(
 def test_worker_caps_the_buffer_pool_unless_set(environ: dict[str, str],
                                                 expected: int | None) -> None:
     assert worker_buffer_pool(environ) == expected
+
+
+# A real `topology worker` (through the `topology` command) that prints the
+# modules it has once Celery's worker is ready, then stops itself (warm shutdown).
+READY = """
+import os, signal, sys
+from celery.signals import worker_ready
+
+@worker_ready.connect
+def _ready(**_):
+    import threading
+    print("THREADS " + " ".join(sorted(t.name for t in threading.enumerate())), flush=True)
+    print("MODULES " + " ".join(sorted(sys.modules)), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+from topology.cli import main
+main(["worker", "--redis-url", sys.argv[1], "--data-dir", sys.argv[2]], prog_name="topology")
+"""
+# What a worker never uses; each costs it RSS (celery.bin's interactive shell
+# about 9 MB, the API's server and the query language about 25 MB more;
+# jsonschema only words an invalid batch's error).
+NOT_IN_A_WORKER = ("celery.bin", "click_repl", "prompt_toolkit", "pygments", "uvicorn",
+                   "starlette", "strawberry", "graphql", "lark", "queries", "tqdm",
+                   "google.protobuf", "opentelemetry.proto", "topology.api.app",
+                   "jsonschema")
+
+
+def test_a_worker_trims_malloc_and_does_not_import_the_cli_shell_the_api_or_queries(
+    redis_url: str, tmp_path: Path
+) -> None:
+    out = subprocess.run([sys.executable, "-c", READY, redis_url, str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    # Celery sends what the worker prints to its log (stderr here)
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "MODULES " in line]
+    assert lines, out.stdout + out.stderr
+    modules = set(lines[0].split("MODULES ", 1)[1].split())
+    assert "celery.worker" in modules and "topology.ingest.tasks" in modules
+    assert sorted(name for name in modules if name in NOT_IN_A_WORKER) == []
+    threads = [line for line in (out.stdout + out.stderr).splitlines() if "THREADS " in line]
+    trimming = "malloc-trim" in threads[0].split("THREADS ", 1)[1].split()
+    assert trimming is malloctune.wanted(os.environ)  # malloc tuned: its heaps trimmed
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -110,3 +113,30 @@ def test_compiled_check_agrees_with_jsonschema(data: st.DataObject) -> None:
         payload = _set(path, data.draw(st.just(_DELETE) | _JSON), payload)
     expected = Draft202012Validator(schema()).is_valid(payload)
     assert _compiled()(payload) == expected
+
+
+# In a fresh process (the worker and its build helper): valid batches never
+# load jsonschema (about 8 MB of RSS each); the first invalid one does, for
+# its message.
+FRESH = """
+import json, sys
+from topology.ingest import offload
+from topology.ingest.schema import InvalidBatch, validate
+
+validate(json.loads(sys.argv[1]))
+loaded = "jsonschema" in sys.modules
+try:
+    validate({"batch_id": "b", "agent": "a", "calls": [{"side": "sideways"}]})
+except InvalidBatch as exc:
+    message = str(exc)
+print(json.dumps({"after_valid": loaded, "after_invalid": "jsonschema" in sys.modules,
+                  "message": message}))
+"""
+
+
+def test_valid_batches_do_not_load_jsonschema_invalid_ones_do() -> None:
+    out = subprocess.run([sys.executable, "-c", FRESH, json.dumps(GOOD)], capture_output=True,
+                         text=True, check=True, timeout=60)
+    found = json.loads(out.stdout)
+    assert (found["after_valid"], found["after_invalid"]) == (False, True)
+    assert found["message"].startswith("$.calls[0]"), found
