@@ -38,15 +38,22 @@ from topology.store.statement import Statement
 
 MAX_DEPTH = 20
 _PAIR_IN_WINDOW = "r.first_seen < $until AND r.last_seen > $since"
-DOWNSTREAM_HOP = Statement.same(
+# The embedded store keeps each pair's bounds in a CallPair node (client, server,
+# first_seen, last_seen: docs/storage.md), not on its CALLS relationship.
+CALL_PAIR_IN_WINDOW = "p.first_seen < $until AND p.last_seen > $since"
+DOWNSTREAM_HOP = Statement(
     "downstream_hop",
     "MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier AND "
     f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
+    f"MATCH (p:CallPair) WHERE p.client IN $frontier AND {CALL_PAIR_IN_WINDOW} "
+    "RETURN p.client AS source, p.server AS target",
 )
-UPSTREAM_HOP = Statement.same(
+UPSTREAM_HOP = Statement(
     "upstream_hop",
     "MATCH (b:Service)-[r:CALLS]->(a:Service) WHERE a.id IN $frontier AND "
     f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
+    f"MATCH (p:CallPair) WHERE p.server IN $frontier AND {CALL_PAIR_IN_WINDOW} "
+    "RETURN p.server AS source, p.client AS target",
 )
 
 
