@@ -86,3 +86,22 @@ def test_a_read_only_open_of_an_old_file_is_refused_naming_the_file(
     with pytest.raises(StoreError, match="Open it once for writing") as caught:
         LadybugStore(settings, read_only=True)
     assert str(settings.embedded_path) in str(caught.value)
+
+
+def test_calls_with_only_some_pair_properties_are_refused(settings: Settings) -> None:
+    """Not a layout this project wrote: nothing is guessed, the file is left alone."""
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    conn.execute(next(text for text in q.SCHEMA if "Service(" in text))
+    conn.execute("CREATE REL TABLE CALLS(FROM Service TO Service, last_seen INT64)")
+    conn.close()
+    db.close()
+    with pytest.raises(StoreError, match="only last_seen") as caught:
+        LadybugStore(settings)
+    assert str(settings.embedded_path) in str(caught.value)
+    reopened = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(reopened)
+    assert [row[1] for row in conn.execute(q.CALLS_TABLE_INFO).get_all()] == ["last_seen"]
+    conn.close()
+    reopened.close()
