@@ -3,8 +3,9 @@
 Files written before CallPair kept each pair's first_seen, last_seen, protocols
 and naming on its CALLS relationship. Opening such a file for writing moves
 them, in one transaction: the CallPair table is created, one node per
-relationship written (id from `ladybug_schema.pair_ids`), and the relationship
-properties dropped. Nothing is lost, and a failure leaves the file as it was.
+relationship written (id from `ladybug_schema.pair_ids`), the relationship
+properties dropped and the pair id set on each relationship (`pid`). Nothing
+is lost, and a failure leaves the file as it was.
 A read-only open cannot change the file and refuses it instead.
 """
 
@@ -23,6 +24,10 @@ OLD_PAIRS = (
     "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, b.id AS server, "
     "r.first_seen AS first_seen, r.last_seen AS last_seen, r.protocols AS protocols, "
     "r.naming AS naming"
+)
+PAIR_IDS_SET = (
+    "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
+    "SET r.pid = id"
 )
 PAIRS_COPY = (
     "LOAD FROM $rows CREATE (:CallPair {"
@@ -71,6 +76,9 @@ def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
             conn.execute(PAIRS_COPY, {"rows": table})
         for name in q.PAIR_FIELDS:
             conn.execute(f"ALTER TABLE CALLS DROP {name}")
+        conn.execute("ALTER TABLE CALLS ADD pid INT64")
+        if pairs:
+            conn.execute(PAIR_IDS_SET, {"rows": table.select(["id", "client", "server"])})
     except RuntimeError as exc:
         with suppress(RuntimeError):  # a failed statement may have ended the transaction
             conn.execute("ROLLBACK")

@@ -22,9 +22,10 @@ HIST = tuple(f"h{i}" for i in range(histogram.BIN_COUNT))
 STATUS = tuple(f"s{i}" for i in range(STATUS_CLASSES))
 
 # A pair's bounds live in a CallPair node, keyed like CallBucket by a 63-bit hash
-# (`pair_ids`); its CALLS relationship carries no property and is written once,
-# when the pair is new. A relationship property SET costs LadybugDB 12-20 us a
-# row (it is stored in both directions), a node SET by INT64 key 2-5 us, and
+# (`pair_ids`); its CALLS relationship carries only that id (`pid`, for hops that
+# look the bounds up by key) and is written once, when the pair is new. A
+# relationship property SET costs LadybugDB 12-20 us a row (it is stored in
+# both directions), a node SET by INT64 key 2-5 us, and
 # pairs' `last_seen` is written by nearly every batch (docs/storage.md).
 # CallBucket's primary key is `id`, a 63-bit hash of the string key (`bucket_ids`):
 # an INT64 hash index costs the COPY's commit checkpoint and every lookup by key
@@ -41,7 +42,7 @@ SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS CallPair("
     "id INT64 PRIMARY KEY, client STRING, server STRING, first_seen INT64, last_seen INT64, "
     "protocols STRING[], naming STRING)",
-    "CREATE REL TABLE IF NOT EXISTS CALLS(FROM Service TO Service)",
+    "CREATE REL TABLE IF NOT EXISTS CALLS(FROM Service TO Service, pid INT64)",
     "CREATE NODE TABLE IF NOT EXISTS Batch(id STRING PRIMARY KEY, applied_at INT64)",
 )
 
@@ -162,7 +163,7 @@ def _known(fields: tuple[str, ...], catalogue: tuple[str, ...]) -> tuple[str, ..
 # ends are not both stored gets neither its relationship nor its CallPair.
 PAIRS_CREATE = (
     "LOAD FROM $rows MATCH (a:Service {id: client}) MATCH (b:Service {id: server}) "
-    "CREATE (a)-[:CALLS]->(b) CREATE (:CallPair {"
+    "CREATE (a)-[:CALLS {pid: id}]->(b) CREATE (:CallPair {"
     + ", ".join(f"{name}: {name}" for name in PAIR_COLUMNS.names) + "})"
 )
 

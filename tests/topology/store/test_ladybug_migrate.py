@@ -27,6 +27,9 @@ PAIRS = Statement.same(
     "p.first_seen AS first_seen, p.last_seen AS last_seen, p.protocols AS protocols, "
     "p.naming AS naming, p.id AS id ORDER BY client")
 
+PAIR_IDS = Statement.same(
+    "test.pair_ids", "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN r.pid AS pid ORDER BY a.id")
+
 
 def old_file(settings: Settings) -> None:
     """A store file as the version before CallPair wrote it, with two pairs."""
@@ -61,7 +64,10 @@ def test_opening_for_writing_moves_the_bounds_into_call_pairs(settings: Settings
             {"client": c, "server": s, "first_seen": f, "last_seen": last, "protocols": p,
              "naming": n, "id": q.pair_ids([(c, s)])[0]}
             for c, s, f, last, p, n in OLD_PAIRS]
-        assert store._writer.execute(q.CALLS_TABLE_INFO).get_all() == []
+        assert [row[1] for row in store._writer.execute(q.CALLS_TABLE_INFO).get_all()] == [
+            "pid"]
+        assert store.read(PAIR_IDS) == [{"pid": q.pair_ids([(c, s)])[0]}
+                                        for c, s, *_ in OLD_PAIRS]
         # and the moved pairs are written like any other: the first one seen later
         ends = [Service(f"process:h/{name}", name, "Process", seen=T0 + 600) for name in "ab"]
         later = CallBucket(ends[0].id, ends[1].id, T0 + 600, 60, "http", "GET", "/x")

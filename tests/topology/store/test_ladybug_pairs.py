@@ -16,8 +16,8 @@ CALL_PAIRS = Statement.same(
     "test.call_pairs", "MATCH (p:CallPair) RETURN p.id AS id, p.client AS client, "
     "p.server AS server, p.last_seen AS last_seen ORDER BY client, server")
 RELATIONSHIPS = Statement.same(
-    "test.calls", "MATCH (a:Service)-[:CALLS]->(b:Service) RETURN a.id AS client, "
-    "b.id AS server ORDER BY client, server")
+    "test.calls", "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, "
+    "b.id AS server, r.pid AS pid ORDER BY client, server")
 
 
 def batch(name: str, minute: int, pairs: list[tuple[str, str]], services: list[str]) -> Batch:
@@ -44,8 +44,9 @@ def test_each_pair_has_one_call_pair_and_one_relationship(
     a, b, c = (f"process:h/{n}" for n in "abc")
     embedded_store.apply(batch("one", 0, [(a, b), (b, c)], [a, b, c]), now=T0)
     embedded_store.apply(batch("two", 5, [(a, b), (a, "process:h/gone")], [a, b]), now=T0)
-    assert embedded_store.read(RELATIONSHIPS) == [
-        {"client": a, "server": b}, {"client": b, "server": c}]
+    assert embedded_store.read(RELATIONSHIPS) == [  # pid: the CallPair's id, for hops
+        {"client": a, "server": b, "pid": q.pair_ids([(a, b)])[0]},
+        {"client": b, "server": c, "pid": q.pair_ids([(b, c)])[0]}]
     assert embedded_store.read(CALL_PAIRS) == [
         {"id": q.pair_ids([(a, b)])[0], "client": a, "server": b, "last_seen": T0 + 360},
         {"id": q.pair_ids([(b, c)])[0], "client": b, "server": c, "last_seen": T0 + 60}]
