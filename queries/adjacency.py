@@ -25,10 +25,13 @@ from topology.store.base import GraphStore
 from topology.store.changes import Pair
 from topology.store.statement import Statement
 
-ALL_PAIRS = Statement.same(
+ALL_PAIRS = Statement(
     "all_pairs",
     "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, b.id AS server, "
     "r.first_seen AS first_seen, r.last_seen AS last_seen",
+    # the embedded store: each pair's bounds in its CallPair node (docs/storage.md)
+    "MATCH (p:CallPair) RETURN p.client AS client, p.server AS server, "
+    "p.first_seen AS first_seen, p.last_seen AS last_seen",
 )
 
 T = TypeVar("T")

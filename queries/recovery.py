@@ -16,10 +16,13 @@ from queries.window import Window
 from topology.store.base import GraphStore
 from topology.store.statement import Statement
 
-PAIRS_IN_WINDOW = Statement.same(
+PAIRS_IN_WINDOW = Statement(
     "pairs_in_window",
     "MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE r.first_seen < $until AND "
     "r.last_seen > $since RETURN a.id AS client, b.id AS server",
+    # the embedded store: each pair's bounds in its CallPair node (docs/storage.md)
+    "MATCH (p:CallPair) WHERE p.first_seen < $until AND p.last_seen > $since "
+    "RETURN p.client AS client, p.server AS server",
 )
 
 

@@ -38,15 +38,36 @@ from topology.store.statement import Statement
 
 MAX_DEPTH = 20
 _PAIR_IN_WINDOW = "r.first_seen < $until AND r.last_seen > $since"
-DOWNSTREAM_HOP = Statement.same(
+# The embedded store keeps each pair's bounds in a CallPair node (docs/storage.md);
+# its CALLS relationship holds the CallPair's id (`pid`). A hop expands CALLS from
+# the frontier, then looks each pair's bounds up by id: the WITH makes LadybugDB
+# use the primary key index (a MATCH on `r.pid` directly hash-joins a scan of
+# every CallPair; a scan of CallPair by client or server tests the frontier list
+# on every row, 2-4x slower than the relationship hop for 100 services).
+CALL_PAIR_IN_WINDOW = "p.first_seen < $until AND p.last_seen > $since"
+
+
+def call_pair_hop(pattern: str, only: str = "") -> str:
+    """LadybugDB hop over `pattern` (binding a, r, b) with the window on CallPair."""
+    return (
+        f"MATCH {pattern} WHERE a.id IN $frontier{only} "
+        "WITH a.id AS source, b.id AS target, r.pid AS pid "
+        f"MATCH (p:CallPair {{id: pid}}) WHERE {CALL_PAIR_IN_WINDOW} "
+        "RETURN source, target"
+    )
+
+
+DOWNSTREAM_HOP = Statement(
     "downstream_hop",
     "MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier AND "
     f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
+    call_pair_hop("(a:Service)-[r:CALLS]->(b:Service)"),
 )
-UPSTREAM_HOP = Statement.same(
+UPSTREAM_HOP = Statement(
     "upstream_hop",
     "MATCH (b:Service)-[r:CALLS]->(a:Service) WHERE a.id IN $frontier AND "
     f"{_PAIR_IN_WINDOW} RETURN a.id AS source, b.id AS target",
+    call_pair_hop("(b:Service)-[r:CALLS]->(a:Service)"),
 )
 
 

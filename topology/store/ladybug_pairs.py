@@ -1,5 +1,8 @@
 """Service and CALLS pair writes of the embedded store.
 
+A pair's bounds, protocols and naming live in its CallPair node (found by id, a
+hash of client and server); its CALLS relationship is created with it, once.
+
 Same semantics as `rows.add_service_rows` / `rows.add_pair_rows` (the Neo4j
 store's). The store remembers what it knows is stored (`Known`: every service
 and pair it read or wrote), so a batch whose services and pairs were all seen
@@ -20,6 +23,7 @@ import pyarrow as pa
 from topology.model import CallBucket, Service
 from topology.store import ladybug_schema as q
 from topology.store import rows
+from topology.store.base import StoreError
 from topology.store.ladybug_once import Conn
 
 ServiceState = tuple[str, str, str, str, tuple[str, ...], int, int]
@@ -31,9 +35,9 @@ SERVICES_STORED = (
     "s.first_seen AS first_seen, s.last_seen AS last_seen"
 )
 PAIRS_STORED = (
-    "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
-    "RETURN a.id AS client, b.id AS server, r.first_seen AS first_seen, "
-    "r.last_seen AS last_seen, r.protocols AS protocols, r.naming AS naming"
+    "LOAD FROM $rows MATCH (p:CallPair {id: id}) RETURN p.id AS id, p.client AS client, "
+    "p.server AS server, p.first_seen AS first_seen, p.last_seen AS last_seen, "
+    "p.protocols AS protocols, p.naming AS naming"
 )
 
 
@@ -43,6 +47,8 @@ class Known:
     def __init__(self) -> None:
         self.services: dict[str, ServiceState] = {}
         self.pairs: dict[tuple[str, str], PairState] = {}
+        # CallPair ids (`ladybug_schema.pair_ids`) of the pairs looked up or written
+        self.pair_ids: dict[tuple[str, str], int] = {}
         # per service id: the labels mapping last seen and its stored form (saves
         # sorting and formatting the labels of every service of every batch)
         self.labels: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {}
@@ -50,6 +56,7 @@ class Known:
     def clear(self) -> None:
         self.services.clear()
         self.pairs.clear()
+        self.pair_ids.clear()
         self.labels.clear()
 
     def labels_of(self, service: Service) -> tuple[str, ...]:
@@ -166,34 +173,30 @@ def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
 
 def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
                  known: Known) -> None:
-    """Create new pairs; set only the changed fields of the others."""
+    """Create new pairs; set only the changed fields of the others (by CallPair id)."""
     if not incoming:
         return
+    ids = known.pair_ids
     missing = [key for key in incoming if key not in known.pairs]
     if missing:
-        table = pa.table({"client": pa.array([k[0] for k in missing], pa.string()),
-                          "server": pa.array([k[1] for k in missing], pa.string())})
-        for row in conn.execute(PAIRS_STORED, {"rows": table}).get_as_arrow(0).to_pylist():
-            known.pairs[row["client"], row["server"]] = (
-                row["first_seen"], row["last_seen"], frozenset(row["protocols"] or ()),
-                row["naming"])
+        _read_stored(conn, missing, known)
     created: dict[str, list] = {name: [] for name in q.PAIR_COLUMNS.names}
     groups: dict[tuple[str, ...], dict[str, list]] = {}
     stored = known.pairs
-    later: dict[str, list] = {"client": [], "server": [], "last_seen": []}  # the usual case
-    for (client, server), (first, last, protocols, naming) in incoming.items():
-        old = stored.get((client, server))
+    later_ids: list[int] = []  # the usual case: only last_seen grows
+    later_seen: list[int] = []
+    for pair, (first, last, protocols, naming) in incoming.items():
+        old = stored.get(pair)
         if (old is not None and first >= old[0] and protocols <= old[2]
                 and (not naming or naming == old[3])):
             if last > old[1]:
-                later["client"].append(client)
-                later["server"].append(server)
-                later["last_seen"].append(last)
-                stored[client, server] = (old[0], last, old[2], old[3])
+                later_ids.append(ids[pair])
+                later_seen.append(last)
+                stored[pair] = (old[0], last, old[2], old[3])
             continue
         if old is None:
             for name, value in zip(q.PAIR_COLUMNS.names, (
-                    client, server, first, last, sorted(protocols), naming), strict=True):
+                    ids[pair], *pair, first, last, sorted(protocols), naming), strict=True):
                 created[name].append(value)
             continue  # not remembered: CREATE skips a pair whose ends are missing
         changed: dict[str, object] = {}
@@ -207,19 +210,40 @@ def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
             changed["naming"] = naming
         if not changed:
             continue
-        known.pairs[client, server] = (
+        stored[pair] = (
             min(first, old[0]), max(last, old[1]), old[2] | protocols, naming or old[3])
-        group = groups.setdefault(tuple(changed), {"client": [], "server": []})
-        group["client"].append(client)
-        group["server"].append(server)
+        group = groups.setdefault(tuple(changed), {"id": []})
+        group["id"].append(ids[pair])
         for name, value in changed.items():
             group.setdefault(name, []).append(value)
-    if later["client"]:
-        group = groups.setdefault(("last_seen",), {"client": [], "server": [], "last_seen": []})
-        for name, values in later.items():
-            group[name].extend(values)
-    if created["client"]:
+    if later_ids:
+        group = groups.setdefault(("last_seen",), {"id": [], "last_seen": []})
+        group["id"].extend(later_ids)
+        group["last_seen"].extend(later_seen)
+    if created["id"]:
         conn.execute(q.PAIRS_CREATE, {"rows": _table(created, q.PAIR_COLUMNS)})
     for fields, data in groups.items():
-        schema = pa.schema([q.PAIR_COLUMNS.field(n) for n in ("client", "server", *fields)])
+        schema = pa.schema([q.PAIR_COLUMNS.field(n) for n in ("id", *fields)])
         conn.execute(q.pairs_update(fields), {"rows": _table(data, schema)})
+
+
+def _read_stored(conn: Conn, missing: list[tuple[str, str]], known: Known) -> None:
+    """Remember the stored state (and id) of pairs not known yet. A stored CallPair
+    of another (client, server) with the same id (odds about n^2/2^64) refuses the
+    write rather than mixing the two pairs' bounds."""
+    new_ids = q.pair_ids(missing)
+    known.pair_ids.update(zip(missing, new_ids, strict=True))
+    table = pa.table({"id": pa.array(new_ids, pa.int64())})
+    found = conn.execute(PAIRS_STORED, {"rows": table}).get_as_arrow(0).to_pylist()
+    if not found:
+        return
+    wanted = dict(zip(new_ids, missing, strict=True))
+    for row in found:
+        pair = (row["client"], row["server"])
+        if wanted[row["id"]] != pair:
+            raise StoreError(
+                f"pair {wanted[row['id']]!r} has the same 63-bit id as the stored pair "
+                f"{pair!r} (CallPair ids hash client and server): refusing the write "
+                "rather than mixing their bounds")
+        known.pairs[pair] = (row["first_seen"], row["last_seen"],
+                             frozenset(row["protocols"] or ()), row["naming"])

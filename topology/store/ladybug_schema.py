@@ -21,6 +21,12 @@ from topology.model import MAX_EXEMPLARS, STATUS_CLASSES
 HIST = tuple(f"h{i}" for i in range(histogram.BIN_COUNT))
 STATUS = tuple(f"s{i}" for i in range(STATUS_CLASSES))
 
+# A pair's bounds live in a CallPair node, keyed like CallBucket by a 63-bit hash
+# (`pair_ids`); its CALLS relationship carries only that id (`pid`, for hops that
+# look the bounds up by key) and is written once, when the pair is new. A
+# relationship property SET costs LadybugDB 12-20 us a row (it is stored in
+# both directions), a node SET by INT64 key 2-5 us, and
+# pairs' `last_seen` is written by nearly every batch (docs/storage.md).
 # CallBucket's primary key is `id`, a 63-bit hash of the string key (`bucket_ids`):
 # an INT64 hash index costs the COPY's commit checkpoint and every lookup by key
 # about half of what the STRING one did (docs/storage.md). The key stays a column.
@@ -33,8 +39,10 @@ SCHEMA = (
     "protocol STRING, method STRING, path STRING, requests INT64, errors INT64, "
     "latency_sum DOUBLE, " + ", ".join(f"{name} INT64" for name in (*HIST, *STATUS))
     + ", exemplars STRING[], naming STRING, sid INT64)",
-    "CREATE REL TABLE IF NOT EXISTS CALLS(FROM Service TO Service, "
-    "first_seen INT64, last_seen INT64, protocols STRING[], naming STRING)",
+    "CREATE NODE TABLE IF NOT EXISTS CallPair("
+    "id INT64 PRIMARY KEY, client STRING, server STRING, first_seen INT64, last_seen INT64, "
+    "protocols STRING[], naming STRING)",
+    "CREATE REL TABLE IF NOT EXISTS CALLS(FROM Service TO Service, pid INT64)",
     "CREATE NODE TABLE IF NOT EXISTS Batch(id STRING PRIMARY KEY, applied_at INT64)",
 )
 
@@ -46,8 +54,16 @@ def bucket_ids(keys: Iterable[str]) -> list[int]:
             for key in keys]
 
 
+def pair_ids(pairs: Iterable[tuple[str, str]]) -> list[int]:
+    """CallPair ids of (client, server) pairs: `bucket_ids` of client NUL server."""
+    from_bytes = int.from_bytes
+    return [from_bytes(blake2b(f"{client}\0{server}".encode(), digest_size=8).digest(),
+                       "big") >> 1 for client, server in pairs]
+
+
 SHOW_TABLES = "CALL SHOW_TABLES() RETURN *"  # column 1: the table name
 BUCKET_TABLE_INFO = "CALL TABLE_INFO('CallBucket') RETURN *"  # column 1: property name
+CALLS_TABLE_INFO = "CALL TABLE_INFO('CALLS') RETURN *"
 
 SERVICE_COLUMNS = pa.schema([
     ("id", pa.string()), ("name", pa.string()), ("namespace", pa.string()),
@@ -63,8 +79,9 @@ BUCKET_COLUMNS = pa.schema([
     ("exemplars", pa.list_(pa.string())), ("naming", pa.string()), ("sid", pa.int64()),
 ])
 PAIR_COLUMNS = pa.schema([
-    ("client", pa.string()), ("server", pa.string()), ("first_seen", pa.int64()),
-    ("last_seen", pa.int64()), ("protocols", pa.list_(pa.string())), ("naming", pa.string()),
+    ("id", pa.int64()), ("client", pa.string()), ("server", pa.string()),
+    ("first_seen", pa.int64()), ("last_seen", pa.int64()),
+    ("protocols", pa.list_(pa.string())), ("naming", pa.string()),
 ])
 KEY_COLUMNS = pa.schema([("key", pa.string())])
 
@@ -129,11 +146,9 @@ def buckets_set(fields: tuple[str, ...]) -> str:
 
 
 def pairs_update(fields: tuple[str, ...]) -> str:
-    """SET only the given pair fields (usually just last_seen: 4x cheaper than all four)."""
-    return (
-        "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
-        "SET " + ", ".join(f"r.{name} = {name}" for name in _known(fields, PAIR_FIELDS))
-    )
+    """SET only the given pair fields (usually just last_seen), found by id."""
+    return "LOAD FROM $rows MATCH (p:CallPair {id: id}) SET " + ", ".join(
+        f"p.{name} = {name}" for name in _known(fields, PAIR_FIELDS))
 
 
 def _known(fields: tuple[str, ...], catalogue: tuple[str, ...]) -> tuple[str, ...]:
@@ -144,11 +159,12 @@ def _known(fields: tuple[str, ...], catalogue: tuple[str, ...]) -> tuple[str, ..
 
 
 # Two MATCH clauses, not one comma-separated pattern: the planner then looks
-# both ends up by primary key (1,000 pairs: 20 ms against 350 ms).
+# both ends up by primary key (1,000 pairs: 20 ms against 350 ms). A pair whose
+# ends are not both stored gets neither its relationship nor its CallPair.
 PAIRS_CREATE = (
     "LOAD FROM $rows MATCH (a:Service {id: client}) MATCH (b:Service {id: server}) "
-    "CREATE (a)-[:CALLS {first_seen: first_seen, last_seen: last_seen, "
-    "protocols: protocols, naming: naming}]->(b)"
+    "CREATE (a)-[:CALLS {pid: id}]->(b) CREATE (:CallPair {"
+    + ", ".join(f"{name}: {name}" for name in PAIR_COLUMNS.names) + "})"
 )
 
 MINUTES_ENDED_IN_HOUR = (
@@ -167,8 +183,13 @@ EXPIRED_HOURS_DELETE = (
     "MATCH (e:CallBucket) WHERE e.width >= 3600 AND e.bucket + e.width <= $cutoff "
     "DELETE e RETURN count(*) AS n"
 )
+# Relationships first (found through their CallPair's ends), then the CallPairs.
+EXPIRED_CALLS_DELETE = (
+    "MATCH (p:CallPair) WHERE p.last_seen <= $cutoff "
+    "MATCH (a:Service {id: p.client})-[r:CALLS]->(b:Service {id: p.server}) DELETE r"
+)
 EXPIRED_PAIRS_DELETE = (
-    "MATCH ()-[r:CALLS]->() WHERE r.last_seen <= $cutoff DELETE r RETURN count(*) AS n"
+    "MATCH (p:CallPair) WHERE p.last_seen <= $cutoff DELETE p RETURN count(*) AS n"
 )
 EXPIRED_SERVICES_DELETE = (
     "MATCH (s:Service) WHERE s.last_seen <= $cutoff AND NOT EXISTS { MATCH (s)-[:CALLS]-() } "

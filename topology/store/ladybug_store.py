@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from topology.model import HOUR, Batch
 from topology.settings import Settings
-from topology.store import ladybug_buckets, ladybug_pairs, rows, tiers
+from topology.store import ladybug_buckets, ladybug_migrate, ladybug_pairs, rows, tiers
 from topology.store import ladybug_schema as q
 from topology.store.base import (
     GraphStore,
@@ -80,6 +80,7 @@ class LadybugStore(GraphStore):
         # in-process reader caches (queries/health.py, queries/adjacency.py) follow the writes
         self.changes = None if read_only else Changes(int(settings.bucket_width))
         self._known = ladybug_pairs.Known()
+        self._read_only = read_only
         try:
             self._check_layout()
         except StoreError:
@@ -124,11 +125,20 @@ class LadybugStore(GraphStore):
         """Refuse a file whose CallBucket table has an older layout: the list columns
         (hist, status) of the first one, or the STRING primary key `key` without the
         INT64 `id` of the second; every statement of this version finds buckets by id
-        and reads the scalar counters (h0.., s0..)."""
+        and reads the scalar counters (h0.., s0..). Pair bounds kept on the CALLS
+        relationships (the layout before CallPair) are moved into CallPair nodes when
+        the file is opened for writing (`ladybug_migrate`), refused otherwise."""
         conn = self._writer
         tables = {row[1] for row in conn.execute(q.SHOW_TABLES).get_all()}
-        if "CallBucket" not in tables:
-            return
+        if "CallBucket" in tables:
+            self._check_buckets(conn)
+        fields = ladybug_migrate.pairs_on_relationships(conn, tables)
+        if fields:
+            if self._read_only:
+                raise ladybug_migrate.refuse_read_only(self.path)
+            ladybug_migrate.move_pair_bounds(Writer(conn), self.path, fields)
+
+    def _check_buckets(self, conn: ladybug.Connection) -> None:
         info = conn.execute(q.BUCKET_TABLE_INFO).get_all()
         columns = {row[1] for row in info}
         primary = [row[1] for row in info if row[4]]
@@ -240,6 +250,7 @@ class LadybugStore(GraphStore):
             rolled += self._roll_up_hour(first - first % HOUR, minute_cutoff)
         tiered = self._roll_tiers(now)
         with self._write_lock, self._transaction() as conn:
+            conn.execute(q.EXPIRED_CALLS_DELETE, {"cutoff": hour_cutoff})
             counts = [
                 self._rows(conn, text, {"cutoff": cutoff})[0]["n"]
                 for text, cutoff in (

@@ -1,4 +1,4 @@
 // neo4j
 MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier AND r.first_seen < $until AND r.last_seen > $since RETURN a.id AS source, b.id AS target
 // ladybug
-MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier AND r.first_seen < $until AND r.last_seen > $since RETURN a.id AS source, b.id AS target
+MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier WITH a.id AS source, b.id AS target, r.pid AS pid MATCH (p:CallPair {id: pid}) WHERE p.first_seen < $until AND p.last_seen > $since RETURN source, target

@@ -43,9 +43,13 @@ BUCKETS = Statement(
     + "] AS hist, [" + ", ".join(f"e.s{i}" for i in range(6))
     + "] AS status, e.exemplars AS exemplars",
 )
-PAIRS = Statement.same(
+PAIRS = Statement(
     "test.pairs",
     "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.name AS client, b.name AS server, "
+    "r.first_seen AS first_seen, r.last_seen AS last_seen, r.protocols AS protocols",
+    # the embedded store keeps the bounds in the pair's CallPair node: both must exist
+    "MATCH (a:Service)-[:CALLS]->(b:Service) MATCH (r:CallPair) WHERE r.client = a.id AND "
+    "r.server = b.id RETURN a.name AS client, b.name AS server, "
     "r.first_seen AS first_seen, r.last_seen AS last_seen, r.protocols AS protocols",
 )
 SERVICES = Statement.same(

@@ -148,8 +148,9 @@ def test_map_rows_by_series_id_equal_the_rows_by_names(embedded_store: GraphStor
 
 
 PAIRS = Statement.same(
-    "test.pairs", "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, "
-    "b.id AS server, r.first_seen AS first_seen, r.last_seen AS last_seen")
+    "test.pairs", "MATCH (a:Service)-[:CALLS]->(b:Service) MATCH (r:CallPair) WHERE "
+    "r.client = a.id AND r.server = b.id RETURN a.id AS client, b.id AS server, "
+    "r.first_seen AS first_seen, r.last_seen AS last_seen")
 
 
 def test_a_pair_deleted_by_retention_is_created_again(embedded_store: GraphStore) -> None:

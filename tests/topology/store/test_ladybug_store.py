@@ -249,7 +249,7 @@ UPDATE_FIELD_CASES = {
     "bucket_counters": ("buckets_add", ("requests", "h3"),
                         "SET e.requests = e.requests + requests, e.h3 = e.h3 + h3"),
     "bucket_naming": ("buckets_set", ("naming",), "SET e.naming = naming"),
-    "pair_last_seen": ("pairs", ("last_seen",), "SET r.last_seen = last_seen"),
+    "pair_last_seen": ("pairs", ("last_seen",), "SET p.last_seen = last_seen"),
 }
 UPDATE_FIELD_ERRORS = {
     "bucket_key": ("buckets_add", ("key",)),

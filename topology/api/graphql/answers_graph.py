@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from queries import recovery as named_recovery
 from queries import traversal as named
-from queries.traversal import MAX_DEPTH, Direction
+from queries.traversal import MAX_DEPTH, Direction, call_pair_hop
 from queries.window import EMPTY, Thresholds, Window
 from topology.api.graphql import types as t
 from topology.api.graphql.context import Ctx, cap
@@ -21,15 +21,20 @@ from topology.store.statement import Statement
 
 _PAIR = "r.first_seen < $until AND r.last_seen > $since"
 _INSIDE = "(b.namespace IN $scope_ns AND NOT b.kind IN $scope_all_external)"
-DOWNSTREAM_SCOPED = Statement.same(
+# The embedded store keeps each pair's bounds in a CallPair node, looked up by the
+# relationship's `pid` (`call_pair_hop`, docs/storage.md).
+DOWNSTREAM_SCOPED = Statement(
     "api_downstream_hop_scoped",
     f"MATCH (a:Service)-[r:CALLS]->(b:Service) WHERE a.id IN $frontier AND {_PAIR} AND "
     f"({_INSIDE} OR b.kind IN $scope_external) RETURN a.id AS source, b.id AS target",
+    call_pair_hop("(a:Service)-[r:CALLS]->(b:Service)",
+                  f" AND ({_INSIDE} OR b.kind IN $scope_external)"),
 )
-UPSTREAM_SCOPED = Statement.same(
+UPSTREAM_SCOPED = Statement(
     "api_upstream_hop_scoped",
     f"MATCH (b:Service)-[r:CALLS]->(a:Service) WHERE a.id IN $frontier AND {_PAIR} AND "
     f"{_INSIDE} RETURN a.id AS source, b.id AS target",
+    call_pair_hop("(b:Service)-[r:CALLS]->(a:Service)", f" AND {_INSIDE}"),
 )
 
 

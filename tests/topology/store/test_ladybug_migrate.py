@@ -1,0 +1,113 @@
+"""Files whose pair bounds live on the CALLS relationships (before CallPair)."""
+
+from __future__ import annotations
+
+import ladybug
+import pytest
+
+from topology.model import Batch, CallBucket, Service
+from topology.settings import Settings
+from topology.store import ladybug_schema as q
+from topology.store.base import StoreError
+from topology.store.ladybug_store import LadybugStore
+from topology.store.statement import Statement
+
+T0 = 1_700_000_000 - 1_700_000_000 % 3600
+OLD_CALLS = (
+    "CREATE REL TABLE CALLS(FROM Service TO Service, "
+    "first_seen INT64, last_seen INT64, protocols STRING[], naming STRING)"
+)
+OLD_PAIRS = [  # client, server, first_seen, last_seen, protocols, naming
+    ("process:h/a", "process:h/b", T0, T0 + 120, ["http"], "workload"),
+    ("process:h/b", "process:h/c", T0 + 60, T0 + 180, ["grpc", "http"], "dns"),
+]
+PAIRS = Statement.same(
+    "test.pairs", "MATCH (a:Service)-[:CALLS]->(b:Service) MATCH (p:CallPair) WHERE "
+    "p.client = a.id AND p.server = b.id RETURN a.id AS client, b.id AS server, "
+    "p.first_seen AS first_seen, p.last_seen AS last_seen, p.protocols AS protocols, "
+    "p.naming AS naming, p.id AS id ORDER BY client")
+
+PAIR_IDS = Statement.same(
+    "test.pair_ids", "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN r.pid AS pid ORDER BY a.id")
+
+
+def old_file(settings: Settings) -> None:
+    """A store file as the version before CallPair wrote it, with two pairs."""
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    for text in q.SCHEMA:
+        if "CallPair(" not in text and "CALLS(" not in text:
+            conn.execute(text)
+    conn.execute(OLD_CALLS)
+    for name in "abc":
+        conn.execute("CREATE (:Service {id: $id, name: $name, kind: 'Process', "
+                     "first_seen: $t, last_seen: $t})",
+                     {"id": f"process:h/{name}", "name": name, "t": T0})
+    for client, server, first, last, protocols, naming in OLD_PAIRS:
+        conn.execute(
+            "MATCH (a:Service {id: $client}) MATCH (b:Service {id: $server}) "
+            "CREATE (a)-[:CALLS {first_seen: $first, last_seen: $last, "
+            "protocols: $protocols, naming: $naming}]->(b)",
+            {"client": client, "server": server, "first": first, "last": last,
+             "protocols": protocols, "naming": naming})
+    conn.close()
+    db.close()
+
+
+def test_opening_for_writing_moves_the_bounds_into_call_pairs(settings: Settings) -> None:
+    old_file(settings)
+    store = LadybugStore(settings)
+    try:
+        store.init_schema()
+        assert store.read(PAIRS) == [
+            {"client": c, "server": s, "first_seen": f, "last_seen": last, "protocols": p,
+             "naming": n, "id": q.pair_ids([(c, s)])[0]}
+            for c, s, f, last, p, n in OLD_PAIRS]
+        assert [row[1] for row in store._writer.execute(q.CALLS_TABLE_INFO).get_all()] == [
+            "pid"]
+        assert store.read(PAIR_IDS) == [{"pid": q.pair_ids([(c, s)])[0]}
+                                        for c, s, *_ in OLD_PAIRS]
+        # and the moved pairs are written like any other: the first one seen later
+        ends = [Service(f"process:h/{name}", name, "Process", seen=T0 + 600) for name in "ab"]
+        later = CallBucket(ends[0].id, ends[1].id, T0 + 600, 60, "http", "GET", "/x")
+        later.record(1.0, error=False, status=200)
+        store.apply(Batch("later", ends, [later]), now=T0)
+        first = store.read(PAIRS)[0]
+        assert (first["first_seen"], first["last_seen"]) == (T0, T0 + 660)
+        assert store.stats()["pairs"] == 2
+    finally:
+        store.close()
+    reopened = LadybugStore(settings, read_only=True)  # nothing left to move
+    try:
+        assert len(reopened.read(PAIRS)) == 2
+    finally:
+        reopened.close()
+
+
+def test_a_read_only_open_of_an_old_file_is_refused_naming_the_file(
+    settings: Settings,
+) -> None:
+    old_file(settings)
+    with pytest.raises(StoreError, match="Open it once for writing") as caught:
+        LadybugStore(settings, read_only=True)
+    assert str(settings.embedded_path) in str(caught.value)
+
+
+def test_calls_with_only_some_pair_properties_are_refused(settings: Settings) -> None:
+    """Not a layout this project wrote: nothing is guessed, the file is left alone."""
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    conn.execute(next(text for text in q.SCHEMA if "Service(" in text))
+    conn.execute("CREATE REL TABLE CALLS(FROM Service TO Service, last_seen INT64)")
+    conn.close()
+    db.close()
+    with pytest.raises(StoreError, match="only last_seen") as caught:
+        LadybugStore(settings)
+    assert str(settings.embedded_path) in str(caught.value)
+    reopened = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(reopened)
+    assert [row[1] for row in conn.execute(q.CALLS_TABLE_INFO).get_all()] == ["last_seen"]
+    conn.close()
+    reopened.close()

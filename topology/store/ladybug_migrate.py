@@ -1,0 +1,90 @@
+"""Moves the pair bounds of an older embedded store file into CallPair nodes.
+
+Files written before CallPair kept each pair's first_seen, last_seen, protocols
+and naming on its CALLS relationship. Opening such a file for writing moves
+them, in one transaction: the CallPair table is created, one node per
+relationship written (id from `ladybug_schema.pair_ids`), the relationship
+properties dropped and the pair id set on each relationship (`pid`). Nothing
+is lost, and a failure leaves the file as it was.
+A read-only open cannot change the file and refuses it instead.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from pathlib import Path
+
+import pyarrow as pa
+
+from topology.store import ladybug_schema as q
+from topology.store.base import StoreError
+from topology.store.ladybug_once import Conn
+
+OLD_PAIRS = (
+    "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, b.id AS server, "
+    "r.first_seen AS first_seen, r.last_seen AS last_seen, r.protocols AS protocols, "
+    "r.naming AS naming"
+)
+PAIR_IDS_SET = (
+    "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
+    "SET r.pid = id"
+)
+PAIRS_COPY = (
+    "LOAD FROM $rows CREATE (:CallPair {"
+    + ", ".join(f"{name}: {name}" for name in q.PAIR_COLUMNS.names) + "})"
+)
+
+
+def pairs_on_relationships(conn: Conn, tables: set[str]) -> list[str]:
+    """The pair fields the file keeps on CALLS (the layout before CallPair), if any."""
+    if "CALLS" not in tables:
+        return []
+    columns = {row[1] for row in conn.execute(q.CALLS_TABLE_INFO).get_all()}
+    return [name for name in q.PAIR_FIELDS if name in columns]
+
+
+def refuse_read_only(path: Path) -> StoreError:
+    return StoreError(
+        f"embedded store {path} was written by an older version that kept pair bounds on "
+        "the CALLS relationships (this version keeps them in CallPair nodes). Open it once "
+        "for writing (`topology store init`, or start `topology serve`) to move them; a "
+        "read-only open cannot")
+
+
+def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
+    """Move the bounds off the relationships, in one transaction; the number of pairs.
+    `fields`: what `pairs_on_relationships` found (all four, unless the file was
+    written by something else than this project)."""
+    if fields != list(q.PAIR_FIELDS):
+        raise StoreError(
+            f"embedded store {path} has CALLS relationships with only {', '.join(fields)} of "
+            f"{', '.join(q.PAIR_FIELDS)}: not a layout this project wrote; move the file "
+            "away (or point TOPOLOGY_DATA_DIR elsewhere) to start an empty store")
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        found = conn.execute(OLD_PAIRS).get_as_arrow(0)
+        conn.execute(next(s for s in q.SCHEMA if "CallPair(" in s))
+        pairs = list(zip(found.column("client").to_pylist(),
+                         found.column("server").to_pylist(), strict=True))
+        if pairs:
+            ids = pa.array(q.pair_ids(pairs), pa.int64())
+            table = pa.Table.from_arrays(
+                [ids, *(found.column(name).cast(field.type)
+                        for name, field in zip(q.PAIR_COLUMNS.names[1:],
+                                               list(q.PAIR_COLUMNS)[1:], strict=True))],
+                schema=q.PAIR_COLUMNS)
+            conn.execute(PAIRS_COPY, {"rows": table})
+        for name in q.PAIR_FIELDS:
+            conn.execute(f"ALTER TABLE CALLS DROP {name}")
+        conn.execute("ALTER TABLE CALLS ADD pid INT64")
+        if pairs:
+            conn.execute(PAIR_IDS_SET, {"rows": table.select(["id", "client", "server"])})
+    except RuntimeError as exc:
+        with suppress(RuntimeError):  # a failed statement may have ended the transaction
+            conn.execute("ROLLBACK")
+        raise StoreError(
+            f"embedded store {path}: moving pair bounds off the CALLS relationships into "
+            f"CallPair nodes failed and was rolled back (the file is unchanged): {exc}"
+        ) from exc
+    conn.execute("COMMIT")
+    return len(pairs)
