@@ -5,8 +5,13 @@ Python shares one GIL: decoding a batch's JSON, validating it, resolving its
 calls and folding their paths took about 60% of that one core. `BuildPool`
 runs those steps in helper processes (spawned, never forked from the
 multithreaded worker) on payloads as stored by the claim check (claims.py):
-the task thread hands over the raw bytes and gets back a `Prepared` batch,
-its calls placed in their rows (`Aggregator.place`). The worker then only
+the task thread hands over the payload's key, the helper reads the payload
+from Redis itself (the worker's process never holds the stored bytes, nor
+copies them into the pool's pipe) and the task gets back a `Prepared`
+batch, its calls placed in their rows (`Aggregator.place`). A payload the
+helper does not find raises `claims.PayloadGone`, a Redis error while
+reading it `claims.PayloadUnreadable`: the task handles both as when it
+read the payload itself. The worker then only
 folds them into its group (`Ingestor.ingest_prepared`, `Aggregator.
 add_placed`), in turn with the other task threads, exactly as it folds calls
 itself: the rows, down to the rounding of latency sums, are the same.
@@ -32,9 +37,10 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 import redis
 
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 PROCESSES_ENV = "TOPOLOGY_INGEST_BUILD_PROCESSES"
 DEFAULT_PROCESSES = 1
 ORPHAN_CHECK = 1.0  # seconds between a helper's checks that its worker lives
+
+_Job = TypeVar("_Job", bytes, str)  # what a helper is handed: a payload, or its key
 
 
 class BuildPoolBroken(RuntimeError):
@@ -77,7 +85,7 @@ class _Helper:
 
     def __init__(self, settings: Settings) -> None:
         assert settings.redis_url is not None
-        client = redis.Redis.from_url(settings.redis_url)
+        client = self.client = redis.Redis.from_url(settings.redis_url)
         self.leases = RedisLeaseStore(client, settings.batch_marker_retention, time.time)
         self.dns = RedisDnsStore(client, settings.dns_retention, time.time)
         self.folder = PathFolder()
@@ -85,6 +93,15 @@ class _Helper:
 
     def prepare(self, raw: bytes) -> Prepared:
         return prepare(claims.decode(raw), self.leases, self.dns, self.folder, self.width)
+
+    def prepare_claimed(self, key: str) -> Prepared:
+        try:
+            raw = claims.fetch(self.client, key)
+        except redis.RedisError as exc:
+            raise claims.PayloadUnreadable(f"cannot read {key}: {exc!r}") from None
+        if raw is None:
+            raise claims.PayloadGone(key)
+        return self.prepare(raw)
 
 
 _helper: _Helper | None = None
@@ -112,6 +129,11 @@ def _prepare(raw: bytes) -> Prepared:
     return _helper.prepare(raw)
 
 
+def _prepare_claimed(key: str) -> Prepared:
+    assert _helper is not None, "the build helper was not initialised"
+    return _helper.prepare_claimed(key)
+
+
 class BuildPool:
     """Helper processes preparing stored payloads; `prepare` blocks the calling thread."""
 
@@ -136,9 +158,17 @@ class BuildPool:
 
     def prepare(self, raw: bytes) -> Prepared:
         """The stored payload `raw`, prepared by a helper; raises what it raised."""
+        return self._run(_prepare, raw)
+
+    def prepare_claimed(self, key: str) -> Prepared:
+        """The payload stored under `key`, read and prepared by a helper; raises
+        claims.PayloadGone when it is not there, or what the helper raised."""
+        return self._run(_prepare_claimed, key)
+
+    def _run(self, job: Callable[[_Job], Prepared], arg: _Job) -> Prepared:
         executor = self._pool()
         try:
-            return executor.submit(_prepare, raw).result()
+            return executor.submit(job, arg).result()
         except BrokenProcessPool as exc:
             with self._lock:
                 if self._executor is executor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -65,6 +66,48 @@ def test_an_invalid_batch_is_reported_from_the_helper(
 ) -> None:
     with pytest.raises(InvalidBatch, match=message):
         pool.prepare(raw)
+
+
+def test_a_helper_reads_a_claimed_payload_itself(pool: BuildPool, redis_url: str) -> None:
+    """The worker hands over only the key; the payload stays stored for a retry."""
+    payload = batch("b-3", 200, servers=3)
+    client = redis.Redis.from_url(redis_url)
+    key = claims.put(client, "t-3", payload, 60)
+    assert pool.prepare_claimed(key) == pool.prepare(claims.encode(payload))
+    assert client.get(key) == claims.encode(payload)
+
+
+@pytest.mark.parametrize(
+    ("stored", "error", "message"),
+    [
+        (None, claims.PayloadGone, "topology:ingest:payload:t-4"),
+        (b'{"batch_id": ', InvalidBatch, "stored payload is not JSON"),
+        (claims.encode({"batch_id": "p", "agent": "a", "calls": [{"timestamp": "soon"}]}),
+         InvalidBatch, r"\$\.calls\[0\]"),
+    ],
+)
+def test_a_claimed_payload_missing_or_invalid_is_reported_from_the_helper(
+    pool: BuildPool, redis_url: str, stored: bytes | None, error: type[Exception],
+    message: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    key = claims.key_for("t-4")
+    if stored is not None:
+        client.set(key, stored)
+    with pytest.raises(error, match=message):
+        pool.prepare_claimed(key)
+
+
+def test_a_helper_that_cannot_reach_redis_says_so() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = BuildPool(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+    try:
+        with pytest.raises(claims.PayloadUnreadable, match="cannot read topology:ingest:"):
+            pool.prepare_claimed(claims.key_for("t-5"))
+    finally:
+        pool.close()
 
 
 def test_a_killed_helper_fails_its_batch_and_the_next_gets_a_new_one(pool: BuildPool) -> None:
