@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -144,3 +145,41 @@ def test_a_build_helper_imports_neither_arrow_nor_the_database() -> None:
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)
     assert found.stdout.strip() == "[]"
+
+
+HEAVY_MAIN = """
+import sys
+from pathlib import Path
+
+import topology.cli  # as the `topology` command: every subcommand, and pyarrow
+from topology.ingest import claims
+from topology.ingest.offload import BuildPool
+from topology.settings import Settings
+
+
+def run() -> None:
+    pool = BuildPool(Settings(redis_url=sys.argv[1]))
+    assert pool.prepare(claims.encode({"batch_id": "m", "agent": "a", "calls": []})).calls == 0
+    [pid] = list(pool._executor._processes)
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    print("main", "libarrow" in Path("/proc/self/maps").read_text(),
+          "helper", "libarrow" in maps)
+    pool.close()
+
+
+if __name__ == "__main__":
+    run()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_build_helper_does_not_run_the_workers_main_module(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Started by the `topology` command, the worker's __main__ loads pyarrow; a helper
+    spawned from it must not import that main module again (about 30 MB)."""
+    main = tmp_path / "heavy_main.py"
+    main.write_text(HEAVY_MAIN)
+    found = subprocess.run([sys.executable, str(main), redis_url], capture_output=True,
+                           text=True, check=True, cwd=Path(__file__).parents[3])
+    assert found.stdout.split() == ["main", "True", "helper", "False"]
