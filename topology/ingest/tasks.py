@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -206,28 +206,39 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
         if claim is None and isinstance(payload, Mapping):
             batch_id = payload.get("batch_id")
         lost = _lost_deliveries(self, runtime)
-        raw: bytes | None = None  # the stored payload, when a build helper decodes it
+        # With a build helper the payload stays in Redis: the helper reads it by its
+        # key, and a dead letter reads it here (`kept`).
+        pool = runtime.build_pool() if claim is not None else None
         if claim is not None:
             try:
-                raw = claims.fetch(runtime.redis, claim)
+                if pool is None:
+                    raw = claims.fetch(runtime.redis, claim)
+                    there = raw is not None
+                    if raw is not None:
+                        payload = claims.decoded(raw)
+                else:
+                    there = claims.stored(runtime.redis, claim)
             except redis.RedisError as exc:  # the payload is there: wait for Redis
-                log.warning("ingest batch %s: cannot read its payload (%r), retry in 1s",
-                            batch_id, exc)
-                raise self.retry(exc=exc, countdown=1.0, max_retries=None) from exc
+                raise _unreadable(self, batch_id, exc) from exc
+            if not there:
+                return _gone(self, runtime, batch_id, claim)
+
+        def kept() -> Any:
+            """What a dead letter keeps of the batch (claims.PayloadGone when a
+            helper had it and it went meanwhile)."""
+            if pool is None or claim is None:
+                return claims.letter_payload(payload, None)
+            raw = claims.fetch(runtime.redis, claim)
             if raw is None:
-                log.error("ingest batch %s: its payload (%s) is gone: it had its verdict"
-                          " (applied, or dead-lettered) before this delivery, or it expired",
-                          batch_id, claim)
-                _forget(self, runtime, claim)
-                return False
-            if runtime.build_pool() is None:
-                payload, raw = claims.decoded(raw), None
+                raise claims.PayloadGone(claim)
+            return claims.letter_payload(None, raw)
+
         if lost > options.max_worker_lost:
             exc = WorkerLost(f"the worker died {lost} times while ingesting this batch"
                              " (killed, or out of memory)")
-            letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc,
-                                  attempt + lost - 1)
-            log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
+            letter = _dead_letter(self, runtime, kept, exc, attempt + lost - 1)
+            if letter is not None:
+                log.error("ingest batch %s: %s; dead-lettered as %s", batch_id, exc, letter.id)
             _forget(self, runtime, claim)
             return False
         log.info("ingest batch %s: attempt %d", batch_id, attempt)
@@ -240,11 +251,10 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
             # A retry or a redelivery is written alone: if its batch is what made
             # its group fail, it fails by itself this time.
             alone = self.request.retries > 0 or lost > 0
-            pool = runtime.build_pool() if raw is not None else None
-            if pool is not None and raw is not None:
+            if pool is not None and claim is not None:
                 ingestor = runtime.ingestor()
-                stored = raw
-                applied = ingestor.ingest_prepared(lambda: pool.prepare(stored), timings,
+                key = claim
+                applied = ingestor.ingest_prepared(lambda: pool.prepare_claimed(key), timings,
                                                    alone=alone)
             else:
                 if not isinstance(payload, Mapping):
@@ -252,10 +262,16 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                         f"payload is a {type(payload).__name__}, not a JSON object")
                 ingestor = runtime.ingestor()
                 applied = ingestor.ingest(payload, timings, alone=alone, folded=held.release)
+        except claims.PayloadGone:
+            assert claim is not None
+            return _gone(self, runtime, batch_id, claim)
+        except claims.PayloadUnreadable as exc:
+            raise _unreadable(self, batch_id, exc) from exc
         except InvalidBatch as exc:
-            letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc, attempt)
-            log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
-                      batch_id, letter.id, exc)
+            letter = _dead_letter(self, runtime, kept, exc, attempt)
+            if letter is not None:
+                log.error("ingest batch %s: invalid, dead-lettered as %s: %s",
+                          batch_id, letter.id, exc)
             _forget(self, runtime, claim)
             return False
         except Exception as exc:
@@ -264,10 +280,10 @@ def register(app: Celery, settings: Settings, options: Any) -> Task:
                                          or store_exhausted(exc, settings)):
                 runtime.reset_store(ingestor)
             if self.request.retries >= options.max_retries:
-                letter = _dead_letter(self, runtime, claims.letter_payload(payload, raw), exc,
-                                      attempt)
-                log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
-                          batch_id, attempt, letter.id, exc)
+                letter = _dead_letter(self, runtime, kept, exc, attempt)
+                if letter is not None:
+                    log.error("ingest batch %s: failed %d times, dead-lettered as %s: %r",
+                              batch_id, attempt, letter.id, exc)
                 _forget(self, runtime, claim)
                 return False
             countdown = options.countdown(self.request.retries)
@@ -342,12 +358,34 @@ def _forget(task: Task, runtime: WorkerRuntime, claim: str | None) -> None:
                     task.request.id, exc)
 
 
+def _gone(task: Task, runtime: WorkerRuntime, batch_id: str | None, claim: str) -> bool:
+    """A claim whose payload is not in Redis: nothing left to do (the task's result)."""
+    log.error("ingest batch %s: its payload (%s) is gone: it had its verdict"
+              " (applied, or dead-lettered) before this delivery, or it expired",
+              batch_id, claim)
+    _forget(task, runtime, claim)
+    return False
+
+
+def _unreadable(task: Task, batch_id: str | None, exc: Exception) -> Exception:
+    """The retry of a batch whose payload Redis did not give (it is there: wait)."""
+    log.warning("ingest batch %s: cannot read its payload (%r), retry in 1s", batch_id, exc)
+    return task.retry(exc=exc, countdown=1.0, max_retries=None)
+
+
 def _dead_letter(
-    task: Task, runtime: WorkerRuntime, payload: Any, exc: Exception, attempt: int
-) -> DeadLetter:
-    """Record the batch as dead; if Redis refuses, retry the task rather than lose it."""
+    task: Task, runtime: WorkerRuntime, payload: Callable[[], Any], exc: Exception,
+    attempt: int
+) -> DeadLetter | None:
+    """Record the batch, as `payload()` gives it, as dead; if Redis refuses, retry the
+    task rather than lose it. None when its stored payload went meanwhile (another
+    delivery of the task had its verdict): nothing to keep."""
     try:
-        return runtime.dead_letters.add(payload, exc, attempt, task.request.id)
+        return runtime.dead_letters.add(payload(), exc, attempt, task.request.id)
+    except claims.PayloadGone as gone:
+        log.warning("task %s: its payload (%s) went before it was dead-lettered: another"
+                    " delivery had its verdict", task.request.id, gone)
+        return None
     except redis.RedisError as redis_exc:
         log.warning("dead-lettering failed (%r); the batch will be retried", redis_exc)
         raise task.retry(exc=redis_exc, countdown=1.0, max_retries=None) from redis_exc

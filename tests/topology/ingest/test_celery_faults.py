@@ -158,6 +158,7 @@ def test_batch_whose_worker_keeps_dying_is_dead_lettered(
     letter = letters.get("big")
     assert letter is not None
     assert (letter.error_type, letter.attempts) == ("WorkerLost", 2)
+    assert letter.payload == big, "the dead letter keeps the payload itself"
     assert worker.count(r"ingest batch big: attempt 1\n") == 0
     # Published only now: a batch in flight on another task thread when the
     # worker dies is lost with it too, and would be dead-lettered as well.

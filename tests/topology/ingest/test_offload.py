@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -67,6 +69,48 @@ def test_an_invalid_batch_is_reported_from_the_helper(
         pool.prepare(raw)
 
 
+def test_a_helper_reads_a_claimed_payload_itself(pool: BuildPool, redis_url: str) -> None:
+    """The worker hands over only the key; the payload stays stored for a retry."""
+    payload = batch("b-3", 200, servers=3)
+    client = redis.Redis.from_url(redis_url)
+    key = claims.put(client, "t-3", payload, 60)
+    assert pool.prepare_claimed(key) == pool.prepare(claims.encode(payload))
+    assert client.get(key) == claims.encode(payload)
+
+
+@pytest.mark.parametrize(
+    ("stored", "error", "message"),
+    [
+        (None, claims.PayloadGone, "topology:ingest:payload:t-4"),
+        (b'{"batch_id": ', InvalidBatch, "stored payload is not JSON"),
+        (claims.encode({"batch_id": "p", "agent": "a", "calls": [{"timestamp": "soon"}]}),
+         InvalidBatch, r"\$\.calls\[0\]"),
+    ],
+)
+def test_a_claimed_payload_missing_or_invalid_is_reported_from_the_helper(
+    pool: BuildPool, redis_url: str, stored: bytes | None, error: type[Exception],
+    message: str,
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    key = claims.key_for("t-4")
+    if stored is not None:
+        client.set(key, stored)
+    with pytest.raises(error, match=message):
+        pool.prepare_claimed(key)
+
+
+def test_a_helper_that_cannot_reach_redis_says_so() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pool = BuildPool(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+    try:
+        with pytest.raises(claims.PayloadUnreadable, match="cannot read topology:ingest:"):
+            pool.prepare_claimed(claims.key_for("t-5"))
+    finally:
+        pool.close()
+
+
 def test_a_killed_helper_fails_its_batch_and_the_next_gets_a_new_one(pool: BuildPool) -> None:
     raw = claims.encode(batch("b-2", 10))
     assert pool.prepare(raw).calls == 10
@@ -101,3 +145,41 @@ def test_a_build_helper_imports_neither_arrow_nor_the_database() -> None:
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)
     assert found.stdout.strip() == "[]"
+
+
+HEAVY_MAIN = """
+import sys
+from pathlib import Path
+
+import topology.cli  # as the `topology` command: every subcommand, and pyarrow
+from topology.ingest import claims
+from topology.ingest.offload import BuildPool
+from topology.settings import Settings
+
+
+def run() -> None:
+    pool = BuildPool(Settings(redis_url=sys.argv[1]))
+    assert pool.prepare(claims.encode({"batch_id": "m", "agent": "a", "calls": []})).calls == 0
+    [pid] = list(pool._executor._processes)
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    print("main", "libarrow" in Path("/proc/self/maps").read_text(),
+          "helper", "libarrow" in maps)
+    pool.close()
+
+
+if __name__ == "__main__":
+    run()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_build_helper_does_not_run_the_workers_main_module(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """Started by the `topology` command, the worker's __main__ loads pyarrow; a helper
+    spawned from it must not import that main module again (about 30 MB)."""
+    main = tmp_path / "heavy_main.py"
+    main.write_text(HEAVY_MAIN)
+    found = subprocess.run([sys.executable, str(main), redis_url], capture_output=True,
+                           text=True, check=True, cwd=Path(__file__).parents[3])
+    assert found.stdout.split() == ["main", "True", "helper", "False"]
