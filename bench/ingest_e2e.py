@@ -19,7 +19,8 @@ edges per minute at its 50,000 events/s target. Prints:
   publishing flat out measures the backlog instead);
 * worker RSS at that load: peak of the main process, of every process it
   started (build helpers, multiprocessing's resource tracker; named in the
-  output) and of all together (target < 300 MB);
+  output) and of all together (target < 300 MB); and the peak of their summed
+  proportional set sizes (PSS), which counts a page they share once;
 * freshness at rest: publish of one small batch to it being applied;
 * a check that the store's request total equals the events sent.
 
@@ -114,6 +115,19 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: the process's private pages plus its share of pages it
+    shares with others (libraries mapped by several processes), so the worker's
+    processes summed count a shared page once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     try:
@@ -170,7 +184,7 @@ class RssSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
-        self.peak_main = self.peak_pool = self.peak_total = 0.0
+        self.peak_main = self.peak_pool = self.peak_total = self.peak_pss = 0.0
         self.kinds: dict[int, str] = {}  # every descendant seen
         self.done = threading.Event()
 
@@ -185,6 +199,7 @@ class RssSampler(threading.Thread):
             self.peak_main = max(self.peak_main, main)
             self.peak_pool = max(self.peak_pool, pool)
             self.peak_total = max(self.peak_total, main + pool)
+            self.peak_pss = max(self.peak_pss, sum(map(_pss_mb, [self.pid, *descendants])))
 
     def counted(self) -> str:
         kinds = sorted(self.kinds.values())
@@ -352,6 +367,8 @@ def main() -> None:
     print(f"worker RSS peak: main {sampler.peak_main:.0f} MB, its other processes"
           f" {sampler.peak_pool:.0f} MB ({sampler.counted()}), total"
           f" {sampler.peak_total:.0f} MB  target < 300 MB")
+    print(f"worker PSS peak (pages shared between its processes counted once):"
+          f" {sampler.peak_pss:.0f} MB")
     print(f"freshness at rest (publish -> applied): {freshness:.2f} s  target <= 10 s")
     print(f"store total requests {stored} vs sent {expected}: "
           f"{'exact' if stored == expected else 'MISMATCH'}")
