@@ -105,27 +105,26 @@ def iter_batches(events: int, batch_size: int, per_minute: int,
         yield payload
 
 
-def _rss_mb(pid: int) -> float:
+def _proc_mb(pid: int, name: str, field: str) -> float:
+    """A kB figure of /proc/<pid>/<name> (`field:` line) in MB; 0 once the process is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def _rss_mb(pid: int) -> float:
+    return _proc_mb(pid, "status", "VmRSS:")
 
 
 def _pss_mb(pid: int) -> float:
     """Proportional set size: the process's private pages plus its share of pages it
     shares with others (libraries mapped by several processes), so the worker's
     processes summed count a shared page once."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _proc_mb(pid, "smaps_rollup", "Pss:")
 
 
 def _cpu_s(pid: int) -> float:
