@@ -172,7 +172,8 @@ def _kind(pid: int) -> str:
         return "gone"
     if "resource_tracker" in argv:
         return "resource tracker"
-    if "multiprocessing.spawn" in argv or "spawn_main" in argv:
+    if any(mark in argv for mark in ("topology.ingest.build_helper",
+                                     "multiprocessing.spawn", "spawn_main")):  # now, before
         return "build helper"
     return argv.replace("\0", " ").strip()[:60]
 

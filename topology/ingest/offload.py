@@ -3,99 +3,73 @@
 An embedded-store worker is one process (it owns the database file), and its
 Python shares one GIL: decoding a batch's JSON, validating it, resolving its
 calls and folding their paths took about 60% of that one core. `BuildPool`
-runs those steps in helper processes (spawned, never forked from the
-multithreaded worker) on payloads as stored by the claim check (claims.py):
-the task thread hands over the payload's key, the helper reads the payload
-from Redis itself (the worker's process never holds the stored bytes, nor
-copies them into the pool's pipe) and the task gets back a `Prepared`
-batch, its calls placed in their rows (`Aggregator.place`). A payload the
-helper does not find raises `claims.PayloadGone`, a Redis error while
-reading it `claims.PayloadUnreadable`: the task handles both as when it
-read the payload itself. The worker then only
-folds them into its group (`Ingestor.ingest_prepared`, `Aggregator.
-add_placed`), in turn with the other task threads, exactly as it folds calls
-itself: the rows, down to the rounding of latency sums, are the same.
+runs those steps in helper processes (build_helper.py) on payloads as
+stored by the claim check (claims.py): the task thread hands over the
+payload's key, the helper reads the payload from Redis itself (the worker's
+process never holds the stored bytes, nor copies them to the helper) and the
+task gets back a `Prepared` batch, its calls placed in their rows
+(`Aggregator.place`). A payload the helper does not find raises
+`claims.PayloadGone`, a Redis error while reading it
+`claims.PayloadUnreadable`: the task handles both as when it read the
+payload itself. The worker then only folds them into its group
+(`Ingestor.ingest_prepared`, `Aggregator.add_placed`), in turn with the other
+task threads, exactly as it folds calls itself: the rows, down to the
+rounding of latency sums, are the same.
 
 Everything else stays in the worker: the batch-marker check and the fold
 (exactly-once, coalesce.py), the template cap and the write. A helper only
 reads and writes what any worker may (leases and DNS answers in Redis, both
 idempotent), so an error in it is the batch's error: InvalidBatch is
 dead-lettered, anything else retried. A helper that dies (killed, out of
-memory) breaks the pool: its batches fail with `BuildPoolBroken` and are
-retried, and the next batch starts a new pool.
+memory) fails the batch it was building with `BuildPoolBroken` (retried),
+and the next batch starts a new helper.
 
-A helper does not run the worker's `__main__` (spawn's default, to find
-functions defined there): as `topology worker` that is the `topology`
-command, which loads every subcommand and pyarrow with them, about 30 MB
-of RSS in a process that needs none of it. Its jobs are all in this module.
+Why not `concurrent.futures.ProcessPoolExecutor` (used before): its spawned
+processes start multiprocessing's resource tracker, one more interpreter
+(13 MB RSS) that nothing here needs; spawn re-runs the worker's `__main__`
+in each helper (as `topology worker` that is the `topology` command, every
+subcommand and pyarrow: about 30 MB), which only a patch of multiprocessing's
+internals avoided; and the helper imported what offload.py's worker side
+imports (kombu, multiprocessing). A helper is now a plain
+`python -m topology.ingest.build_helper` started with `subprocess`, talking
+over a socket pair in pickled frames (frames.py); its standard error is the
+worker's, so a crash is seen in the worker's log. Bench (bench/ingest_e2e.py,
+docs/delivery.md "Memory"): helper and tracker about 70 MB RSS before, the
+helper alone about 45 MB after.
 
 One helper by default (`TOPOLOGY_INGEST_BUILD_PROCESSES`; 0 builds in the
-worker itself): one process takes batches in the order they come, as the
-worker's own build did, so a batch's leases are recorded before the next
-batch is resolved.
+worker itself). Each helper has a feeder thread in the worker that takes the
+next job from one queue, hands it over and waits for its answer, so a helper
+builds one batch at a time and an idle helper takes the next job. With one
+helper batches are built in the order they come, as the worker's own build
+did, so a batch's leases are recorded before the next batch is resolved.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import multiprocessing.context
 import os
+import queue
+import socket
+import subprocess
+import sys
 import threading
-import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import spawn
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any
 
-import redis
-
-from topology.ingest import claims, gctune
-from topology.ingest.dns import RedisDnsStore
-from topology.ingest.leases import RedisLeaseStore
-from topology.ingest.paths import PathFolder
-from topology.ingest.pipeline import Prepared, prepare
+from topology.ingest import claims, frames
+from topology.ingest.pipeline import Prepared
 from topology.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
 PROCESSES_ENV = "TOPOLOGY_INGEST_BUILD_PROCESSES"
 DEFAULT_PROCESSES = 1
-ORPHAN_CHECK = 1.0  # seconds between a helper's checks that its worker lives
+HELPER_MODULE = "topology.ingest.build_helper"
+STOP_WAIT = 10.0  # seconds a helper gets to exit once its socket is closed
 
-_Job = TypeVar("_Job", bytes, str)  # what a helper is handed: a payload, or its key
-
-
-HELPER_NAME = "topology-build-helper"
-# What a spawned process runs of its parent's __main__ (multiprocessing.spawn).
-_MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
-_preparation = spawn.get_preparation_data
-
-
-def _lean_preparation(name: str) -> dict[str, Any]:
-    """spawn's preparation data for a new process: a build helper's without the
-    parent's __main__; any other process's as multiprocessing makes it."""
-    data: dict[str, Any] = _preparation(name)
-    if name.startswith(HELPER_NAME):
-        for key in _MAIN_KEYS:
-            data.pop(key, None)
-    return data
-
-
-spawn.get_preparation_data = _lean_preparation
-
-
-class _HelperProcess(multiprocessing.context.SpawnProcess):
-    """A spawned process named as a build helper (`_lean_preparation`)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.name = f"{HELPER_NAME}-{self._identity[-1] if self._identity else 0}"
-
-
-class _HelperContext(multiprocessing.context.SpawnContext):
-    Process = _HelperProcess
+_Job = tuple[str, Any, "Future[Prepared]"]
 
 
 class BuildPoolBroken(RuntimeError):
@@ -117,59 +91,89 @@ def processes(environ: Mapping[str, str] | None = None) -> int:
     return value
 
 
+class RemoteTraceback(Exception):
+    """The cause of an exception raised in a build helper: its traceback there."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class _Helper:
-    """What one helper process keeps between batches: Redis-backed leases and DNS
-    answers (with their snapshot caches) and the path folder's memo."""
+    """One helper process, seen from its feeder thread."""
 
     def __init__(self, settings: Settings) -> None:
-        assert settings.redis_url is not None
-        client = self.client = redis.Redis.from_url(settings.redis_url)
-        self.leases = RedisLeaseStore(client, settings.batch_marker_retention, time.time)
-        self.dns = RedisDnsStore(client, settings.dns_retention, time.time)
-        self.folder = PathFolder()
-        self.width = settings.bucket_width
-
-    def prepare(self, raw: bytes) -> Prepared:
-        return prepare(claims.decode(raw), self.leases, self.dns, self.folder, self.width)
-
-    def prepare_claimed(self, key: str) -> Prepared:
+        mine, theirs = socket.socketpair()
+        # The worker's import path, in its order (as multiprocessing's spawn passes
+        # it), so the helper runs the worker's code; -P: not the current directory.
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:  # stderr: the worker's
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-m", HELPER_MODULE, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = mine
         try:
-            raw = claims.fetch(self.client, key)
-        except redis.RedisError as exc:
-            raise claims.PayloadUnreadable(f"cannot read {key}: {exc!r}") from None
-        if raw is None:
-            raise claims.PayloadGone(key)
-        return self.prepare(raw)
+            frames.send(mine, frames.dumps(settings))
+        except OSError as exc:
+            self.stop()
+            raise self.broken(exc) from None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def run(self, kind: str, arg: Any) -> tuple[Any, ...]:
+        """The helper's reply to one job; BuildPoolBroken when it died meanwhile."""
+        try:
+            frames.send(self.sock, frames.dumps((kind, arg)))
+            data = frames.receive(self.sock)
+        except (OSError, EOFError) as exc:
+            raise self.broken(exc) from None
+        try:
+            reply: tuple[Any, ...] = frames.loads(data)
+        except Exception as exc:  # an exception type that does not unpickle here
+            return ("error", RuntimeError(f"a build helper's reply did not unpickle: {exc!r}"),
+                    "")
+        return reply
+
+    def broken(self, exc: BaseException) -> BuildPoolBroken:
+        self.stop(wait=1.0)
+        code = self.process.returncode
+        log.warning("build helper %d died (exit code %s, %s); its batch is retried",
+                    self.pid, code, exc)
+        return BuildPoolBroken(f"a build helper process died (pid {self.pid}, exit code "
+                               f"{code}): {exc}")
+
+    def stop(self, wait: float = STOP_WAIT) -> None:
+        """Close the helper's socket (it exits on EOF) and wait for it to exit."""
+        self.sock.close()
+        try:
+            self.process.wait(wait)
+        except subprocess.TimeoutExpired:
+            log.warning("build helper %d did not exit; killing it", self.pid)
+            self.process.kill()
+            self.process.wait()
 
 
-_helper: _Helper | None = None
-
-
-def _start_helper(settings: Settings) -> None:
-    global _helper
-    gctune.tune()  # a decoded batch is large and acyclic, as in the worker
-    _helper = _Helper(settings)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
-                     name="exit-with-worker").start()
-
-
-def _exit_with_parent(parent: int, interval: float = ORPHAN_CHECK) -> None:
-    """End this helper once its worker is gone (killed: nobody shuts the pool down,
-    and a helper waiting for work would wait forever)."""
-    while True:
-        time.sleep(interval)
-        if os.getppid() != parent:
-            os._exit(0)
-
-
-def _prepare(raw: bytes) -> Prepared:
-    assert _helper is not None, "the build helper was not initialised"
-    return _helper.prepare(raw)
-
-
-def _prepare_claimed(key: str) -> Prepared:
-    assert _helper is not None, "the build helper was not initialised"
-    return _helper.prepare_claimed(key)
+def _settle(future: Future[Prepared], reply: tuple[Any, ...]) -> None:
+    """Give a job's future the helper's reply (build_helper.py's docstring)."""
+    match reply:
+        case ("ok", prepared):
+            future.set_result(prepared)
+        case ("gone", key):
+            future.set_exception(claims.PayloadGone(key))
+        case ("unreadable", message):
+            future.set_exception(claims.PayloadUnreadable(message))
+        case ("error", exc, remote):
+            if remote:
+                exc.__cause__ = RemoteTraceback(remote)
+            future.set_exception(exc)
+        case _:
+            future.set_exception(RuntimeError(f"a build helper's reply is not one: {reply!r}"))
 
 
 class BuildPool:
@@ -181,43 +185,92 @@ class BuildPool:
         self.settings = settings
         self.processes = processes
         self._lock = threading.Lock()
-        self._executor: ProcessPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._feeders: list[threading.Thread] = []
+        self._helpers: dict[int, _Helper] = {}  # feeder number -> its live helper
         self._closed = False
-
-    def _pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._closed:
-                raise BuildPoolBroken("the build pool is closed (the worker is stopping)")
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    self.processes, mp_context=_HelperContext(),
-                    initializer=_start_helper, initargs=(self.settings,))
-            return self._executor
 
     def prepare(self, raw: bytes) -> Prepared:
         """The stored payload `raw`, prepared by a helper; raises what it raised."""
-        return self._run(_prepare, raw)
+        return self._run("payload", raw)
 
     def prepare_claimed(self, key: str) -> Prepared:
         """The payload stored under `key`, read and prepared by a helper; raises
         claims.PayloadGone when it is not there, or what the helper raised."""
-        return self._run(_prepare_claimed, key)
+        return self._run("claim", key)
 
-    def _run(self, job: Callable[[_Job], Prepared], arg: _Job) -> Prepared:
-        executor = self._pool()
+    def helper_pids(self) -> list[int]:
+        """The process ids of the helpers running now (started with the first batch)."""
+        with self._lock:
+            return sorted(helper.pid for helper in self._helpers.values())
+
+    def _run(self, kind: str, arg: Any) -> Prepared:
+        future: Future[Prepared] = Future()
+        with self._lock:
+            if self._closed:
+                raise BuildPoolBroken("the build pool is closed (the worker is stopping)")
+            if not self._feeders:
+                for number in range(self.processes):
+                    feeder = threading.Thread(target=self._feed, args=(number,), daemon=True,
+                                              name=f"build-feeder-{number}")
+                    feeder.start()
+                    self._feeders.append(feeder)
+            self._jobs.put((kind, arg, future))
+        del arg
+        return future.result()
+
+    def _feed(self, number: int) -> None:
+        """One helper's thread: hand it the next job, settle its future, repeat."""
+        helper: _Helper | None = None
         try:
-            return executor.submit(job, arg).result()
-        except BrokenProcessPool as exc:
-            with self._lock:
-                if self._executor is executor:
-                    self._executor = None  # the next batch starts a new pool
-            executor.shutdown(wait=False, cancel_futures=True)
-            log.warning("a build helper process died (%s); its batches are retried", exc)
-            raise BuildPoolBroken(f"a build helper process died: {exc}") from None
+            while (job := self._jobs.get()) is not None:
+                kind, arg, future = job
+                del job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if helper is None:
+                        helper = self._start(number)
+                    reply = helper.run(kind, arg)
+                except BuildPoolBroken as exc:
+                    self._forget(number)
+                    helper = None
+                    future.set_exception(exc)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    _settle(future, reply)
+                del arg, future
+        finally:
+            if helper is not None:
+                self._forget(number)
+                helper.stop()
+
+    def _start(self, number: int) -> _Helper:
+        helper = _Helper(self.settings)
+        with self._lock:
+            self._helpers[number] = helper
+        return helper
+
+    def _forget(self, number: int) -> None:
+        with self._lock:
+            self._helpers.pop(number, None)
 
     def close(self) -> None:
+        """Stop the helpers once their batches are built; batches not yet handed
+        to one fail with BuildPoolBroken (and are retried)."""
         with self._lock:
-            executor, self._executor = self._executor, None
             self._closed = True
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            feeders, self._feeders = self._feeders, []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job[2].set_running_or_notify_cancel():
+                job[2].set_exception(BuildPoolBroken("the build pool is closed (the worker "
+                                                     "is stopping)"))
+        for _ in feeders:
+            self._jobs.put(None)
+        for feeder in feeders:
+            feeder.join()

@@ -322,13 +322,20 @@ def test_build_helpers_end_with_a_killed_worker(
     worker = _start(workers, env, tmp_path)
     publish(app, batch("one", 10))
     worker.wait_log(r"ingest batch one: applied")
-    children = worker.pool_pids()  # the helper (and multiprocessing's resource tracker)
-    assert children
+    children = worker.pool_pids()
+    # Its one child is the build helper: no multiprocessing resource tracker either.
+    assert [_cmdline(pid) for pid in children] == [
+        ["-P", "-m", "topology.ingest.build_helper"]]
     assert worker.proc is not None
     os.kill(worker.proc.pid, signal.SIGKILL)
     worker.proc.wait(30)
     wait_for(lambda: not any(_alive(pid) for pid in children), 30,
              "the orphaned build helper to exit")
+
+
+def _cmdline(pid: int) -> list[str]:
+    """A process's arguments after its interpreter, but the last (the helper's fd)."""
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[1:-2]
 
 
 def _alive(pid: int) -> bool:
