@@ -26,6 +26,7 @@ pipe when answering) and, checked every second, when the worker is gone
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m topology.ingest.build_helper FD (started by a worker)",
               file=sys.stderr)
         return 2
+    # Ctrl-C reaches the terminal's whole process group: the worker decides when to
+    # stop, and its helper finishes the batch in hand and exits on EOF.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="exit-with-worker").start()
     with socket.socket(fileno=int(args[0])) as sock:

@@ -119,7 +119,6 @@ class _Helper:
         try:
             frames.send(mine, frames.dumps(settings))
         except OSError as exc:
-            self.stop()
             raise self.broken(exc) from None
 
     @property

@@ -129,6 +129,16 @@ def test_a_killed_helper_fails_its_batch_and_the_next_gets_a_new_one(pool: Build
     assert new != pid
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_helper_leaves_ctrl_c_to_its_worker(pool: BuildPool) -> None:
+    """SIGINT reaches a terminal's whole process group: the helper ignores it."""
+    assert pool.prepare(claims.encode(batch("b-9", 10))).calls == 10
+    [pid] = pool.helper_pids()
+    [ignored] = [line.split()[1] for line in Path(f"/proc/{pid}/status").read_text()
+                 .splitlines() if line.startswith("SigIgn:")]
+    assert int(ignored, 16) & (1 << (signal.SIGINT - 1))
+
+
 def test_another_error_in_the_helper_keeps_its_type_and_message() -> None:
     """Redis gone while resolving a batch handed over as bytes: redis' own error,
     with the helper's traceback as its cause."""
