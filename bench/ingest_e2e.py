@@ -18,8 +18,8 @@ edges per minute at its 50,000 events/s target. Prints:
   applied, p50/p95/max (meaningful when `--rate` is one the worker sustains;
   publishing flat out measures the backlog instead);
 * worker RSS at that load: peak of the main process, of every process it
-  started (build helpers, multiprocessing's resource tracker; named in the
-  output) and of all together (target < 300 MB); and the peak of their summed
+  started (its build helpers, and any other: each named in the output) and
+  of all together (target < 300 MB); and the peak of their summed
   proportional set sizes (PSS), which counts a page they share once;
 * freshness at rest: publish of one small batch to it being applied;
 * a check that the store's request total equals the events sent.
