@@ -173,7 +173,7 @@ def _kind(pid: int) -> str:
     if "resource_tracker" in argv:
         return "resource tracker"
     if any(mark in argv for mark in ("topology.ingest.build_helper",
-                                     "multiprocessing.spawn", "spawn_main")):  # now, before
+                                     "multiprocessing.spawn", "spawn_main")):  # or spawned (before)
         return "build helper"
     return argv.replace("\0", " ").strip()[:60]
 

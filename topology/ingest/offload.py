@@ -34,8 +34,8 @@ imports (kombu, multiprocessing). A helper is now a plain
 `python -m topology.ingest.build_helper` started with `subprocess`, talking
 over a socket pair in pickled frames (frames.py); its standard error is the
 worker's, so a crash is seen in the worker's log. Bench (bench/ingest_e2e.py,
-docs/delivery.md "Memory"): helper and tracker about 70 MB RSS before, the
-helper alone about 45 MB after.
+docs/delivery.md "Memory"): helper and tracker 70 MB RSS at the peak
+before, the helper alone 55 MB after.
 
 One helper by default (`TOPOLOGY_INGEST_BUILD_PROCESSES`; 0 builds in the
 worker itself). Each helper has a feeder thread in the worker that takes the
