@@ -56,6 +56,7 @@ from topology.ingest.dns import RedisDnsStore
 from topology.ingest.leases import RedisLeaseStore
 from topology.ingest.paths import PathFolder
 from topology.ingest.pipeline import Prepared, prepare
+from topology.ingest.schema import decode
 from topology.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class _Helper:
         self.width = settings.bucket_width
 
     def prepare(self, raw: bytes) -> Prepared:
-        return prepare(claims.decode(raw), self.leases, self.dns, self.folder, self.width)
+        return prepare(decode(raw), self.leases, self.dns, self.folder, self.width)
 
     def prepare_claimed(self, key: str) -> Prepared:
         try:
