@@ -9,11 +9,14 @@ second, for:
 
 * aggregate: `Aggregator.add_all` on already resolved events (the issue's
   "aggregation alone"; target >= 250,000 events/s per core);
-* resolve+aggregate: `Ingestor.build` minus schema validation (lease lookups,
-  naming, de-duplication, path folding, aggregation, template cap);
+* resolve+aggregate: `Ingestor.build` of a batch already decoded into records
+  (lease lookups, naming, de-duplication, path folding, aggregation, template cap);
 * decode: a batch's JSON message body to objects, with kombu's own decoder
-  (what Celery used) and with `topology.ingest.wirejson` (what the worker uses);
-* validate: the JSON Schema check alone;
+  (what Celery used) and with `topology.ingest.wirejson`;
+* decode+validate: a stored payload (JSON bytes) into the typed records in one
+  step (`schema.decode`, what a build helper does);
+* validate: decoded JSON (dicts) checked and converted into the records
+  (`schema.validate`, what the embedded queue does);
 * build: the whole of `Ingestor.build` (what a worker spends before the write);
 * build, small batches: the same payload cut into batches of `--small` events,
   as collectors send them (bench/ingest_e2e.py uses 5,000); with 10,000
@@ -36,11 +39,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from kombu.utils import json as kombu_json
 
 import topology.ingest.pipeline as pipeline
 from topology.ingest import gctune, schema, wirejson
 from topology.ingest.aggregate import Aggregator
+from topology.ingest.records import Batch
 from topology.ingest.resolve import Resolver
 from topology.settings import Settings
 
@@ -115,27 +120,31 @@ def main() -> None:
         resolver = Resolver(ingestor.leases.table(()), ingestor.dns.table(()))
         fold = ingestor.folder.fold
         events = []
-        for call in payload(run)["calls"]:
+        for call in schema.validate(payload(run)).calls:
             ends = resolver.resolve(call)
             if ends is not None:
-                status = call.get("status")
-                events.append((*ends, call["timestamp"], call["protocol"], call.get("method", ""),
-                               fold(call.get("path", "")), call.get("duration_ms", 0.0),
-                               call.get("error", False) or (status is not None and status >= 500),
-                               status, call.get("trace_id", "")))
+                status = call.status
+                events.append((*ends, call.timestamp, call.protocol, call.method,
+                               fold(call.path), call.duration_ms,
+                               call.error or (status is not None and status >= 500),
+                               status, call.trace_id or ""))
         return events
 
     def aggregate(events: list[Any]) -> int:
         return Aggregator(settings.bucket_width).add_all(events)
 
-    def resolve_aggregate(payload: dict[str, Any]) -> int:
-        saved = pipeline.validate
-        pipeline.validate = lambda payload: None
-        try:
-            ingestor.build(payload)
-        finally:
-            pipeline.validate = saved
-        return len(payload["calls"])
+    def records(run: int) -> Batch:
+        return schema.validate(payload(run))
+
+    def resolve_aggregate(batch: Batch) -> int:
+        ingestor.build(batch)
+        return len(batch.calls)
+
+    def stored(run: int) -> bytes:
+        return orjson.dumps(payload(run))
+
+    def decode_validate(raw: bytes) -> int:
+        return len(schema.decode(raw).calls)
 
     def validate(payload: dict[str, Any]) -> int:
         schema.validate(payload)
@@ -162,8 +171,11 @@ def main() -> None:
           f"gc {'default' if args.default_gc else 'tuned'}")
     rate = _median(args.runs, resolved, aggregate)
     print(f"{'aggregate':>18}: {rate:>12,.0f} events/s (median)")
-    for name, fn in (("resolve+aggregate", resolve_aggregate), ("validate", validate),
-                     ("build", build)):
+    print(f"{'resolve+aggregate':>18}: {_median(args.runs, records, resolve_aggregate):>12,.0f}"
+          " events/s (median)")
+    print(f"{'decode+validate':>18}: {_median(args.runs, stored, decode_validate):>12,.0f}"
+          " events/s (median)")
+    for name, fn in (("validate", validate), ("build", build)):
         print(f"{name:>18}: {_median(args.runs, payload, fn):>12,.0f} events/s (median)")
     def body(run: int) -> str:
         return kombu_json.dumps([[payload(run)], {}, {}])

@@ -12,20 +12,20 @@ batch is folded, on distinct rows rather than on events.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from topology.histogram import BIN_COUNT, BOUNDS_MS
 from topology.ingest.paths import OVERFLOW_TEMPLATE
 from topology.ingest.placed import Placed, RowKey
+from topology.ingest.records import Call
 from topology.ingest.templates import TemplateCap
 from topology.model import MAX_EXEMPLARS, STATUS_CLASSES, CallBucket, status_class
 
 # client, server, naming, timestamp, protocol, method, path template, duration ms,
 # error, status, trace id
 Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", str]
-# A call of the batch format -> (client id, server id, naming), or None: it does not count.
-Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
+# A call of a batch -> (client id, server id, naming), or None: it does not count.
+Resolve = Callable[[Call], "tuple[str, str, str] | None"]
 
 # Accumulator slots.
 _REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
@@ -72,7 +72,7 @@ class Aggregator:
         return n
 
     def add_calls(
-        self, calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
+        self, calls: Iterable[Call], resolve: Resolve, fold: Callable[[str], str]
     ) -> int:
         """Resolve, fold and aggregate calls of the batch format in one loop.
 
@@ -91,29 +91,28 @@ class Aggregator:
             if ends is None:
                 continue
             n += 1
-            field = call.get
             client, server, naming = ends
-            key = (client, server, int(call["timestamp"]) // width * width, call["protocol"],
-                   field("method", ""), fold(field("path", "")))
+            key = (client, server, int(call.timestamp) // width * width, call.protocol,
+                   call.method, fold(call.path))
             row = get(key)
             if row is None:
                 row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], naming]
             else:
                 row[_NAMING] = naming
             row[_REQUESTS] += 1
-            status = field("status")
+            status = call.status
             if status is None:
                 row[_STATUS][0] += 1
-                if field("error", False):
+                if call.error:
                     row[_ERRORS] += 1
             else:
                 row[_STATUS][status_index[status]] += 1
-                if status >= 500 or field("error", False):
+                if status >= 500 or call.error:
                     row[_ERRORS] += 1
-            ms = field("duration_ms", 0.0)
+            ms = call.duration_ms
             row[_LATENCY] += ms
             row[_HIST][bisect_left(bounds, ms)] += 1
-            trace = field("trace_id")
+            trace = call.trace_id
             if trace:
                 exemplars = row[_EXEMPLARS]
                 if len(exemplars) < max_exemplars and trace not in exemplars:
@@ -124,7 +123,7 @@ class Aggregator:
         return len(self._acc)
 
     def place(
-        self, calls: Iterable[Mapping[str, Any]], resolve: Resolve, fold: Callable[[str], str]
+        self, calls: Iterable[Call], resolve: Resolve, fold: Callable[[str], str]
     ) -> Placed:
         """What `add_calls` would fold, each call placed in its row, for `add_placed`.
 
@@ -152,11 +151,10 @@ class Aggregator:
             ends = resolve(call)
             if ends is None:
                 continue
-            field = call.get
             client, server, naming = ends
-            protocol, method = call["protocol"], field("method", "")
-            path = fold(field("path", ""))
-            key = (client, server, int(call["timestamp"]) // width * width, protocol, method,
+            protocol, method = call.protocol, call.method
+            path = fold(call.path)
+            key = (client, server, int(call.timestamp) // width * width, protocol, method,
                    path)
             k = keys.get(key)
             if k is None:  # the first of its row: its strings are the ones sent
@@ -168,17 +166,17 @@ class Aggregator:
             if k is None:
                 k = namings[naming] = len(namings)
             naming_index(k)
-            status = field("status")
+            status = call.status
             if status is None:
-                errors(1 if field("error", False) else 0)
+                errors(1 if call.error else 0)
                 classes(0)
             else:
-                errors(1 if status >= 500 or field("error", False) else 0)
+                errors(1 if status >= 500 or call.error else 0)
                 classes(status_index[status])
-            ms = field("duration_ms", 0.0)
+            ms = call.duration_ms
             durations(ms)
             bins(bisect_left(bounds, ms))
-            trace = field("trace_id")
+            trace = call.trace_id
             if trace:
                 traces[n] = trace
             n += 1

@@ -12,11 +12,11 @@ the worker's `Settings`; each later one is a job, `("payload", raw)` or
 * `("error", exception, traceback text)`: what `prepare` raised
   (InvalidBatch, or anything else), re-raised in the worker.
 
-It imports only what a build needs: Redis, orjson, validation, resolution
-and the path folder. Not claims.py, whose module imports kombu (about 2.5 MB
-of RSS here): the worker maps "gone" and "unreadable" to claims' exceptions,
-and `_decode` words an undecodable payload as `claims.decode` does (a test
-holds both to the same message).
+It imports only what a build needs: Redis, the typed records (msgspec),
+resolution and the path folder. Not claims.py, whose module imports kombu
+(about 2.5 MB of RSS here): the worker maps "gone" and "unreadable" to
+claims' exceptions, and `schema.decode` words an undecodable payload as
+`claims.decode` does (a test holds both to the same message).
 
 The helper ends when the worker closes its end (EOF between jobs, or a broken
 pipe when answering) and, checked every second, when the worker is gone
@@ -36,23 +36,15 @@ from typing import Any
 
 import redis
 
-from topology.ingest import frames, gctune, wirejson
+from topology.ingest import frames, gctune
 from topology.ingest.dns import RedisDnsStore
 from topology.ingest.leases import RedisLeaseStore
 from topology.ingest.paths import PathFolder
 from topology.ingest.pipeline import Prepared, prepare
-from topology.ingest.schema import InvalidBatch
+from topology.ingest.schema import decode
 from topology.settings import Settings
 
 ORPHAN_CHECK = 1.0  # seconds between the helper's checks that its worker lives
-
-
-def _decode(raw: bytes) -> Any:
-    """A stored payload back to objects, as `claims.decode` does."""
-    try:
-        return wirejson.loads(raw)
-    except ValueError as exc:
-        raise InvalidBatch(f"$: the stored payload is not JSON ({exc})") from None
 
 
 class Builder:
@@ -69,7 +61,7 @@ class Builder:
         self.width = settings.bucket_width
 
     def prepare(self, raw: bytes) -> Prepared:
-        return prepare(_decode(raw), self.leases, self.dns, self.folder, self.width)
+        return prepare(decode(raw), self.leases, self.dns, self.folder, self.width)
 
     def answer(self, kind: str, arg: Any) -> tuple[Any, ...]:
         """The reply to one job (the module's docstring)."""

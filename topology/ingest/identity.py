@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from topology.ingest.records import Workload
 from topology.model import (
     EXTERNAL_CLIENTS_ID,
     EXTERNAL_CLIENTS_NAME,
@@ -28,12 +29,20 @@ from topology.model import (
 
 
 def workload_service_id(workload: Mapping[str, Any]) -> str:
-    if workload["kind"] == KIND_PROCESS:
-        return process_id(workload.get("host", ""), workload["name"])
-    return workload_id(
-        workload.get("cluster", ""), workload.get("namespace", ""),
-        workload["kind"], workload["name"],
-    )
+    return service_id(workload["kind"], workload["name"], workload.get("cluster", ""),
+                      workload.get("namespace", ""), workload.get("host", ""))
+
+
+def record_service_id(workload: Workload) -> str:
+    """`workload_service_id` of a decoded batch's workload record."""
+    return service_id(workload.kind, workload.name, workload.cluster, workload.namespace,
+                      workload.host)
+
+
+def service_id(kind: str, name: str, cluster: str, namespace: str, host: str) -> str:
+    if kind == KIND_PROCESS:
+        return process_id(host, name)
+    return workload_id(cluster, namespace, kind, name)
 
 
 def workload_service(workload: Mapping[str, Any], seen: int) -> Service:

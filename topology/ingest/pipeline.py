@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from topology.ingest import records
 from topology.ingest.aggregate import Aggregator
 from topology.ingest.coalesce import Coalescer
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
@@ -99,7 +100,7 @@ class Ingestor:
         """Hold off this Ingestor's writes until the block ends (e.g. to close the store)."""
         return (self.coalescer or self.group).exclusive()
 
-    def ingest(self, payload: Mapping[str, Any],
+    def ingest(self, payload: Mapping[str, Any] | records.Batch,
                timings: dict[str, float] | None = None, *, alone: bool = False,
                folded: Callable[[], None] | None = None) -> bool:
         """Validate, resolve, aggregate, then write with whatever other threads are
@@ -134,7 +135,7 @@ class Ingestor:
         self._count([applied])
         return applied
 
-    def _ingest_coalesced(self, coalescer: Coalescer, payload: Mapping[str, Any],
+    def _ingest_coalesced(self, coalescer: Coalescer, payload: Mapping[str, Any] | records.Batch,
                           timings: dict[str, float] | None, alone: bool,
                           folded: Callable[[], None] | None) -> bool:
         coalescer.expect()
@@ -143,13 +144,14 @@ class Ingestor:
         try:
             with self._building:
                 built_from = time.perf_counter()
-                validate(payload)
-                resolver = self._resolver(payload)  # Redis may fail here: nothing joined yet
+                batch = validate(payload)
+                # Redis may fail here: nothing joined yet
+                resolver = make_resolver(batch, self.leases, self.dns)
                 joined = True
-                member = coalescer.join(payload["batch_id"], alone=alone)
+                member = coalescer.join(batch.batch_id, alone=alone)
                 if member.group is not None and not member.duplicate:
                     try:
-                        self._aggregate(payload, resolver, member.group.aggregator)
+                        self._aggregate(batch, resolver, member.group.aggregator)
                     except BaseException as exc:  # the group's rows are spoilt
                         coalescer.folded(member, (), exc)
                         raise
@@ -197,24 +199,21 @@ class Ingestor:
             self.stats.batches += len(applied)
             self.stats.duplicates += applied.count(False)
 
-    def build(self, payload: Mapping[str, Any]) -> Batch:
+    def build(self, payload: Mapping[str, Any] | records.Batch) -> Batch:
         """Everything but the write: the Batch this payload becomes."""
-        validate(payload)
-        resolver = self._resolver(payload)
+        batch = validate(payload)
+        resolver = make_resolver(batch, self.leases, self.dns)
         aggregator = Aggregator(self.settings.bucket_width)
-        self._aggregate(payload, resolver, aggregator)
+        self._aggregate(batch, resolver, aggregator)
         rows = aggregator.capped(self.templates)
         self.stats.rows += len(rows)
-        return Batch(id=payload["batch_id"], services=list(resolver.services.values()),
+        return Batch(id=batch.batch_id, services=list(resolver.services.values()),
                      calls=rows)
 
-    def _resolver(self, payload: Mapping[str, Any]) -> Resolver:
-        return make_resolver(payload, self.leases, self.dns)
-
-    def _aggregate(self, payload: Mapping[str, Any], resolver: Resolver,
+    def _aggregate(self, batch: records.Batch, resolver: Resolver,
                    aggregator: Aggregator) -> None:
-        """Resolve the payload's calls and fold them into `aggregator`."""
-        calls = payload.get("calls") or ()
+        """Resolve the batch's calls and fold them into `aggregator`."""
+        calls = batch.calls
         aggregator.add_calls(calls, resolver.resolve, self.folder.fold)
         self._count_calls(len(calls), resolver.dropped)
 
@@ -277,19 +276,17 @@ class Ingestor:
         return applied
 
 
-def make_resolver(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore) -> Resolver:
-    """Remember the payload's leases and DNS answers; a Resolver for its calls."""
-    endpoints = payload.get("endpoints") or ()
-    if endpoints:
-        leases.add(Lease.from_endpoint(e) for e in endpoints)
-    answers = payload.get("dns") or ()
-    if answers:
-        dns.record(answers)
+def make_resolver(batch: records.Batch, leases: LeaseStore, dns: DnsStore) -> Resolver:
+    """Remember the batch's leases and DNS answers; a Resolver for its calls."""
+    if batch.endpoints:
+        leases.add(Lease.from_endpoint(e) for e in records.plain(batch.endpoints))
+    if batch.dns:
+        dns.record(records.plain(batch.dns))
     ips: set[str] = set()
     if leases.snapshots or dns.snapshots:
-        calls = payload.get("calls") or ()
-        found: set[str | None] = {call["source"].get("ip") for call in calls}
-        found.update([call["destination"].get("ip") for call in calls])
+        calls = batch.calls
+        found: set[str | None] = {call.source.ip for call in calls}
+        found.update([call.destination.ip for call in calls])
         ips = {ip for ip in found if ip}
     return Resolver(leases.table(ips), dns.table(ips))
 
@@ -308,13 +305,13 @@ class Prepared:
     dropped: dict[str, int]
 
 
-def prepare(payload: Mapping[str, Any], leases: LeaseStore, dns: DnsStore,
+def prepare(payload: Mapping[str, Any] | records.Batch, leases: LeaseStore, dns: DnsStore,
             folder: PathFolder, width: float) -> Prepared:
     """Validate a payload and resolve its calls: all of a build but the fold."""
-    validate(payload)
-    resolver = make_resolver(payload, leases, dns)
-    calls = payload.get("calls") or ()
+    batch = validate(payload)
+    resolver = make_resolver(batch, leases, dns)
+    calls = batch.calls
     placer = Aggregator(width)
     placed = placer.place(calls, resolver.resolve, folder.fold)
-    return Prepared(payload["batch_id"], list(resolver.services.values()), placed,
+    return Prepared(batch.batch_id, list(resolver.services.values()), placed,
                     placer.width, len(calls), dict(resolver.dropped))

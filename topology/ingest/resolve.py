@@ -26,16 +26,19 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
+from topology.ingest import records
 from topology.ingest.dns import DnsTable
 from topology.ingest.identity import (
     external_clients,
     external_service,
     host_name,
+    record_service_id,
     unknown_external,
     workload_service,
     workload_service_id,
 )
 from topology.ingest.leases import Lease, LeaseTable
+from topology.ingest.records import Call, Workload
 from topology.model import (
     EXTERNAL_CLIENTS_ID,
     NAMING_DNS,
@@ -74,26 +77,26 @@ class Resolver:
         self.dropped: dict[str, int] = {DROP_CLIENT_OUTSIDE: 0, DROP_SERVER_DUPLICATE: 0}
         self._hosts: dict[str, str | None] = {}
 
-    def resolve(self, call: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    def resolve(self, call: Call) -> tuple[str, str, str] | None:
         """(client id, server id, naming) of a call that counts, else None."""
-        ts = call["timestamp"]
+        ts = call.timestamp
         seen = int(ts)
-        source = call["source"]
+        source = call.source
         client_id: str | None = None
         watched = True
-        workload = source.get("workload")
+        workload = source.workload
         if workload is not None:
-            client_id = self._carried(workload, seen, source.get("ip"), None, ts)
+            client_id = self._carried(workload, seen, source.ip, None, ts)
         else:
-            ip = source.get("ip")
+            ip = source.ip
             lease = self.leases.lookup(ip, None, ts) if ip else None
             if lease is not None:
                 client_id = self._workload(lease.workload, seen, lease.service_id)
                 watched = lease.watched
-            elif source.get("service"):
-                client_id = self._external(source["service"].lower(), seen)
+            elif source.service:
+                client_id = self._external(source.service.lower(), seen)
                 watched = False
-        if call["side"] == "client":
+        if call.side == "client":
             if client_id is None:
                 self.dropped[DROP_CLIENT_OUTSIDE] += 1
                 return None
@@ -106,20 +109,20 @@ class Resolver:
         server_id, naming = self._server(call, ts, seen)
         return client_id, server_id, naming
 
-    def _server(self, call: Mapping[str, Any], ts: float, seen: int) -> tuple[str, str]:
-        destination = call["destination"]
-        workload = destination.get("workload")
-        ip = destination.get("ip")
+    def _server(self, call: Call, ts: float, seen: int) -> tuple[str, str]:
+        destination = call.destination
+        workload = destination.workload
+        ip = destination.ip
         if workload is not None:
-            return (self._carried(workload, seen, ip, destination.get("port"), ts),
+            return (self._carried(workload, seen, ip, destination.port, ts),
                     NAMING_WORKLOAD)
-        lease = self.leases.lookup(ip, destination.get("port"), ts) if ip else None
+        lease = self.leases.lookup(ip, destination.port, ts) if ip else None
         if lease is not None:
             return self._workload(lease.workload, seen, lease.service_id), NAMING_WORKLOAD
-        named = destination.get("service")
+        named = destination.service
         if named:
             return self._external(named.lower(), seen), NAMING_TRACE
-        host = call.get("host")
+        host = call.host
         if host:
             name = self._host(host)
             if name:
@@ -138,18 +141,17 @@ class Resolver:
         return self._hosts[host]
 
     def _carried(
-        self, workload: Mapping[str, Any], seen: int, ip: str | None, port: int | None,
-        ts: float,
+        self, workload: Workload, seen: int, ip: str | None, port: int | None, ts: float,
     ) -> str:
         """An end whose observer named its workload; its lease is read once per batch."""
-        sid = workload_service_id(workload)
+        sid = record_service_id(workload)
         service = self.services.get(sid)
         if service is None:
             lease = self.leases.lookup(ip, port, ts) if ip else None
-            return self._workload(workload, seen, sid, lease)
+            return self._workload(records.plain(workload), seen, sid, lease)
         if seen > service.seen:
             service.seen = seen
-        labels = workload.get("labels")
+        labels = workload.labels
         if labels and labels != service.labels:
             service.labels = {**service.labels, **labels}
         return sid

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from topology.ingest.schema import InvalidBatch, _compiled, schema, validate
+from topology.ingest import records
+from topology.ingest.schema import InvalidBatch, decode, schema, validate
 
 GOOD: dict[str, Any] = {
     "batch_id": "b1", "agent": "node-1",
@@ -31,7 +34,10 @@ GOOD: dict[str, Any] = {
 
 
 def test_good_batch_passes() -> None:
-    validate(copy.deepcopy(GOOD))
+    batch = validate(copy.deepcopy(GOOD))
+    assert (batch.batch_id, len(batch.calls), batch.calls[0].source.workload.labels) == (
+        "b1", 1, {"team": "shop"})
+    assert decode(orjson.dumps(GOOD)) == batch  # bytes and dicts give the same records
 
 
 def _set(path: tuple[Any, ...], value: Any, base: dict[str, Any] = GOOD) -> dict[str, Any]:
@@ -47,6 +53,27 @@ def _set(path: tuple[Any, ...], value: Any, base: dict[str, Any] = GOOD) -> dict
 
 
 _DELETE = object()
+
+
+@pytest.mark.parametrize(("path", "value", "read", "expected"), [
+    # JSON Schema allows an integer written as a float; the records take it as an int
+    (("calls", 0, "status"), 200.0, lambda b: b.calls[0].status, 200),
+    (("calls", 0, "source", "port"), 4000.0, lambda b: b.calls[0].source.port, 4000),
+    # absent optional fields read as the defaults the ingest code relies on
+    (("calls", 0, "method"), _DELETE, lambda b: b.calls[0].method, ""),
+])
+def test_what_the_schema_allows_the_records_take(
+    path: tuple[Any, ...], value: Any, read: Any, expected: Any
+) -> None:
+    payload = _set(path, value)
+    assert read(validate(payload)) == expected
+    assert read(decode(orjson.dumps(payload))) == expected
+
+
+def test_a_number_beyond_64_bits_is_taken_as_the_schema_allows() -> None:
+    payload = _set(("calls", 0, "bytes_sent"), 2**70)
+    assert validate(payload).calls[0].bytes_sent == 2**70
+    assert decode(json.dumps(payload).encode()).calls[0].bytes_sent == 2**70
 
 
 @pytest.mark.parametrize(("path", "value", "where", "why"), [
@@ -105,14 +132,45 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_compiled_check_agrees_with_jsonschema(data: st.DataObject) -> None:
-    """Random damage anywhere in a good batch: the fast check and jsonschema agree."""
+def test_validation_agrees_with_jsonschema(data: st.DataObject) -> None:
+    """Random damage anywhere in a good batch: the records accept only what
+    jsonschema accepts, and validation (records, then jsonschema) refuses
+    exactly what jsonschema refuses, from dicts and from bytes alike."""
     payload = copy.deepcopy(GOOD)
     for _ in range(data.draw(st.integers(1, 2))):
         path = data.draw(st.sampled_from(_paths(payload)))
         payload = _set(path, data.draw(st.just(_DELETE) | _JSON), payload)
     expected = Draft202012Validator(schema()).is_valid(payload)
-    assert _compiled()(payload) == expected
+    try:
+        records.convert(payload)
+    except msgspec.ValidationError:
+        pass
+    else:
+        assert expected, "the records accepted a batch the schema refuses"
+    for parse in (validate, lambda p: decode(orjson.dumps(p))):
+        try:
+            parse(payload)
+        except InvalidBatch:
+            assert not expected
+        else:
+            assert expected
+
+
+def _record_types() -> dict[str, type[msgspec.Struct]]:
+    return {"workload": records.Workload, "peer": records.Peer, "call": records.Call,
+            "dns": records.DnsAnswer, "endpoint": records.Endpoint}
+
+
+@pytest.mark.parametrize("name", [*sorted(_record_types()), "$root"])
+def test_records_mirror_the_schema(name: str) -> None:
+    """Every object of the schema has a record with the same fields, required the same."""
+    definition = schema() if name == "$root" else schema()["$defs"][name]
+    record = records.Batch if name == "$root" else _record_types()[name]
+    fields = msgspec.structs.fields(record)
+    assert {f.encode_name for f in fields} == set(definition["properties"])
+    assert {f.encode_name for f in fields if f.required} == set(definition.get("required", []))
+    assert definition["additionalProperties"] is False
+    assert record.__struct_config__.forbid_unknown_fields
 
 
 # In a fresh process (the worker and its build helper): valid batches never
