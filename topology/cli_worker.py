@@ -7,7 +7,9 @@ process with a pool of task threads (`--concurrency`, default
 EMBEDDED_THREADS) whose batches share transactions (group commit), builds
 batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
-TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
+TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise, and runs each write on
+WORKER_WRITER_THREADS of LadybugDB's threads unless
+TOPOLOGY_EMBEDDED_WRITER_THREADS says otherwise; several workers need the
 Neo4j store, where each pool process has its own driver. Either way it sets
 glibc's malloc to give freed memory back and trims its heaps twice a second
 (`topology.malloctune`), and starts Celery's worker without Celery's command
@@ -39,11 +41,22 @@ EMBEDDED_THREADS = 16
 # with it (docs/delivery.md).
 WORKER_BUFFER_POOL_MB = 256
 BUFFER_POOL_ENV = "TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"
+# LadybugDB's threads for one write unless TOPOLOGY_EMBEDDED_WRITER_THREADS is
+# set (LadybugDB's own default is every core): the build helper works on the
+# other core while a transaction runs, and a write on one thread costs less
+# CPU for the same wall time (docs/delivery.md).
+WORKER_WRITER_THREADS = 1
+WRITER_THREADS_ENV = "TOPOLOGY_EMBEDDED_WRITER_THREADS"
 
 
 def worker_buffer_pool(environ: Mapping[str, str]) -> int | None:
     """The worker's buffer pool override: its own cap unless the setting is given."""
     return None if BUFFER_POOL_ENV in environ else WORKER_BUFFER_POOL_MB
+
+
+def worker_writer_threads(environ: Mapping[str, str]) -> int | None:
+    """The worker's writer thread override: its own count unless the setting is given."""
+    return None if WRITER_THREADS_ENV in environ else WORKER_WRITER_THREADS
 
 
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
@@ -97,7 +110,8 @@ def worker(
         malloctune.Trimmer().start()  # and the free pages inside its heaps, twice a second
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
-                         embedded_buffer_pool_mb=worker_buffer_pool(os.environ))
+                         embedded_buffer_pool_mb=worker_buffer_pool(os.environ),
+                         embedded_writer_threads=worker_writer_threads(os.environ))
     assert settings.redis_url is not None
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     try:
