@@ -27,7 +27,7 @@ Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", st
 # A call of the batch format -> (client id, server id, naming), or None: it does not count.
 Resolve = Callable[[Mapping[str, Any]], "tuple[str, str, str] | None"]
 
-# Accumulator slots.
+# Accumulator slots, in the order of the CallBucket fields they become (`_buckets`).
 _REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
 # Status code (0..999, the schema's range) -> status class index.
 _STATUS_INDEX = tuple(status_class(code) for code in range(1000))
@@ -229,13 +229,9 @@ class Aggregator:
 
     def _buckets(self, acc: dict[RowKey, list]) -> list[CallBucket]:
         width = self.width
+        # positional: about a third cheaper than keywords for the ~10,000 rows of a group
         return [
-            CallBucket(
-                client=client, server=server, bucket=start, width=width, protocol=protocol,
-                method=method, path=path, requests=row[_REQUESTS], errors=row[_ERRORS],
-                latency_sum_ms=row[_LATENCY], histogram=row[_HIST], status_classes=row[_STATUS],
-                exemplars=row[_EXEMPLARS], naming=row[_NAMING],
-            )
+            CallBucket(client, server, start, width, protocol, method, path, *row)
             for (client, server, start, protocol, method, path), row in acc.items()
         ]
 
