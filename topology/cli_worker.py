@@ -30,12 +30,14 @@ from topology.cli_options import settings_from, store_flags
 from topology.settings import Settings, SettingsError
 
 # Task threads of an embedded-store worker: batches in flight, so at most this
-# many share one transaction (and this many payloads are held in memory). The
-# calls of a transaction's batches are folded into one set of rows
-# (topology/ingest/coalesce.py), so more batches per transaction cost little
-# in the store: 16 writes a third fewer transactions than 8 in
-# bench/ingest_e2e.py, for about 90 MB more at the peak (docs/delivery.md).
-EMBEDDED_THREADS = 16
+# many share one transaction. The calls of a transaction's batches are folded
+# into one set of rows (topology/ingest/coalesce.py), so more batches per
+# transaction cost little in the store; and the threads of a group wait for
+# its commit, so only the others keep the build helper busy meanwhile. A batch
+# in flight is held as its claim-check key, then as its placed calls (about
+# 0.5 MB for 5,000): 32 (with a 2 s linger) wrote bench/ingest_e2e.py in 2-3
+# transactions instead of 16's 4, with no higher RSS peak (docs/delivery.md).
+EMBEDDED_THREADS = 32
 # The worker's LadybugDB buffer pool unless TOPOLOGY_EMBEDDED_BUFFER_POOL_MB is
 # set (LadybugDB's own default is 80% of RAM): bench/ingest_e2e.py writes fine
 # with it (docs/delivery.md).
