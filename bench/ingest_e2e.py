@@ -248,6 +248,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--buffer-pool-mb", type=int,
                         help="TOPOLOGY_EMBEDDED_BUFFER_POOL_MB of the worker (default: its own)")
+    parser.add_argument("--writer-threads", type=int,
+                        help="TOPOLOGY_EMBEDDED_WRITER_THREADS of the worker (default: its own)")
     parser.add_argument("--threads", type=int, help="worker --concurrency (default: its own)")
     parser.add_argument("--build-processes", type=int,
                         help="worker --build-processes (default: its own)")
@@ -269,6 +271,8 @@ def main() -> None:
     }
     if args.buffer_pool_mb is not None:
         env["TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"] = str(args.buffer_pool_mb)
+    if args.writer_threads is not None:
+        env["TOPOLOGY_EMBEDDED_WRITER_THREADS"] = str(args.writer_threads)
     if args.group_linger is not None:
         env["TOPOLOGY_INGEST_GROUP_LINGER"] = f"{args.group_linger}s"
     settings = Settings.load(env)
@@ -343,7 +347,8 @@ def main() -> None:
     print(f"worker: threads {args.threads or 'default'}, build processes "
           f"{'default' if args.build_processes is None else args.build_processes}, buffer pool "
           f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB, "
-          f"group linger {'default' if args.group_linger is None else args.group_linger} s; "
+          f"group linger {'default' if args.group_linger is None else args.group_linger} s, "
+          f"writer threads {'default' if args.writer_threads is None else args.writer_threads}; "
           f"{len(commits)} store commits, up to {max(map(int, commits), default=0)} batches each")
     print(f"end to end: {args.events / elapsed:,.0f} events/s ({elapsed:.1f} s)  target >= 50,000")
     print(f"worker CPU: {cpu:.1f} s in {elapsed:.1f} s ({cpu / elapsed:.2f} cores); main"

@@ -7,7 +7,9 @@ process with a pool of task threads (`--concurrency`, default
 EMBEDDED_THREADS) whose batches share transactions (group commit), builds
 batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
-TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise; several workers need the
+TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise, and runs each write on
+WORKER_WRITER_THREADS of LadybugDB's threads unless
+TOPOLOGY_EMBEDDED_WRITER_THREADS says otherwise; several workers need the
 Neo4j store, where each pool process has its own driver. Either way it sets
 glibc's malloc to give freed memory back and trims its heaps twice a second
 (`topology.malloctune`), and starts Celery's worker without Celery's command
@@ -28,22 +30,35 @@ from topology.cli_options import settings_from, store_flags
 from topology.settings import Settings, SettingsError
 
 # Task threads of an embedded-store worker: batches in flight, so at most this
-# many share one transaction (and this many payloads are held in memory). The
-# calls of a transaction's batches are folded into one set of rows
-# (topology/ingest/coalesce.py), so more batches per transaction cost little
-# in the store: 16 writes a third fewer transactions than 8 in
-# bench/ingest_e2e.py, for about 90 MB more at the peak (docs/delivery.md).
-EMBEDDED_THREADS = 16
+# many share one transaction. The calls of a transaction's batches are folded
+# into one set of rows (topology/ingest/coalesce.py), so more batches per
+# transaction cost little in the store; and the threads of a group wait for
+# its commit, so only the others keep the build helper busy meanwhile. A batch
+# in flight is held as its claim-check key, then as its placed calls (about
+# 0.5 MB for 5,000): 32 (with a 2 s linger) wrote bench/ingest_e2e.py in 2-3
+# transactions instead of 16's 4, with no higher RSS peak (docs/delivery.md).
+EMBEDDED_THREADS = 32
 # The worker's LadybugDB buffer pool unless TOPOLOGY_EMBEDDED_BUFFER_POOL_MB is
 # set (LadybugDB's own default is 80% of RAM): bench/ingest_e2e.py writes fine
 # with it (docs/delivery.md).
 WORKER_BUFFER_POOL_MB = 256
 BUFFER_POOL_ENV = "TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"
+# LadybugDB's threads for one write unless TOPOLOGY_EMBEDDED_WRITER_THREADS is
+# set (LadybugDB's own default is every core): the build helper works on the
+# other core while a transaction runs, and a write on one thread costs less
+# CPU for the same wall time (docs/delivery.md).
+WORKER_WRITER_THREADS = 1
+WRITER_THREADS_ENV = "TOPOLOGY_EMBEDDED_WRITER_THREADS"
 
 
 def worker_buffer_pool(environ: Mapping[str, str]) -> int | None:
     """The worker's buffer pool override: its own cap unless the setting is given."""
     return None if BUFFER_POOL_ENV in environ else WORKER_BUFFER_POOL_MB
+
+
+def worker_writer_threads(environ: Mapping[str, str]) -> int | None:
+    """The worker's writer thread override: its own count unless the setting is given."""
+    return None if WRITER_THREADS_ENV in environ else WORKER_WRITER_THREADS
 
 
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
@@ -97,7 +112,8 @@ def worker(
         malloctune.Trimmer().start()  # and the free pages inside its heaps, twice a second
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
-                         embedded_buffer_pool_mb=worker_buffer_pool(os.environ))
+                         embedded_buffer_pool_mb=worker_buffer_pool(os.environ),
+                         embedded_writer_threads=worker_writer_threads(os.environ))
     assert settings.redis_url is not None
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     try:

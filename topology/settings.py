@@ -41,6 +41,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"{text!r} is not a non-negative integer")
+    return value
+
+
 def _store(text: str) -> str:
     if text not in STORES:
         raise ValueError(f"{text!r} is not a store: use one of {', '.join(STORES)}")
@@ -102,6 +109,10 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("embedded_buffer_pool_mb", int,
          "memory LadybugDB may use for its buffer pool, in MiB (0: its default, 80% of RAM;"
          " the embedded store's working set must fit, or writes fail)"),
+    Spec("embedded_writer_threads", _non_negative_int,
+         "threads LadybugDB may use to run one write of the embedded store (0: its default,"
+         " every core; `topology worker` uses 1 unless this is set, leaving the other cores"
+         " to its build helpers); reads keep every core"),
     Spec("graphiql", _bool, "serve GraphiQL on GET /graphql"),
     Spec("graphql_introspection", _bool, "allow GraphQL introspection queries"),
     Spec("graphql_max_depth", _positive_int, "deepest GraphQL selection (fragments expanded)"),
@@ -143,6 +154,7 @@ class Settings:
     ingest_queue_size: int = 256
     max_body_bytes: int = 16 * 1024 * 1024
     embedded_buffer_pool_mb: int = 0
+    embedded_writer_threads: int = 0
     log_level: str = "info"
     graphiql: bool = True
     graphql_introspection: bool = True
@@ -187,6 +199,11 @@ class Settings:
         if self.minute_retention > self.hour_retention:
             raise SettingsError(
                 "TOPOLOGY_MINUTE_RETENTION must not exceed TOPOLOGY_HOUR_RETENTION"
+            )
+        if self.embedded_writer_threads < 0:
+            raise SettingsError(
+                f"TOPOLOGY_EMBEDDED_WRITER_THREADS={self.embedded_writer_threads} must not be"
+                " negative (0: LadybugDB's default, every core)"
             )
         if self.bucket_width < 1 or 3600 % int(self.bucket_width):
             raise SettingsError(

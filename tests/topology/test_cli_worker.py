@@ -14,7 +14,14 @@ import redis
 from click.testing import CliRunner
 
 from topology import malloctune
-from topology.cli_worker import WORKER_BUFFER_POOL_MB, deadletter, worker, worker_buffer_pool
+from topology.cli_worker import (
+    WORKER_BUFFER_POOL_MB,
+    WORKER_WRITER_THREADS,
+    deadletter,
+    worker,
+    worker_buffer_pool,
+    worker_writer_threads,
+)
 from topology.ingest.deadletter import DeadLetters
 
 
@@ -70,6 +77,16 @@ def test_worker_refuses_a_bad_build_process_count(
 def test_worker_caps_the_buffer_pool_unless_set(environ: dict[str, str],
                                                 expected: int | None) -> None:
     assert worker_buffer_pool(environ) == expected
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, WORKER_WRITER_THREADS),
+    ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "2"}, None),  # the setting decides
+    ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "0"}, None),  # 0: LadybugDB's own default
+])
+def test_worker_runs_writes_on_its_own_thread_count_unless_set(
+        environ: dict[str, str], expected: int | None) -> None:
+    assert worker_writer_threads(environ) == expected
 
 
 # A real `topology worker` (through the `topology` command) that prints the

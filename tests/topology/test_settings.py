@@ -17,6 +17,11 @@ from topology.settings import SETTINGS, Settings, SettingsError
     ({}, {"colour": "blue"}, "unknown setting 'colour'"),
     ({"TOPOLOGY_MINUTE_RETENTION": "40d"}, {}, "TOPOLOGY_MINUTE_RETENTION must not exceed"),
     ({"TOPOLOGY_BUCKET_WIDTH": "7m"}, {}, "TOPOLOGY_BUCKET_WIDTH=420s must divide one hour"),
+    ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "-1"}, {},
+     "TOPOLOGY_EMBEDDED_WRITER_THREADS: '-1' is not a non-negative integer"),
+    ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "one"}, {},
+     "TOPOLOGY_EMBEDDED_WRITER_THREADS: invalid literal"),
+    ({}, {"embedded_writer_threads": -2}, "TOPOLOGY_EMBEDDED_WRITER_THREADS=-2 must not be"),
 ])
 def test_bad_settings_name_the_key(environ: dict, overrides: dict, message: str) -> None:
     with pytest.raises(SettingsError) as caught:

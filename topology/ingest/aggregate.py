@@ -27,7 +27,7 @@ Event = tuple[str, str, str, float, str, str, str, float, bool, "int | None", st
 # A call of a batch -> (client id, server id, naming), or None: it does not count.
 Resolve = Callable[[Call], "tuple[str, str, str] | None"]
 
-# Accumulator slots.
+# Accumulator slots, in the order of the CallBucket fields they become (`_buckets`).
 _REQUESTS, _ERRORS, _LATENCY, _HIST, _STATUS, _EXEMPLARS, _NAMING = range(7)
 # Status code (0..999, the schema's range) -> status class index.
 _STATUS_INDEX = tuple(status_class(code) for code in range(1000))
@@ -185,48 +185,51 @@ class Aggregator:
         return placed
 
     def add_placed(self, placed: Placed) -> int:
-        """Fold calls placed by `place` (of an Aggregator of the same width)."""
+        """Fold calls placed by `place` (of an Aggregator of the same width).
+
+        The rows of the placed keys are looked up once, not once per call; a
+        row's naming is its last call's (what setting it per call leaves), and
+        exemplars are added in call order after the counts: the same rows as
+        one loop doing everything per call, for about half the time.
+        """
         acc = self._acc
         get = acc.get
         bins, classes, max_exemplars = BIN_COUNT, STATUS_CLASSES, MAX_EXEMPLARS
-        keys, namings, traces = placed.keys, placed.namings, placed.traces
-        n = 0
-        for k, naming, ms, error, class_index, bin_index in zip(
-                placed.key_index, placed.naming_index, placed.durations, placed.errors,
-                placed.classes, placed.bins, strict=True):
-            key = keys[k]
+        namings, key_index = placed.namings, placed.key_index
+        rows = []
+        for key in placed.keys:
             row = get(key)
             if row is None:
-                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], namings[naming]]
-            else:
-                row[_NAMING] = namings[naming]
+                row = acc[key] = [0, 0, 0.0, [0] * bins, [0] * classes, [], None]
+            rows.append(row)
+        for k, ms, error, class_index, bin_index in zip(
+                key_index, placed.durations, placed.errors, placed.classes, placed.bins,
+                strict=True):
+            row = rows[k]
             row[_REQUESTS] += 1
             if error:
                 row[_ERRORS] += 1
             row[_LATENCY] += ms
             row[_HIST][bin_index] += 1
             row[_STATUS][class_index] += 1
-            if traces:
-                trace = traces.get(n)
-                if trace:
-                    exemplars = row[_EXEMPLARS]
-                    if len(exemplars) < max_exemplars and trace not in exemplars:
-                        exemplars.append(trace)
-            n += 1
-        return n
+        # the last naming index of each key (a dict keeps the last value per key)
+        for k, naming in dict(zip(key_index, placed.naming_index, strict=True)).items():
+            rows[k][_NAMING] = namings[naming]
+        for call, trace in placed.traces.items():  # in call order, as `place` fills it
+            if trace:
+                exemplars = rows[key_index[call]][_EXEMPLARS]
+                if len(exemplars) < max_exemplars and trace not in exemplars:
+                    exemplars.append(trace)
+        return len(key_index)
 
     def buckets(self) -> list[CallBucket]:
         return self._buckets(self._acc)
 
     def _buckets(self, acc: dict[RowKey, list]) -> list[CallBucket]:
         width = self.width
+        # positional: about a third cheaper than keywords for the ~10,000 rows of a group
         return [
-            CallBucket(
-                client=client, server=server, bucket=start, width=width, protocol=protocol,
-                method=method, path=path, requests=row[_REQUESTS], errors=row[_ERRORS],
-                latency_sum_ms=row[_LATENCY], histogram=row[_HIST], status_classes=row[_STATUS],
-                exemplars=row[_EXEMPLARS], naming=row[_NAMING],
-            )
+            CallBucket(client, server, start, width, protocol, method, path, *row)
             for (client, server, start, protocol, method, path), row in acc.items()
         ]
 

@@ -54,8 +54,10 @@ DEFAULT_MAX_ROWS = 100_000
 DEFAULT_MAX_BATCHES = 256
 # Longest a writer waits for batches announced (`expect`) and still being
 # built before it takes the group: a transaction costs about the same for
-# one batch as for many over the same keys.
-DEFAULT_LINGER = 1.0
+# one batch as for many over the same keys. With the build helper making a
+# batch of 5,000 calls in about 0.1 s, 2 s lets a group take about 20
+# (bench/ingest_e2e.py: 2-3 transactions instead of 4, docs/delivery.md).
+DEFAULT_LINGER = 2.0
 # Batches still being built that a writer leaves to the next group: it writes
 # once no more than these are on their way, so the build helper has work
 # while the transaction runs (the task threads of the group's batches wait

@@ -181,6 +181,7 @@ def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
     if missing:
         _read_stored(conn, missing, known)
     created: dict[str, list] = {name: [] for name in q.PAIR_COLUMNS.names}
+    creating: dict[int, tuple[tuple[str, str], PairState]] = {}  # by CallPair id
     groups: dict[tuple[str, ...], dict[str, list]] = {}
     stored = known.pairs
     later_ids: list[int] = []  # the usual case: only last_seen grows
@@ -198,7 +199,8 @@ def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
             for name, value in zip(q.PAIR_COLUMNS.names, (
                     ids[pair], *pair, first, last, sorted(protocols), naming), strict=True):
                 created[name].append(value)
-            continue  # not remembered: CREATE skips a pair whose ends are missing
+            creating[ids[pair]] = (pair, (first, last, frozenset(protocols), naming))
+            continue  # remembered once created: CREATE skips a pair whose ends are missing
         changed: dict[str, object] = {}
         if first < old[0]:
             changed["first_seen"] = first
@@ -221,7 +223,11 @@ def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
         group["id"].extend(later_ids)
         group["last_seen"].extend(later_seen)
     if created["id"]:
-        conn.execute(q.PAIRS_CREATE, {"rows": _table(created, q.PAIR_COLUMNS)})
+        made = conn.execute(q.PAIRS_CREATE, {"rows": _table(created, q.PAIR_COLUMNS)})
+        # the next write then needs no read of them (10,000 new pairs: about 0.15 s)
+        for pid in made.get_as_arrow(0).column(0).to_pylist():
+            pair, state = creating[pid]
+            stored[pair] = state
     for fields, data in groups.items():
         schema = pa.schema([q.PAIR_COLUMNS.field(n) for n in ("id", *fields)])
         conn.execute(q.pairs_update(fields), {"rows": _table(data, schema)})

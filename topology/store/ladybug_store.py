@@ -72,7 +72,9 @@ class LadybugStore(GraphStore):
                 ) from None
             raise StoreUnavailable(f"cannot open embedded store {self.path}: {exc}") from None
         self._write_lock = threading.Lock()
-        self._writer = ladybug.Connection(self._db)
+        # the writer's own thread count (TOPOLOGY_EMBEDDED_WRITER_THREADS); readers keep
+        # LadybugDB's default, every core
+        self._writer = ladybug.Connection(self._db, num_threads=settings.embedded_writer_threads)
         self._local = threading.local()
         self._readers: list[ladybug.Connection] = []
         self._closed = False

@@ -68,3 +68,21 @@ def test_a_pair_whose_id_a_stored_pair_of_other_ends_has_is_refused(
     assert embedded_store.stats()["batches"] == 0
     assert embedded_store.read(RELATIONSHIPS) == []
     assert [r["client"] for r in embedded_store.read(CALL_PAIRS)] == ["x"]
+
+
+def test_created_pairs_are_remembered_and_skipped_ones_created_later(
+    embedded_store: LadybugStore,
+) -> None:
+    """The pairs a write creates are remembered as written (the next write reads none
+    of them back); a pair CREATE skipped (its server is no stored service) is not, so
+    the write that stores that service creates it."""
+    a, b, gone = "process:h/a", "process:h/b", "process:h/gone"
+    first = batch("one", 0, [(a, b), (a, gone)], [a, b])
+    embedded_store.apply(first, now=T0)
+    naming = first.calls[0].naming
+    assert embedded_store._known.pairs == {(a, b): (T0, T0 + 60, frozenset({"http"}), naming)}
+    embedded_store.apply(batch("two", 1, [(a, gone)], [a, gone]), now=T0)
+    assert [(r["client"], r["server"], r["last_seen"])
+            for r in embedded_store.read(CALL_PAIRS)] == [(a, b, T0 + 60), (a, gone, T0 + 120)]
+    assert [(r["client"], r["server"]) for r in embedded_store.read(RELATIONSHIPS)] == [
+        (a, b), (a, gone)]

@@ -277,3 +277,28 @@ def test_update_statements_refuse_fields_outside_the_catalogue(case: str) -> Non
     build = getattr(q, table) if table.startswith("buckets") else q.pairs_update
     with pytest.raises(ValueError, match="cannot SET"):
         build(fields)
+
+
+THREADS = Statement.same("threads", "CALL current_setting('threads') RETURN *")
+
+
+@pytest.mark.parametrize("writer_threads", ["1", "3", "0"])
+def test_the_writer_runs_on_its_own_thread_count_and_readers_on_every_core(
+        tmp_path: Path, writer_threads: str) -> None:
+    """TOPOLOGY_EMBEDDED_WRITER_THREADS sets the write connection's threads only (0:
+    LadybugDB's default); the reading connections keep LadybugDB's default."""
+    from topology.model import Batch, CallBucket
+
+    store = LadybugStore(Settings.load({}, data_dir=str(tmp_path),
+                                       embedded_writer_threads=writer_threads))
+    try:
+        store.init_schema()
+        every_core = list(store.read(THREADS)[0].values())
+        written = store._writer.execute(THREADS.text(store.dialect)).get_all()[0]
+        assert written == ([writer_threads] if writer_threads != "0" else every_core)
+        row = CallBucket("process:h/a", "process:h/b", 60, 60, "http", "GET", "/")
+        row.record(1.0, error=False, status=200)
+        assert store.apply(Batch("b1", [], [row])) is True
+        assert store.stats()["minute_buckets"] == 1
+    finally:
+        store.close()
