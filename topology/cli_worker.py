@@ -110,6 +110,7 @@ def worker(
     # before any thread or the store exists: glibc then gives freed memory back
     if malloctune.tune(os.environ):
         malloctune.Trimmer().start()  # and the free pages inside its heaps, twice a second
+        malloctune.route_arrow(os.environ)  # Arrow's buffers from that malloc too
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
                          embedded_buffer_pool_mb=worker_buffer_pool(os.environ),

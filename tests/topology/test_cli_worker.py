@@ -100,6 +100,8 @@ def _ready(**_):
     import threading
     print("THREADS " + " ".join(sorted(t.name for t in threading.enumerate())), flush=True)
     print("MODULES " + " ".join(sorted(sys.modules)), flush=True)
+    import pyarrow
+    print("ARROW " + pyarrow.default_memory_pool().backend_name, flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
 
 from topology.cli import main
@@ -128,6 +130,9 @@ def test_a_worker_trims_malloc_and_does_not_import_the_cli_shell_the_api_or_quer
     threads = [line for line in (out.stdout + out.stderr).splitlines() if "THREADS " in line]
     trimming = "malloc-trim" in threads[0].split("THREADS ", 1)[1].split()
     assert trimming is malloctune.wanted(os.environ)  # malloc tuned: its heaps trimmed
+    arrow = [line for line in (out.stdout + out.stderr).splitlines() if "ARROW " in line]
+    routed = arrow[0].split("ARROW ", 1)[1].strip() == "system"
+    assert routed is (trimming and not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"))
 
 
 @pytest.fixture
