@@ -13,10 +13,10 @@ only where they change. Everything runs in the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import chain
+from itertools import chain, compress
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from topology.model import MAX_EXEMPLARS, CallBucket
 from topology.store import ladybug_schema as q
@@ -60,16 +60,16 @@ def table(buckets: Sequence[CallBucket], keys: Sequence[str], ids: Sequence[int]
     return pa.Table.from_arrays(columns, schema=q.BUCKET_COLUMNS)
 
 
-def _counters(buckets: Sequence[CallBucket]) -> dict[str, pa.Array]:
-    """The BUCKET_ADDED columns of the buckets."""
+def _counters(buckets: Sequence[CallBucket]) -> dict[str, list[Any]]:
+    """The BUCKET_ADDED columns of the buckets, as lists."""
     hist = _transposed([b.histogram for b in buckets], len(q.HIST))
     status = _transposed([b.status_classes for b in buckets], len(q.STATUS))
     return {
-        "requests": pa.array([b.requests for b in buckets], _INT),
-        "errors": pa.array([b.errors for b in buckets], _INT),
-        "latency_sum": pa.array([b.latency_sum_ms for b in buckets], _FLOAT),
-        **{name: pa.array(values, _INT) for name, values in zip(q.HIST, hist, strict=True)},
-        **{name: pa.array(values, _INT) for name, values in zip(q.STATUS, status, strict=True)},
+        "requests": [b.requests for b in buckets],
+        "errors": [b.errors for b in buckets],
+        "latency_sum": [b.latency_sum_ms for b in buckets],
+        **dict(zip(q.HIST, hist, strict=True)),
+        **dict(zip(q.STATUS, status, strict=True)),
     }
 
 
@@ -99,8 +99,8 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
         "nex": pa.array([len(b.exemplars) for b in buckets], _INT),
     })
     found = conn.execute(q.BUCKETS_EXISTING, {"rows": probe}).get_as_arrow(0)
-    if found.num_rows and not pc.all(found.column("same_key")).as_py():
-        same = found.column("same_key").to_pylist()
+    same = found.column("same_key").to_pylist()
+    if not all(same):
         _collision([keys[i] for i, ok in zip(found.column("i").to_pylist(), same,
                                              strict=True) if not ok])
     stored = found.column("i").to_pylist()
@@ -142,43 +142,58 @@ def _cost(rows: int, columns: int) -> float:
 def _add_counters(conn: Conn, buckets: list[CallBucket], ids: list[int]) -> None:
     """Additive SETs: the rows where a column is non-zero get it added; columns
     non-zero on the same rows share a statement, and statements are merged while
-    the cost model says a merged one (every column on the union of rows) is cheaper."""
+    the cost model says a merged one (every column on the union of rows) is cheaper.
+
+    Rows are sets of bits of a Python int (unions and counts of thousands of
+    rows in microseconds), made and read with bytes operations that run in C:
+    no pyarrow.compute, whose import alone is about 10 MB of the worker's RSS.
+    """
     counters = _counters(buckets)
-    id_column = pa.array(ids, _INT)
-    groups: dict[bytes, tuple[pa.Array, list[str]]] = {}
+    count = len(ids)
+    groups: dict[int, list[str]] = {}
     for name in q.BUCKET_ADDED:
-        mask = pc.not_equal(counters[name], 0)
-        if not mask.true_count:
-            continue
-        signature = mask.buffers()[1].to_pybytes() + mask.offset.to_bytes(8, "big")
-        groups.setdefault(signature, (mask, []))[1].append(name)
-    # rows as bits of a Python int: unions and counts of thousands of rows in microseconds
-    plans: list[tuple[int, list[str], pa.Array]] = []
-    for mask, names in sorted(groups.values(), key=lambda g: -g[0].true_count):
-        bits = _bits(mask)
+        bits = _bits(bytes(map(bool, counters[name])))
+        if bits:
+            groups.setdefault(bits, []).append(name)
+    plans: list[tuple[int, list[str]]] = []
+    for bits, names in sorted(groups.items(), key=lambda g: -g[0].bit_count()):
         best, saving = -1, 0.0
-        for j, (other, other_names, _) in enumerate(plans):
+        for j, (other, other_names) in enumerate(plans):
             merged = _cost((bits | other).bit_count(), len(names) + len(other_names))
             apart = (_cost(bits.bit_count(), len(names))
                      + _cost(other.bit_count(), len(other_names)))
             if apart - merged > saving:
                 best, saving = j, apart - merged
         if best < 0:
-            plans.append((bits, list(names), mask))
+            plans.append((bits, list(names)))
         else:
-            other, other_names, other_mask = plans[best]
-            plans[best] = (bits | other, other_names + names, pc.or_(mask, other_mask))
-    for _, names, mask in plans:
-        rows = pa.table({"id": id_column, **{name: counters[name] for name in names}})
-        if mask.true_count < len(mask):
-            rows = rows.filter(mask)
+            other, other_names = plans[best]
+            plans[best] = (bits | other, other_names + names)
+    for bits, names in plans:
+        if bits.bit_count() == count:
+            columns = {"id": ids, **{name: counters[name] for name in names}}
+        else:
+            flags = _flags(bits, count)
+            columns = {"id": list(compress(ids, flags)),
+                       **{name: list(compress(counters[name], flags)) for name in names}}
+        rows = pa.table({name: pa.array(values, _FLOAT if name == "latency_sum" else _INT)
+                         for name, values in columns.items()})
         conn.execute(q.buckets_add(tuple(names)), {"rows": rows})
 
 
-def _bits(mask: pa.Array) -> int:
-    """A boolean array as an int whose bit i is row i."""
-    return int.from_bytes(mask.buffers()[1].to_pybytes(), "little") >> mask.offset & (
-        (1 << len(mask)) - 1)
+_AS_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
+_AS_FLAGS = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def _bits(flags: bytes) -> int:
+    """Flags (one byte per row, 0 or 1) as an int whose bit i is row i."""
+    return int(flags.translate(_AS_DIGITS)[::-1] or b"0", 2)
+
+
+def _flags(bits: int, count: int) -> bytes:
+    """The `count` rows of `bits` as flags, one byte per row (`_bits` undone)."""
+    digits = format(bits, "b") if bits else ""
+    return digits.zfill(count).encode()[::-1].translate(_AS_FLAGS)
 
 
 def _set_changed(
