@@ -170,10 +170,7 @@ def _kind(pid: int) -> str:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return "gone"
-    if "resource_tracker" in argv:
-        return "resource tracker"
-    if any(mark in argv for mark in ("topology.ingest.build_helper",
-                                     "multiprocessing.spawn", "spawn_main")):  # or spawned (before)
+    if "topology.ingest.build_helper" in argv:
         return "build helper"
     return argv.replace("\0", " ").strip()[:60]
 

@@ -16,7 +16,7 @@ It imports only what a build needs: Redis, the typed records (msgspec),
 resolution and the path folder. Not claims.py, whose module imports kombu
 (about 2.5 MB of RSS here): the worker maps "gone" and "unreadable" to
 claims' exceptions, and `schema.decode` words an undecodable payload as
-`claims.decode` does (a test holds both to the same message).
+`claims.decode` does (both call `schema.stored_json`).
 
 The helper ends when the worker closes its end (EOF between jobs, or a broken
 pipe when answering) and, checked every second, when the worker is gone

@@ -33,8 +33,7 @@ import orjson
 import redis
 from kombu.utils import json as kombu_json
 
-from topology.ingest import wirejson
-from topology.ingest.schema import InvalidBatch
+from topology.ingest.schema import InvalidBatch, stored_json
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -67,10 +66,7 @@ def encode(payload: Any) -> bytes:
 
 def decode(raw: bytes) -> Any:
     """A stored payload back to objects; InvalidBatch when it is not JSON."""
-    try:
-        return wirejson.loads(raw)
-    except ValueError as exc:
-        raise InvalidBatch(f"$: the stored payload is not JSON ({exc})") from None
+    return stored_json(raw)
 
 
 def put(client: redis.Redis, task_id: str, payload: Any, ttl: float) -> str:

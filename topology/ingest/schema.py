@@ -85,11 +85,16 @@ def decode(raw: bytes) -> Batch:
             return records.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):
             pass  # jsonschema words the error, or accepts what the records did not
+    return validate(stored_json(raw))
+
+
+def stored_json(raw: bytes) -> Any:
+    """A stored payload decoded as kombu's JSON would give it, not yet checked;
+    InvalidBatch when it is not JSON."""
     try:
-        payload = wirejson.loads(raw)
+        return wirejson.loads(raw)
     except ValueError as exc:
         raise InvalidBatch(f"$: the stored payload is not JSON ({exc})") from None
-    return validate(payload)
 
 
 def _located(message: str) -> str:
