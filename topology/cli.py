@@ -11,6 +11,7 @@ import time
 
 import click
 
+from topology.cli_lazy import LazyGroup
 from topology.cli_options import open_initialised, settings_from
 from topology.settings import Settings
 
@@ -23,7 +24,20 @@ class Context:
         self.flags = flags
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Subcommands in their own modules (one concern each), imported when run (cli_lazy.py).
+SUBCOMMANDS = {
+    "up": "topology.cli_up:up",
+    "serve": "topology.cli_serve:serve",
+    "worker": "topology.cli_worker:worker",
+    "deadletter": "topology.cli_worker:deadletter",
+    "collect": "collectors.cli_collect:command",
+    "replay": "topology.cli_replay:replay",
+    "export": "topology.cli_export:export",
+}
+
+
+@click.group(cls=LazyGroup, lazy=SUBCOMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--store", default=None, help="embedded (default) or neo4j [TOPOLOGY_STORE]")
 @click.option("--data-dir", default=None, help="embedded store directory [TOPOLOGY_DATA_DIR]")
 @click.option("--neo4j-uri", default=None, help="Neo4j Bolt URI [TOPOLOGY_NEO4J_URI]")
@@ -76,22 +90,6 @@ def _describe(settings: Settings) -> str:
     if settings.store == "neo4j":
         return f"Neo4j at {settings.neo4j_uri}"
     return f"embedded store {settings.embedded_path}"
-
-
-def _register() -> None:
-    """Subcommands that live in their own modules (one concern each)."""
-    from collectors.cli_collect import command as collect
-    from topology.cli_export import export
-    from topology.cli_replay import replay
-    from topology.cli_serve import serve
-    from topology.cli_up import up
-    from topology.cli_worker import deadletter, worker
-
-    for command in (up, serve, worker, deadletter, collect, replay, export):
-        main.add_command(command)
-
-
-_register()
 
 
 if __name__ == "__main__":

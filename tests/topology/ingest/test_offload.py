@@ -251,7 +251,7 @@ import os
 import sys
 from pathlib import Path
 
-import topology.cli  # as the `topology` command: every subcommand, and pyarrow
+import topology.cli_worker  # as `topology worker` runs: click, redis, Celery and pyarrow
 from topology.ingest import claims
 from topology.ingest.offload import BuildPool
 from topology.settings import Settings
