@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from topology.ingest.aggregate import Aggregator
+from topology.ingest.mentions import Mentions
 from topology.ingest.templates import TemplateCap
 from topology.ingest.turns import WriteTurns
 from topology.model import Batch, Service
@@ -97,7 +98,7 @@ class Group:
 
     def __init__(self, width: float, alone: bool) -> None:
         self.aggregator = Aggregator(width)
-        self.services: list[Service] = []
+        self.services = Mentions()  # two per service id (mentions.py)
         self.ids: list[str] = []
         self.members: list[Member] = []
         self.alone = alone
@@ -267,7 +268,7 @@ class Coalescer(WriteTurns):
                                   f" built ({group.failure!r}); nothing was written")
             rows = group.aggregator.capped(self.templates)
             first, *rest = group.ids
-            batches = [Batch(id=first, services=group.services, calls=rows),
+            batches = [Batch(id=first, services=group.services.services(), calls=rows),
                        *(Batch(id=batch_id) for batch_id in rest)]
             started = time.perf_counter()
             self.commits += 1
