@@ -266,7 +266,7 @@ class Coalescer(WriteTurns):
             if group.failure is not None:
                 raise GroupFailed(f"another batch of this transaction failed while being"
                                   f" built ({group.failure!r}); nothing was written")
-            rows = group.aggregator.capped(self.templates)
+            rows = group.aggregator.take_capped(self.templates)
             first, *rest = group.ids
             batches = [Batch(id=first, services=group.services.services(), calls=rows),
                        *(Batch(id=batch_id) for batch_id in rest)]

@@ -108,6 +108,17 @@ def test_capped_rows_equal_buckets_merged_into_overflow(cap: int) -> None:
     assert {row.key: row for row in aggregator.capped(MemoryTemplateCap(cap))} == expected
 
 
+def test_take_capped_gives_the_capped_rows_and_forgets_them() -> None:
+    events = [(f"c{n % 3}", "s", "host", 1_000.0 + n, "http", "GET", f"/p{n % 5}", 1.0,
+               False, 200, "") for n in range(300)]
+    aggregator, reference = Aggregator(60), Aggregator(60)
+    aggregator.add_all(events)
+    reference.add_all(events)
+    taken = aggregator.take_capped(MemoryTemplateCap(2))
+    assert taken == reference.capped(MemoryTemplateCap(2))
+    assert len(aggregator) == 0 and aggregator.buckets() == []
+
+
 _floats = st.floats(min_value=0, max_value=1e6, allow_nan=False)
 _call = st.fixed_dictionaries(
     {"timestamp": st.one_of(_floats, st.integers(0, 10**6)), "side": st.just("client"),
