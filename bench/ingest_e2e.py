@@ -339,8 +339,14 @@ def main() -> None:
     commit_s = [float(t) for t in re.findall(r"store commit: .* in ([0-9.]+)s", log_text)][1:-1]
     stages = re.findall(r"ingest batch bench-\d+: timings: queue ([0-9.]+)s, build ([0-9.]+)s,"
                         r" commit ([0-9.]+)s", log_text)
+    minutes = -(-args.events // args.events_per_minute)
     print(f"events: {args.events} in {len(batches)} batches of {args.batch_size}; "
-          f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events")
+          f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events;"
+          f" {minutes} simulated minute(s)")
+    if minutes == 1:
+        print("  (one minute: only the first transaction creates rows. Each new minute starts"
+              " with one creating its 10,000 rows, the worker's largest; to see its memory,"
+              " cross a minute, e.g. --events 4000000 --rate 50000)")
     print(f"worker: threads {args.threads or 'default'}, build processes "
           f"{'default' if args.build_processes is None else args.build_processes}, buffer pool "
           f"{args.buffer_pool_mb if args.buffer_pool_mb is not None else 'default'} MB, "
