@@ -48,6 +48,3 @@ class Mentions:
             if latest is not earliest:
                 out.append(latest)
         return out
-
-    def __len__(self) -> int:
-        return len(self._by_id)

@@ -31,8 +31,6 @@ from topology.ingest.records import Batch
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
-_TAG = b'"__type__"'  # a kombu-tagged value: only kombu's decoder restores it
-
 
 class InvalidBatch(ValueError):
     """The input is not a valid batch; the message says where (JSON path) and why.
@@ -80,7 +78,7 @@ def validate(payload: Any) -> Batch:
 def decode(raw: bytes) -> Batch:
     """The batch stored as JSON `raw` (as `claims.encode` writes it); InvalidBatch
     when it is not JSON or not a batch."""
-    if _TAG not in raw:
+    if wirejson.TAG_BYTES not in raw:  # kombu-tagged values: only kombu restores them
         try:
             return records.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):

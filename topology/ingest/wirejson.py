@@ -25,19 +25,19 @@ from typing import Any
 import orjson
 
 CONTENT_TYPE = "application/json"
-_TAG = '"__type__"'
-_TAG_BYTES = _TAG.encode()
+TAG = '"__type__"'
+TAG_BYTES = TAG.encode()
 
 
 def loads(data: str | bytes | bytearray | memoryview) -> Any:
     """Decode one JSON message body exactly as kombu's `json` serializer would."""
-    if isinstance(data, bytes) and _TAG_BYTES not in data:
+    if isinstance(data, bytes) and TAG_BYTES not in data:
         try:  # orjson reads UTF-8 itself: no str copy of a large payload
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass  # as below; kombu's error for bytes that are not UTF-8 too
     text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-    if _TAG not in text:
+    if TAG not in text:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
