@@ -116,9 +116,11 @@ def test_tuned_malloc_shares_few_arenas_between_threads(
     assert least <= arenas <= most, out.stderr
 
 
-# Blocks below the mmap threshold come from the heap; one block still in use
-# above them keeps the trim threshold from giving their pages back once freed.
-# malloc_trim(0) gives back every whole free page, wherever it is.
+# Blocks below the mmap threshold come from the heap; a block freed between
+# two still in use cannot join the heap's free top, so the trim threshold never
+# gives its pages back. malloc_trim(0) gives back every whole free page,
+# wherever it is. Every other block is freed, so the layout of the heap before
+# the probe (which differs between machines) cannot decide the outcome.
 PINNED = """
 import ctypes, json
 from topology import malloctune
@@ -138,8 +140,7 @@ for _ in range(2000):
     block = libc.malloc(32 * 1024)
     ctypes.memset(block, 1, 32 * 1024)
     blocks.append(block)
-pin = libc.malloc(64)
-for block in blocks:
+for block in blocks[::2]:
     libc.free(block)
 freed = rss_mb()
 trimmer = malloctune.Trimmer()
@@ -150,14 +151,14 @@ print(json.dumps({"freed": freed, "trimmed": rss_mb(), "gave_back": gave_back,
 
 
 @pytest.mark.skipif(not malloctune.wanted({}), reason="glibc only")
-def test_a_trim_gives_back_free_pages_below_a_block_in_use() -> None:
+def test_a_trim_gives_back_free_pages_between_blocks_in_use() -> None:
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", PINNED], env=env,
                          capture_output=True, text=True, check=True, timeout=60)
     found = json.loads(out.stdout)
-    # 2,000 x 32 KiB freed under a pinned block: about 64 MB kept, then given back
+    # 1,000 x 32 KiB freed between blocks in use: 32 MB kept, 28 MB of whole pages given back
     assert found["gave_back"] and found["trims"] == 1, found
-    assert found["freed"] - found["trimmed"] >= 50, found
+    assert found["freed"] - found["trimmed"] >= 20, found
 
 
 class _Stops(threading.Event):
