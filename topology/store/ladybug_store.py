@@ -36,6 +36,7 @@ from topology.store.base import (
     StoreUnavailable,
 )
 from topology.store.changes import Changes
+from topology.store.ladybug_gate import CheckpointGate
 from topology.store.ladybug_once import Conn, Writer
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
@@ -72,6 +73,7 @@ class LadybugStore(GraphStore):
                 ) from None
             raise StoreUnavailable(f"cannot open embedded store {self.path}: {exc}") from None
         self._write_lock = threading.Lock()
+        self._gate = CheckpointGate()  # reads kept out of commits (ladybug_gate)
         # the writer's own thread count (TOPOLOGY_EMBEDDED_WRITER_THREADS); readers keep
         # LadybugDB's default, every core
         self._writer = ladybug.Connection(self._db, num_threads=settings.embedded_writer_threads)
@@ -160,14 +162,16 @@ class LadybugStore(GraphStore):
         with self._write_lock:
             self._check_layout()
             for statement in (*q.SCHEMA, *tiers.SCHEMA):
-                self._writer.execute(statement)
+                with self._gate.alone():  # each commits on its own
+                    self._writer.execute(statement)
 
     def read(
         self, statement: Statement, params: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         self._check_open()
         try:
-            return self._rows(self._reader(), statement.text(self.dialect), params or {})
+            with self._gate.shared():
+                return self._rows(self._reader(), statement.text(self.dialect), params or {})
         except RuntimeError as exc:
             raise self._read_error(statement, exc) from exc
 
@@ -176,8 +180,9 @@ class LadybugStore(GraphStore):
     ) -> pa.Table:
         self._check_open()
         try:
-            result = self._reader().execute(statement.text(self.dialect), dict(params or {}))
-            return result.get_as_arrow(0)
+            with self._gate.shared():
+                result = self._reader().execute(statement.text(self.dialect), dict(params or {}))
+                return result.get_as_arrow(0)
         except RuntimeError as exc:
             raise self._read_error(statement, exc) from exc
 
@@ -186,14 +191,15 @@ class LadybugStore(GraphStore):
         """Reads in one read-only transaction of this thread's connection."""
         self._check_open()
         conn = self._reader()
-        conn.execute("BEGIN TRANSACTION READ ONLY")
-        try:
-            yield self.read
-        except BaseException:
-            with suppress(RuntimeError):  # a failed read may have ended the transaction
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._gate.shared():
+            conn.execute("BEGIN TRANSACTION READ ONLY")
+            try:
+                yield self.read
+            except BaseException:
+                with suppress(RuntimeError):  # a failed read may have ended the transaction
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def tier_range(self, read: Reader | None = None) -> TierRange | None:
         if not self.tiers.levels:
@@ -236,7 +242,8 @@ class LadybugStore(GraphStore):
 
     def stats(self) -> dict[str, int]:
         conn = self._reader()
-        return {name: self._rows(conn, text, {})[0]["n"] for name, text in q.STATS.items()}
+        with self._gate.shared():
+            return {name: self._rows(conn, text, {})[0]["n"] for name, text in q.STATS.items()}
 
     def retention(self, now: int) -> RetentionReport:
         self._check_open()
@@ -245,7 +252,9 @@ class LadybugStore(GraphStore):
         rolled = 0
         self._expire_tiers(minute_cutoff)
         while True:
-            oldest = self._rows(self._reader(), q.OLDEST_ENDED_MINUTE, {"cutoff": minute_cutoff})
+            with self._gate.shared():
+                oldest = self._rows(self._reader(), q.OLDEST_ENDED_MINUTE,
+                                    {"cutoff": minute_cutoff})
             first = oldest[0]["first"] if oldest else None
             if first is None:
                 break
@@ -288,14 +297,15 @@ class LadybugStore(GraphStore):
     def ping(self) -> None:
         self._check_open()
         try:
-            self._reader().execute("RETURN 1").get_all()
+            with self._gate.shared():
+                self._reader().execute("RETURN 1").get_all()
         except RuntimeError as exc:
             raise StoreUnavailable(f"embedded store {self.path}: {exc}") from None
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            with self._write_lock:
+            with self._write_lock, self._gate.alone():  # closing checkpoints
                 for conn in [*self._readers, self._writer]:
                     conn.close()
                 self._db.close()
@@ -308,7 +318,7 @@ class LadybugStore(GraphStore):
             raise StoreUnavailable(f"embedded store {self.path} is closed")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._writer, self._forget, self._commit_uncertain)
+        return _Transaction(self._writer, self._gate, self._forget, self._commit_uncertain)
 
     def _forget(self) -> None:
         """After a failed write transaction: what was cached may not have been stored."""
@@ -345,9 +355,10 @@ class _Transaction:
     the post-commit checkpoint failed"): `on_uncertain` is called then.
     """
 
-    def __init__(self, conn: ladybug.Connection, on_rollback: Callable[[], None],
-                 on_uncertain: Callable[[], None]) -> None:
+    def __init__(self, conn: ladybug.Connection, gate: CheckpointGate,
+                 on_rollback: Callable[[], None], on_uncertain: Callable[[], None]) -> None:
         self.conn = conn
+        self.gate = gate
         self.on_rollback = on_rollback
         self.on_uncertain = on_uncertain
 
@@ -358,7 +369,8 @@ class _Transaction:
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
             try:
-                self.conn.execute("COMMIT")
+                with self.gate.alone():  # a COMMIT may checkpoint
+                    self.conn.execute("COMMIT")
             except BaseException:
                 self.on_uncertain()
                 raise
