@@ -10,6 +10,7 @@ writes, and compares the cached answers with the answers read from the store
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,19 +142,26 @@ def test_the_retention_job_folds_minutes_and_deletes_pairs(store: LadybugStore) 
 
 
 class WriteWhileReading(StoreProxy):
-    """Commits a batch right after the first read of a given statement returned:
-    the write lands between a cache's snapshot and its use of what it read."""
+    """Starts committing a batch, from another thread, right after the first read
+    of a given statement returned: the write is made while a cache fills. (The
+    embedded store holds a commit until the reads in progress end, ladybug_gate:
+    it lands once the fill's snapshot is over, before or after the cache keeps
+    what it read.)"""
 
     def __init__(self, inner: LadybugStore, statement: str, batch: Batch) -> None:
         super().__init__(inner)
         self.statement, self.batch = statement, batch
+        self.writer: threading.Thread | None = None
+        self.applied: list[bool] = []
 
     def read_arrow(self, statement: Statement,
                    params: Mapping[str, Any] | None = None) -> pa.Table:
         table = self.inner.read_arrow(statement, params)
         if statement.name.startswith(self.statement) and self.batch is not None:
             batch, self.batch = self.batch, None
-            assert self.inner.apply(batch, now=H + 5 * HOUR)
+            self.writer = threading.Thread(target=lambda: self.applied.append(
+                self.inner.apply(batch, now=H + 5 * HOUR)))
+            self.writer.start()
         return table
 
 
@@ -172,7 +180,9 @@ def test_a_write_during_a_cache_fill_is_not_lost(
     racing = WriteWhileReading(store, statement, Batch(case, [], calls))
     for window in (WINDOWS[0], WINDOWS[-1]):
         blast_radius(racing, SERVICES[3].id, window)
-    assert racing.batch is None  # the write happened while the cache read
+    assert racing.batch is None and racing.writer is not None  # written while filling
+    racing.writer.join(30)
+    assert racing.applied == [True]
     agree(store)
 
 
