@@ -10,7 +10,6 @@ writes, and compares the cached answers with the answers read from the store
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from queries.services import UnknownService, services_by_id
 from queries.traversal import Direction, blast_radius, health, read_health, read_walk, walk
 from queries.window import EMPTY, Thresholds, Window
+from tests.queries.racing import RacingWrite
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
 from topology.store import tiers
@@ -142,26 +142,17 @@ def test_the_retention_job_folds_minutes_and_deletes_pairs(store: LadybugStore) 
 
 
 class WriteWhileReading(StoreProxy):
-    """Starts committing a batch, from another thread, right after the first read
-    of a given statement returned: the write is made while a cache fills. (The
-    embedded store holds a commit until the reads in progress end, ladybug_gate:
-    it lands once the fill's snapshot is over, before or after the cache keeps
-    what it read.)"""
+    """Starts a racing write right after the first read of a given statement."""
 
-    def __init__(self, inner: LadybugStore, statement: str, batch: Batch) -> None:
+    def __init__(self, inner: LadybugStore, statement: str, write: RacingWrite) -> None:
         super().__init__(inner)
-        self.statement, self.batch = statement, batch
-        self.writer: threading.Thread | None = None
-        self.applied: list[bool] = []
+        self.statement, self.write = statement, write
 
     def read_arrow(self, statement: Statement,
                    params: Mapping[str, Any] | None = None) -> pa.Table:
         table = self.inner.read_arrow(statement, params)
-        if statement.name.startswith(self.statement) and self.batch is not None:
-            batch, self.batch = self.batch, None
-            self.writer = threading.Thread(target=lambda: self.applied.append(
-                self.inner.apply(batch, now=H + 5 * HOUR)))
-            self.writer.start()
+        if statement.name.startswith(self.statement) and not self.write.started:
+            self.write.start()
         return table
 
 
@@ -177,12 +168,11 @@ RACES = [
 def test_a_write_during_a_cache_fill_is_not_lost(
     store: LadybugStore, case, statement, calls
 ) -> None:
-    racing = WriteWhileReading(store, statement, Batch(case, [], calls))
+    write = RacingWrite(store, Batch(case, [], calls), H + 5 * HOUR)
+    racing = WriteWhileReading(store, statement, write)
     for window in (WINDOWS[0], WINDOWS[-1]):
         blast_radius(racing, SERVICES[3].id, window)
-    assert racing.batch is None and racing.writer is not None  # written while filling
-    racing.writer.join(30)
-    assert racing.applied == [True]
+    assert write.finish()  # started while the cache read
     agree(store)
 
 
@@ -256,9 +246,10 @@ def test_a_write_while_a_start_is_patched_is_not_lost(store: LadybugStore, case,
     window = Window(H + 25, H + HOUR + 25)
     warm(store)
     assert store.apply(Batch("before", [], [call(1, 2, H + 55 * M)]), now=H + 2 * HOUR)
-    racing = WriteWhileReading(store, "health_buckets_by_key", Batch(case, [], calls))
-    blast_radius(racing, SERVICES[3].id, window)
-    assert racing.batch is None  # the write happened while the start was re-read
+    write = RacingWrite(store, Batch(case, [], calls), H + 5 * HOUR)
+    blast_radius(WriteWhileReading(store, "health_buckets_by_key", write), SERVICES[3].id,
+                 window)
+    assert write.finish()  # started while the start was re-read
     agree(store)
     blast_radius(store, SERVICES[3].id, window)
     agree(store)
@@ -302,9 +293,9 @@ def test_stores_without_a_change_log_read_the_store(tmp_path: Path) -> None:
 
 def test_a_service_written_while_the_services_load_is_seen_next(store: LadybugStore) -> None:
     relabelled = Service(SERVICES[2].id, "s2", "Process", labels={"team": "pay"}, seen=H)
-    racing = WriteWhileReading(store, "all_services", Batch("relabel", [relabelled], []))
-    blast_radius(racing, SERVICES[3].id, WINDOWS[0])
-    assert racing.batch is None  # the write happened while the services were read
+    write = RacingWrite(store, Batch("relabel", [relabelled], []), H + 5 * HOUR)
+    blast_radius(WriteWhileReading(store, "all_services", write), SERVICES[3].id, WINDOWS[0])
+    assert write.finish()  # started while the services were read
     found = {d.service.id: d.service for d in blast_radius(store, SERVICES[3].id,
                                                            WINDOWS[0]).dependents}
     assert found[SERVICES[2].id] == services_by_id(store, [SERVICES[2].id])[SERVICES[2].id]

@@ -23,6 +23,7 @@ from queries.service_map import fold_edges, map_rows, map_table, service_map
 from queries.tiering import plan
 from queries.window import Window
 from queries.window_cache import Unit
+from tests.queries.racing import RacingWrite
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
 from topology.store.changes import changes_of
@@ -131,10 +132,11 @@ def test_the_tiers_rolled_on_and_minutes_folded_into_hours(store: LadybugStore) 
 
 
 class Counting(StoreProxy):
-    """Names the statements read, and can commit a batch right after the first read
-    of a statement returned (between a fill's snapshot and its use)."""
+    """Names the statements read, and can start a racing write right after the first
+    read of a statement returned."""
 
-    def __init__(self, inner: LadybugStore, racing: tuple[str, Batch] | None = None) -> None:
+    def __init__(self, inner: LadybugStore,
+                 racing: tuple[str, RacingWrite] | None = None) -> None:
         super().__init__(inner)
         self.reads: list[str] = []
         self.racing = racing
@@ -144,8 +146,8 @@ class Counting(StoreProxy):
         self.reads.append(statement.name)
         table = self.inner.read_arrow(statement, params)
         if self.racing is not None and statement.name.startswith(self.racing[0]):
-            batch, self.racing = self.racing[1], None
-            assert self.inner.apply(batch, now=NOW)
+            write, self.racing = self.racing[1], None
+            write.start()
         return table
 
 
@@ -192,9 +194,9 @@ RACES = [
 def test_a_write_while_units_are_read_is_not_lost(
     store: LadybugStore, case, statement, calls
 ) -> None:
-    racing = Counting(store, (statement, Batch(case, [], calls)))
-    service_map(racing, Window.last(HOUR, NOW))
-    assert racing.racing is None  # the write happened while the units were read
+    write = RacingWrite(store, Batch(case, [], calls), NOW)
+    service_map(Counting(store, (statement, write)), Window.last(HOUR, NOW))
+    assert write.finish()  # started while the units were read
     agree(store)
 
 
