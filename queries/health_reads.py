@@ -26,7 +26,7 @@ from queries.window import AGGREGATES, IN_WINDOW
 from topology import histogram
 from topology.store import tiers
 from topology.store.base import GraphStore
-from topology.store.ladybug_schema import bucket_ids
+from topology.store.ladybug_schema import bucket_ids, key_of
 from topology.store.statement import Dialect, Statement
 
 SIDES = ("server", "client")  # served, else made
@@ -47,7 +47,8 @@ BY_START = {side: Statement(f"health_by_start_as_{side}", _by_start(side, "neo4j
 def _buckets(dialect: str, match: str) -> str:
     hist = ", ".join(f"k.hist[{i}] AS h{i}" if dialect == "neo4j" else f"k.h{i} AS h{i}"
                      for i in range(histogram.BIN_COUNT))
-    return (f"{match} RETURN k.bucket AS bucket, k.key AS key, k.sid AS id, 1 AS n, "
+    key = "k.key" if dialect == "neo4j" else key_of("k")  # the embedded store's is made
+    return (f"{match} RETURN k.bucket AS bucket, {key} AS key, k.sid AS id, 1 AS n, "
             f"k.requests AS requests, k.errors AS errors, k.latency_sum AS latency, {hist}")
 
 

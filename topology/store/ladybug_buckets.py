@@ -30,16 +30,13 @@ _FLOAT = pa.float64()
 _EXEMPLARS = pa.list_(pa.string())
 
 
-def table(buckets: Sequence[CallBucket], keys: Sequence[str], ids: Sequence[int]
-          ) -> pa.Table:
-    """The BUCKET_COLUMNS table of the buckets (keys and ids given: computed once by
-    the caller)."""
+def table(buckets: Sequence[CallBucket], ids: Sequence[int]) -> pa.Table:
+    """The BUCKET_COLUMNS table of the buckets (ids given: computed once by the caller)."""
     hist = _transposed([b.histogram for b in buckets], len(q.HIST))
     status = _transposed([b.status_classes for b in buckets], len(q.STATUS))
     sids, series = SERIES.known_ids, SERIES.add
     columns = [
         pa.array(ids, _INT),
-        pa.array(keys, _STRING),
         pa.array([b.client for b in buckets], _STRING),
         pa.array([b.server for b in buckets], _STRING),
         pa.array([b.width for b in buckets], _INT),
@@ -107,7 +104,7 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
     if len(stored) < len(buckets):
         known = set(stored)
         new = [i for i in range(len(buckets)) if i not in known]
-        created = table([buckets[i] for i in new], [keys[i] for i in new], [ids[i] for i in new])
+        created = table([buckets[i] for i in new], [ids[i] for i in new])
         text = q.BUCKETS_COPY if created.num_rows >= q.COPY_MIN_ROWS else q.BUCKETS_CREATE
         conn.execute(text, {"rows": created})
     if stored:

@@ -1,6 +1,12 @@
-"""Moves the pair bounds of an older embedded store file into CallPair nodes.
+"""Brings an older embedded store file to this version's layout when it is opened
+for writing.
 
-Files written before CallPair kept each pair's first_seen, last_seen, protocols
+Bucket keys: files written before `ladybug_schema.key_of` stored each CallBucket's
+key in a STRING column. Every part of the key is a column of its own, so the
+column is dropped (`drop_bucket_key`); nothing is lost. A read-only open leaves
+it: no statement reads it.
+
+Pair bounds: files written before CallPair kept each pair's first_seen, last_seen, protocols
 and naming on its CALLS relationship. Opening such a file for writing moves
 them, in one transaction: the CallPair table is created, one node per
 relationship written (id from `ladybug_schema.pair_ids`), the relationship
@@ -33,6 +39,22 @@ PAIRS_COPY = (
     "LOAD FROM $rows CREATE (:CallPair {"
     + ", ".join(f"{name}: {name}" for name in q.PAIR_COLUMNS.names) + "})"
 )
+
+
+def bucket_key_stored(conn: Conn) -> bool:
+    """Whether CallBucket still has the `key` column of the layout before `key_of`."""
+    return any(row[1] == "key" for row in conn.execute(q.BUCKET_TABLE_INFO).get_all())
+
+
+def drop_bucket_key(conn: Conn, path: Path) -> None:
+    """Drop CallBucket's stored key (its parts are columns); the file is unchanged on
+    failure."""
+    try:
+        conn.execute("ALTER TABLE CallBucket DROP key")
+    except RuntimeError as exc:
+        raise StoreError(
+            f"embedded store {path}: dropping the CallBucket key column (its parts are "
+            f"columns of their own) failed; the file is unchanged: {exc}") from exc
 
 
 def pairs_on_relationships(conn: Conn, tables: set[str]) -> list[str]:

@@ -29,13 +29,16 @@ STATUS = tuple(f"s{i}" for i in range(STATUS_CLASSES))
 # pairs' `last_seen` is written by nearly every batch (docs/storage.md).
 # CallBucket's primary key is `id`, a 63-bit hash of the string key (`bucket_ids`):
 # an INT64 hash index costs the COPY's commit checkpoint and every lookup by key
-# about half of what the STRING one did (docs/storage.md). The key stays a column.
+# about half of what the STRING one did (docs/storage.md). The key itself is not
+# stored: it is made of other columns (`key_of`). A STRING column holding a
+# distinct value per row kept about 40 bytes a row of LadybugDB's memory after
+# the commit, 0.4 MB for every minute of buckets (docs/delivery.md).
 SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS Service("
     "id STRING PRIMARY KEY, name STRING, namespace STRING, cluster STRING, kind STRING, "
     "labels STRING[], first_seen INT64, last_seen INT64)",
     "CREATE NODE TABLE IF NOT EXISTS CallBucket("
-    "id INT64 PRIMARY KEY, key STRING, client STRING, server STRING, width INT64, bucket INT64, "
+    "id INT64 PRIMARY KEY, client STRING, server STRING, width INT64, bucket INT64, "
     "protocol STRING, method STRING, path STRING, requests INT64, errors INT64, "
     "latency_sum DOUBLE, " + ", ".join(f"{name} INT64" for name in (*HIST, *STATUS))
     + ", exemplars STRING[], naming STRING, sid INT64)",
@@ -52,6 +55,17 @@ def bucket_ids(keys: Iterable[str]) -> list[int]:
     from_bytes = int.from_bytes
     return [from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
             for key in keys]
+
+
+# CallBucket.key's parts, in its order, as expressions of the node's columns
+_KEY_PARTS = ("{v}.client", "{v}.server", "CAST({v}.width AS STRING)",
+              "CAST({v}.bucket AS STRING)", "{v}.protocol", "{v}.method", "{v}.path")
+
+
+def key_of(var: str) -> str:
+    """The expression of a CallBucket's key (`CallBucket.key`) from its columns, for
+    the node bound to `var` (a variable of the statement's own, never user text)."""
+    return "(" + " + '|' + ".join(part.format(v=var) for part in _KEY_PARTS) + ")"
 
 
 def pair_ids(pairs: Iterable[tuple[str, str]]) -> list[int]:
@@ -71,10 +85,10 @@ SERVICE_COLUMNS = pa.schema([
     ("first_seen", pa.int64()), ("last_seen", pa.int64()),
 ])
 BUCKET_COLUMNS = pa.schema([
-    ("id", pa.int64()), ("key", pa.string()), ("client", pa.string()), ("server", pa.string()),
-    ("width", pa.int64()), ("bucket", pa.int64()), ("protocol", pa.string()),
-    ("method", pa.string()), ("path", pa.string()), ("requests", pa.int64()),
-    ("errors", pa.int64()), ("latency_sum", pa.float64()),
+    ("id", pa.int64()), ("client", pa.string()), ("server", pa.string()), ("width", pa.int64()),
+    ("bucket", pa.int64()), ("protocol", pa.string()), ("method", pa.string()),
+    ("path", pa.string()), ("requests", pa.int64()), ("errors", pa.int64()),
+    ("latency_sum", pa.float64()),
     *((name, pa.int64()) for name in (*HIST, *STATUS)),
     ("exemplars", pa.list_(pa.string())), ("naming", pa.string()), ("sid", pa.int64()),
 ])
@@ -83,7 +97,6 @@ PAIR_COLUMNS = pa.schema([
     ("first_seen", pa.int64()), ("last_seen", pa.int64()),
     ("protocols", pa.list_(pa.string())), ("naming", pa.string()),
 ])
-KEY_COLUMNS = pa.schema([("key", pa.string())])
 
 # Batch ids travel as a list parameter, not an arrow table: a statement over an
 # arrow table is prepared anew for every table (about 1 ms each), one over a list
@@ -114,7 +127,7 @@ BUCKET_SET = ("exemplars", "naming")
 # whether their naming stays, and the stored exemplars where the incoming row
 # brings some and there is room for them.
 BUCKETS_EXISTING = (
-    "LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN i, e.key = key AS same_key, "
+    f"LOAD FROM $rows MATCH (e:CallBucket {{id: id}}) RETURN i, {key_of('e')} = key AS same_key, "
     "e.naming = naming AS same_naming, "
     f"CASE WHEN nex > 0 AND size(e.exemplars) < {MAX_EXEMPLARS} THEN e.exemplars END "
     "AS exemplars"

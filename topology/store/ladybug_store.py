@@ -129,13 +129,16 @@ class LadybugStore(GraphStore):
         """Refuse a file whose CallBucket table has an older layout: the list columns
         (hist, status) of the first one, or the STRING primary key `key` without the
         INT64 `id` of the second; every statement of this version finds buckets by id
-        and reads the scalar counters (h0.., s0..). Pair bounds kept on the CALLS
-        relationships (the layout before CallPair) are moved into CallPair nodes when
-        the file is opened for writing (`ladybug_migrate`), refused otherwise."""
+        and reads the scalar counters (h0.., s0..). A file opened for writing loses
+        its stored bucket keys, made of other columns since (`ladybug_migrate`). Pair
+        bounds kept on the CALLS relationships (the layout before CallPair) are moved
+        into CallPair nodes when the file is opened for writing, refused otherwise."""
         conn = self._writer
         tables = {row[1] for row in conn.execute(q.SHOW_TABLES).get_all()}
         if "CallBucket" in tables:
             self._check_buckets(conn)
+            if not self._read_only and ladybug_migrate.bucket_key_stored(conn):
+                ladybug_migrate.drop_bucket_key(conn, self.path)
         fields = ladybug_migrate.pairs_on_relationships(conn, tables)
         if fields:
             if self._read_only:

@@ -79,7 +79,7 @@ STATE_SET = (
 )
 EXPIRE = "MATCH (t:CallTier) WHERE t.bucket < $low DELETE t RETURN count(*) AS n"
 BUCKETS_EXISTING = (  # CallBucket is keyed by id, a hash of the key (ladybug_schema)
-    "LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN e.key AS key, "
+    "LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN e.id AS id, "
     "e.client AS client, e.server AS server, e.width AS width, e.bucket AS bucket, "
     "e.protocol AS protocol, e.method AS method, e.path AS path, e.naming AS naming, "
     "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
@@ -253,15 +253,15 @@ class Tiers:
         late = [b for b in incoming if b.width < 3600 and low <= b.bucket < high]
         if not late:
             return 0
-        keys = [b.key for b in late]
+        ids = bucket_ids(b.key for b in late)
         result = conn.execute(BUCKETS_EXISTING, {"rows": pa.table(
-            {"id": pa.array(bucket_ids(keys), pa.int64())})})
+            {"id": pa.array(ids, pa.int64())})})
         names = result.get_column_names()
         stored = {r[0]: _grouped(dict(zip(names, r, strict=True))) for r in result.get_all()}
         parts = []
-        for bucket, bucket_key in zip(late, keys, strict=True):
+        for bucket, bucket_id in zip(late, ids, strict=True):
             row = _bucket_part(bucket)
-            old = stored.get(bucket_key)
+            old = stored.get(bucket_id)
             naming = row["naming"] or (old["naming"] if old else row["naming"])
             if old is not None and old["naming"] != naming:
                 parts.append(_part(old, sign=-1))

@@ -9,6 +9,7 @@ import pytest
 from topology import histogram
 from topology.model import HOUR, Batch, CallBucket, Service, workload_id
 from topology.store.base import GraphStore
+from topology.store.ladybug_schema import key_of
 from topology.store.statement import Statement
 
 T0 = 1_700_000_000 - 1_700_000_000 % HOUR  # an hour boundary
@@ -32,14 +33,17 @@ def bucket(client: Service, server: Service, start: int, *durations: float,
 
 
 _BUCKET_FIELDS = (
-    "MATCH (e:CallBucket) RETURN e.key AS key, e.width AS width, e.bucket AS bucket, "
+    " AS key, e.width AS width, e.bucket AS bucket, "
     "e.requests AS requests, e.errors AS errors, e.latency_sum AS latency_sum, "
 )
-# Neo4j keeps list properties; LadybugDB scalar columns (docs/storage.md).
+# Neo4j keeps list properties and the key; LadybugDB scalar columns, and the key's
+# parts (docs/storage.md).
 BUCKETS = Statement(
     "test.buckets",
-    _BUCKET_FIELDS + "e.hist AS hist, e.status AS status, e.exemplars AS exemplars",
-    _BUCKET_FIELDS + "[" + ", ".join(f"e.h{i}" for i in range(histogram.BIN_COUNT))
+    "MATCH (e:CallBucket) RETURN e.key" + _BUCKET_FIELDS
+    + "e.hist AS hist, e.status AS status, e.exemplars AS exemplars",
+    f"MATCH (e:CallBucket) RETURN {key_of('e')}" + _BUCKET_FIELDS
+    + "[" + ", ".join(f"e.h{i}" for i in range(histogram.BIN_COUNT))
     + "] AS hist, [" + ", ".join(f"e.s{i}" for i in range(6))
     + "] AS status, e.exemplars AS exemplars",
 )

@@ -33,9 +33,11 @@ STRING_KEY_CALLBUCKET = (  # scalar counters, keyed by the STRING key (no INT64 
     + ", exemplars STRING[], naming STRING, sid INT64)"
 )
 ROWS_OF_KEY = Statement.same(
-    "test.bucket_of_key", "MATCH (e:CallBucket) WHERE e.key = $key RETURN e.id AS id")
+    "test.bucket_of_key",
+    f"MATCH (e:CallBucket) WHERE {ladybug_schema.key_of('e')} = $key RETURN e.id AS id")
 ROWS = Statement.same(
-    "test.bucket_rows", "MATCH (e:CallBucket) RETURN e.key AS key, e.id AS id, e.sid AS sid, "
+    "test.bucket_rows", f"MATCH (e:CallBucket) RETURN {ladybug_schema.key_of('e')} AS key, "
+    "e.id AS id, e.sid AS sid, "
     "e.client AS client, e.server AS server, e.protocol AS protocol, e.path AS path, "
     "e.requests AS requests, e.naming AS naming, e.exemplars AS exemplars, "
     + ", ".join(f"e.h{i} AS h{i}" for i in range(histogram.BIN_COUNT)) + ", "
@@ -108,8 +110,10 @@ def test_a_key_whose_id_a_stored_bucket_of_another_key_has_is_refused(
     id but another key must not be added into; the batch is refused and rolled back."""
     row = call(1, 0)
     other = ladybug.Connection(embedded_store._db)
-    other.execute("CREATE (:CallBucket {id: $id, key: 'another key', requests: 5})",
-                  {"id": ladybug_schema.bucket_ids([row.key])[0]})
+    other.execute("CREATE (:CallBucket {id: $id, client: 'another', server: 'x', "
+                  "width: 60, bucket: $bucket, protocol: 'http', method: 'GET', path: '/', "
+                  "requests: 5})",
+                  {"id": ladybug_schema.bucket_ids([row.key])[0], "bucket": row.bucket})
     other.close()
     with pytest.raises(StoreError, match="same 63-bit id"):
         embedded_store.apply(Batch("clash", [], [row]), now=T0)

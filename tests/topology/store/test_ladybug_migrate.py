@@ -1,12 +1,15 @@
-"""Files whose pair bounds live on the CALLS relationships (before CallPair)."""
+"""Files of older layouts: pair bounds on the CALLS relationships (before CallPair),
+and bucket keys stored in a column (before `ladybug_schema.key_of`)."""
 
 from __future__ import annotations
 
 import ladybug
+import pyarrow as pa
 import pytest
 
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
+from topology.store import ladybug_buckets
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
 from topology.store.ladybug_store import LadybugStore
@@ -111,3 +114,62 @@ def test_calls_with_only_some_pair_properties_are_refused(settings: Settings) ->
     assert [row[1] for row in conn.execute(q.CALLS_TABLE_INFO).get_all()] == ["last_seen"]
     conn.close()
     reopened.close()
+
+
+BUCKETS = Statement.same(
+    "test.bucket_requests",
+    f"MATCH (e:CallBucket) RETURN {q.key_of('e')} AS key, e.requests AS requests ORDER BY key")
+
+
+def bucket(minute: int) -> CallBucket:
+    row = CallBucket("process:h/a", "process:h/b", T0 + 60 * minute, 60, "http", "GET", "/x")
+    row.record(1.0, error=False, status=200)
+    return row
+
+
+def stored_key_file(settings: Settings) -> list[CallBucket]:
+    """A store file as the version before `key_of` wrote it: CallBucket keeps its key."""
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    for text in q.SCHEMA:
+        conn.execute(text)
+    conn.execute("ALTER TABLE CallBucket ADD key STRING")
+    buckets = [bucket(0), bucket(1)]
+    rows = ladybug_buckets.table(buckets, q.bucket_ids(b.key for b in buckets))
+    rows = rows.append_column("key", pa.array([b.key for b in buckets], pa.string()))
+    conn.execute("LOAD FROM $rows CREATE (:CallBucket {"
+                 + ", ".join(f"{name}: {name}" for name in rows.column_names) + "})",
+                 {"rows": rows})
+    conn.close()
+    db.close()
+    return buckets
+
+
+def bucket_columns(store: LadybugStore) -> set[str]:
+    return {row[1] for row in store._reader().execute(q.BUCKET_TABLE_INFO).get_all()}
+
+
+def test_opening_for_writing_drops_the_stored_bucket_key(settings: Settings) -> None:
+    old = stored_key_file(settings)
+    store = LadybugStore(settings)
+    try:
+        store.init_schema()
+        assert bucket_columns(store) == set(q.BUCKET_COLUMNS.names)
+        assert store.read(BUCKETS) == [{"key": b.key, "requests": 1} for b in old]
+        # and the old rows are found by id and added into, not created again
+        store.apply(Batch("again", [], [bucket(0)]), now=T0)
+        assert store.read(BUCKETS) == [{"key": b.key, "requests": 2 - n}
+                                       for n, b in enumerate(old)]
+    finally:
+        store.close()
+
+
+def test_a_read_only_open_reads_a_file_with_stored_bucket_keys(settings: Settings) -> None:
+    old = stored_key_file(settings)
+    store = LadybugStore(settings, read_only=True)
+    try:
+        assert store.read(BUCKETS) == [{"key": b.key, "requests": 1} for b in old]
+        assert "key" in bucket_columns(store)  # left: a read-only open changes nothing
+    finally:
+        store.close()
