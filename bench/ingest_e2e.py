@@ -22,11 +22,12 @@ edges per minute at its 50,000 events/s target. Prints:
   of all together (target < 300 MB); and the peak of their summed
   proportional set sizes (PSS), which counts a page they share once;
 * freshness at rest: publish of one small batch to it being applied;
-* a check that the store's request total equals the events sent.
+* a check that the store's request total equals the events sent (and, when
+  it does not, each simulated minute whose total differs).
 
 Run: .venv/bin/python bench/ingest_e2e.py [--events N] [--batch-size B] [--rate EV_PER_S]
      [--threads N] [--build-processes N] [--buffer-pool-mb N] [--group-linger S]
-     [--keep-log FILE]
+     [--stream] [--keep-log FILE]
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ SERVICES = 400
 T0 = 1_763_700_000.0
 # The `topology` console command of this interpreter's environment, as a user runs it.
 COMMAND = Path(sys.executable).with_name("topology")
-TOTAL = Statement.same("bench.total", "MATCH (e:CallBucket) RETURN sum(e.requests) AS n")
+PER_MINUTE = Statement.same(
+    "bench.per_minute",
+    "MATCH (e:CallBucket) RETURN e.bucket - e.bucket % 60 AS minute, sum(e.requests) AS n")
 
 
 def _workload(i: int) -> dict[str, Any]:
@@ -103,6 +106,13 @@ def iter_batches(events: int, batch_size: int, per_minute: int,
         if first == 0:
             payload["endpoints"] = leases
         yield payload
+
+
+def _count_minutes(calls: list[dict[str, Any]], into: dict[int, int]) -> None:
+    """Add the calls to their minute's count (a minute: its start, epoch seconds)."""
+    for call in calls:
+        minute = int(call["timestamp"]) // 60 * 60
+        into[minute] = into.get(minute, 0) + 1
 
 
 def _proc_mb(pid: int, name: str, field: str) -> float:
@@ -253,11 +263,20 @@ def main() -> None:
     parser.add_argument("--group-linger", type=float,
                         help="TOPOLOGY_INGEST_GROUP_LINGER of the worker in seconds"
                              " (default: its own)")
+    parser.add_argument("--stream", action="store_true",
+                        help="make each batch as it is published instead of all before the"
+                        " run (for runs too long to hold in memory; the publisher then"
+                        " takes CPU from the worker)")
     parser.add_argument("--keep-log", type=Path,
                         help="copy the worker's log here (it is removed with the store)")
     args = parser.parse_args()
 
-    batches = make_batches(args.events, args.batch_size, args.events_per_minute)
+    count = -(-args.events // args.batch_size)
+    batches: Iterable[dict[str, Any]] = (
+        iter_batches(args.events, args.batch_size, args.events_per_minute) if args.stream
+        else make_batches(args.events, args.batch_size, args.events_per_minute))
+    probe_calls: list[dict[str, Any]] = []
+    sent_per_minute: dict[int, int] = {}
     work = Path(tempfile.mkdtemp(prefix="topology-bench-"))
     server = ValkeyServer(config={"maxmemory-policy": "noeviction"})
     server.start()
@@ -299,10 +318,14 @@ def main() -> None:
                 delay = started + n * args.batch_size / args.rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
+            if not probe_calls:
+                probe_calls = payload["calls"][:10]
+                _count_minutes(probe_calls, sent_per_minute)
+            _count_minutes(payload["calls"], sent_per_minute)
             sent[payload["batch_id"]] = time.time()
             publish(app, payload)
         published = time.perf_counter() - started
-        _wait_applied(log, 1 + len(batches), args.timeout)
+        _wait_applied(log, 1 + count, args.timeout)
         elapsed = time.perf_counter() - started
         cpu = _tree_cpu_s(proc.pid) - cpu_before
         main_cpu = _cpu_s(proc.pid) - main_before
@@ -310,8 +333,8 @@ def main() -> None:
         sampler.join()
 
         probe = time.perf_counter()
-        publish(app, {"batch_id": "fresh", "agent": "bench", "calls": batches[0]["calls"][:10]})
-        _wait_applied(log, 2 + len(batches), 120)
+        publish(app, {"batch_id": "fresh", "agent": "bench", "calls": probe_calls})
+        _wait_applied(log, 2 + count, 120)
         freshness = time.perf_counter() - probe
 
         task_times = [float(t) for t in re.findall(r"succeeded in ([0-9.]+)s",
@@ -329,7 +352,8 @@ def main() -> None:
         app.close()
         server.stop()
     with LadybugStore(settings, read_only=True) as store:
-        stored = store.read(TOTAL)[0]["n"]
+        stored_per_minute = {row["minute"]: row["n"] for row in store.read(PER_MINUTE)}
+    stored = sum(stored_per_minute.values())
     if args.keep_log:
         shutil.copy(log, args.keep_log)
     shutil.rmtree(work, ignore_errors=True)
@@ -340,7 +364,7 @@ def main() -> None:
     stages = re.findall(r"ingest batch bench-\d+: timings: queue ([0-9.]+)s, build ([0-9.]+)s,"
                         r" commit ([0-9.]+)s", log_text)
     minutes = -(-args.events // args.events_per_minute)
-    print(f"events: {args.events} in {len(batches)} batches of {args.batch_size}; "
+    print(f"events: {args.events} in {count} batches of {args.batch_size}; "
           f"{EDGES} distinct edges per simulated minute of {args.events_per_minute} events;"
           f" {minutes} simulated minute(s)")
     if minutes == 1:
@@ -380,6 +404,10 @@ def main() -> None:
     print(f"freshness at rest (publish -> applied): {freshness:.2f} s  target <= 10 s")
     print(f"store total requests {stored} vs sent {expected}: "
           f"{'exact' if stored == expected else 'MISMATCH'}")
+    for minute in sorted(set(sent_per_minute) | set(stored_per_minute)):
+        had, sent_n = stored_per_minute.get(minute, 0), sent_per_minute.get(minute, 0)
+        if had != sent_n:
+            print(f"  simulated minute {(minute - T0) / 60:.0f}: stored {had}, sent {sent_n}")
 
 
 if __name__ == "__main__":
