@@ -6,8 +6,9 @@ committed writes: a writer adding to 8,000 bucket rows per transaction, with
 one other thread reading batch markers meanwhile, had rows missing or
 counted twice within one to three simulated minutes, and the wrong counts
 were in the file when it was opened again. With the reads kept out of every
-checkpoint (auto-checkpoint off and CHECKPOINT run alone, or this gate),
-forty minutes of the same load were exact (docs/storage.md).
+checkpoint (CHECKPOINT run alone, or this gate) the same load was exact, and
+so were `topology worker` runs of 60 and 540 simulated minutes that had lost
+writes before (docs/storage.md, docs/delivery.md).
 
 A COMMIT checkpoints when the write-ahead log has grown past LadybugDB's
 threshold, so every COMMIT (and every statement that commits on its own)
