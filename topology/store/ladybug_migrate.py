@@ -35,22 +35,19 @@ PAIR_IDS_SET = (
     "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
     "SET r.pid = id"
 )
+# CallBucket's column of the layout before `key_of`
+STORED_KEY = "key"
 PAIRS_COPY = (
     "LOAD FROM $rows CREATE (:CallPair {"
     + ", ".join(f"{name}: {name}" for name in q.PAIR_COLUMNS.names) + "})"
 )
 
 
-def bucket_key_stored(conn: Conn) -> bool:
-    """Whether CallBucket still has the `key` column of the layout before `key_of`."""
-    return any(row[1] == "key" for row in conn.execute(q.BUCKET_TABLE_INFO).get_all())
-
-
 def drop_bucket_key(conn: Conn, path: Path) -> None:
     """Drop CallBucket's stored key (its parts are columns); the file is unchanged on
     failure."""
     try:
-        conn.execute("ALTER TABLE CallBucket DROP key")
+        conn.execute(f"ALTER TABLE CallBucket DROP {STORED_KEY}")
     except RuntimeError as exc:
         raise StoreError(
             f"embedded store {path}: dropping the CallBucket key column (its parts are "

@@ -136,8 +136,8 @@ class LadybugStore(GraphStore):
         conn = self._writer
         tables = {row[1] for row in conn.execute(q.SHOW_TABLES).get_all()}
         if "CallBucket" in tables:
-            self._check_buckets(conn)
-            if not self._read_only and ladybug_migrate.bucket_key_stored(conn):
+            columns = self._check_buckets(conn)
+            if not self._read_only and ladybug_migrate.STORED_KEY in columns:
                 ladybug_migrate.drop_bucket_key(conn, self.path)
         fields = ladybug_migrate.pairs_on_relationships(conn, tables)
         if fields:
@@ -145,7 +145,8 @@ class LadybugStore(GraphStore):
                 raise ladybug_migrate.refuse_read_only(self.path)
             ladybug_migrate.move_pair_bounds(Writer(conn), self.path, fields)
 
-    def _check_buckets(self, conn: ladybug.Connection) -> None:
+    def _check_buckets(self, conn: ladybug.Connection) -> set[str]:
+        """CallBucket's columns, once the layout is known to be one this version reads."""
         info = conn.execute(q.BUCKET_TABLE_INFO).get_all()
         columns = {row[1] for row in info}
         primary = [row[1] for row in info if row[4]]
@@ -160,6 +161,7 @@ class LadybugStore(GraphStore):
                 "columns). Move the file away (or point TOPOLOGY_DATA_DIR elsewhere) to "
                 "start an empty store; its data cannot be read by this version"
             )
+        return columns
 
     def init_schema(self) -> None:
         with self._write_lock:
