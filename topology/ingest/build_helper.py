@@ -12,11 +12,14 @@ the worker's `Settings`; each later one is a job, `("payload", raw)` or
 * `("error", exception, traceback text)`: what `prepare` raised
   (InvalidBatch, or anything else), re-raised in the worker.
 
-It imports only what a build needs: Redis, the typed records (msgspec),
-resolution and the path folder. Not claims.py, whose module imports kombu
-(about 2.5 MB of RSS here): the worker maps "gone" and "unreadable" to
-claims' exceptions, and `schema.decode` words an undecodable payload as
-`claims.decode` does (both call `schema.stored_json`).
+It imports only what a build needs: a Redis client, the typed records
+(msgspec), resolution and the path folder. The client is redis_lite.py's,
+not redis-py, which imports asyncio and ssl (18 MB of RSS, redis_lite.py),
+unless the worker's URL asks for what only redis-py does (TLS, options).
+Not claims.py either, whose module imports kombu (about 2.5 MB of RSS
+here): the worker maps "gone" and "unreadable" to claims' exceptions, and
+`schema.decode` words an undecodable payload as `claims.decode` does (both
+call `schema.stored_json`).
 
 The helper ends when the worker closes its end (EOF between jobs, or a broken
 pipe when answering) and, checked every second, when the worker is gone
@@ -34,9 +37,8 @@ import time
 import traceback
 from typing import Any
 
-import redis
-
-from topology.ingest import frames, gctune
+from topology import malloctune
+from topology.ingest import frames, gctune, redis_lite
 from topology.ingest.dns import RedisDnsStore
 from topology.ingest.leases import RedisLeaseStore
 from topology.ingest.paths import PathFolder
@@ -47,6 +49,17 @@ from topology.settings import Settings
 ORPHAN_CHECK = 1.0  # seconds between the helper's checks that its worker lives
 
 
+def redis_client(url: str) -> tuple[Any, tuple[type[Exception], ...]]:
+    """A client for `url` and the errors it raises: redis_lite's where it reads the
+    URL, else redis-py's."""
+    try:
+        return redis_lite.Client.from_url(url), (redis_lite.RedisError,)
+    except ValueError:
+        import redis
+
+        return redis.Redis.from_url(url), (redis.RedisError,)
+
+
 class Builder:
     """What one helper keeps between batches: Redis-backed leases and DNS answers
     (with their snapshot caches) and the path folder's memo."""
@@ -54,9 +67,9 @@ class Builder:
     def __init__(self, settings: Settings) -> None:
         if settings.redis_url is None:
             raise ValueError("a build helper needs the worker's Redis URL (settings.redis_url)")
-        client = self.client = redis.Redis.from_url(settings.redis_url)
-        self.leases = RedisLeaseStore(client, settings.batch_marker_retention, time.time)
-        self.dns = RedisDnsStore(client, settings.dns_retention, time.time)
+        self.client, self.redis_errors = redis_client(settings.redis_url)
+        self.leases = RedisLeaseStore(self.client, settings.batch_marker_retention, time.time)
+        self.dns = RedisDnsStore(self.client, settings.dns_retention, time.time)
         self.folder = PathFolder()
         self.width = settings.bucket_width
 
@@ -72,7 +85,7 @@ class Builder:
                 raise ValueError(f"build helper: unknown job kind {kind!r}")
             try:
                 raw = self.client.get(arg)
-            except redis.RedisError as exc:
+            except self.redis_errors as exc:
                 return ("unreadable", f"cannot read {arg}: {exc!r}")
             if raw is None:
                 return ("gone", arg)
@@ -129,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C reaches the terminal's whole process group: the worker decides when to
     # stop, and its helper finishes the batch in hand and exits on EOF.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    malloctune.tune(os.environ)  # a batch's multi-MB buffers go back to the system when freed
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
                      name="exit-with-worker").start()
     with socket.socket(fileno=int(args[0])) as sock:

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from tests.topology.ingest.delivery_helpers import batch
-from topology.ingest import claims, offload
+from topology.ingest import claims, offload, redis_lite
 from topology.ingest.dns import RedisDnsStore
 from topology.ingest.leases import RedisLeaseStore
 from topology.ingest.offload import BuildPool, BuildPoolBroken
@@ -140,14 +140,14 @@ def test_a_helper_leaves_ctrl_c_to_its_worker(pool: BuildPool) -> None:
 
 
 def test_another_error_in_the_helper_keeps_its_type_and_message() -> None:
-    """Redis gone while resolving a batch handed over as bytes: redis' own error,
-    with the helper's traceback as its cause."""
+    """Redis gone while resolving a batch handed over as bytes: the helper's Redis
+    client's own error (redis_lite.py), with the helper's traceback as its cause."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     pool = BuildPool(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
     try:
-        with pytest.raises(redis.ConnectionError, match=f"127.0.0.1:{port}") as caught:
+        with pytest.raises(redis_lite.ConnectionFailed, match=f"127.0.0.1:{port}") as caught:
             pool.prepare(claims.encode(batch("b-6", 10)))
     finally:
         pool.close()
@@ -207,7 +207,8 @@ def test_bad_process_count_names_the_variable(raw: str) -> None:
 
 
 HEAVY = ("pyarrow", "numpy", "ladybug", "kombu", "celery", "billiard", "yaml",
-         "multiprocessing", "concurrent.futures.process", "jsonschema")
+         "multiprocessing", "concurrent.futures.process", "jsonschema", "redis", "asyncio",
+         "ssl")
 
 HELPER_AFTER_A_BATCH = """
 import json, socket, sys, threading
@@ -229,8 +230,9 @@ print(sorted(sys.modules))
 
 
 def test_a_build_helper_imports_only_what_a_build_needs(redis_url: str) -> None:
-    """pyarrow (with numpy) and ladybug would add about 40 MB to a helper's RSS, kombu
-    (and yaml with it), celery and multiprocessing a few more, all for nothing."""
+    """pyarrow (with numpy) and ladybug would add about 40 MB to a helper's RSS,
+    redis-py (with asyncio and ssl) 18 MB, kombu (and yaml with it), celery and
+    multiprocessing a few more, all for nothing."""
     code = ("import sys, topology.ingest.build_helper; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -1,4 +1,5 @@
-"""Lease and DNS stores: one set of tests, both implementations (memory, real Redis)."""
+"""Lease and DNS stores: one set of tests, both implementations (memory, real Redis through
+redis-py and through the build helper's own client)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import redis
 from tests.topology.ingest.conftest import Clock
 from topology.ingest.dns import DnsStore, MemoryDnsStore, RedisDnsStore
 from topology.ingest.leases import Lease, LeaseStore, MemoryLeaseStore, RedisLeaseStore
+from topology.ingest.redis_lite import Client
 
 KEEP = 3600.0
 
@@ -22,7 +24,7 @@ def endpoint(ip: str, name: str, start: float, end: float | None = None,
     return Lease.from_endpoint(data)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis_lite"])
 def stores(request: pytest.FixtureRequest) -> Iterator[tuple[Callable[[], LeaseStore],
                                                              Callable[[float], DnsStore],
                                                              Clock]]:
@@ -31,7 +33,9 @@ def stores(request: pytest.FixtureRequest) -> Iterator[tuple[Callable[[], LeaseS
         yield (lambda: MemoryLeaseStore(KEEP, clock),
                lambda retention: MemoryDnsStore(retention, clock), clock)
         return
-    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    url = request.getfixturevalue("redis_url")
+    # redis_lite: the build helper's client (build_helper.py)
+    client = redis.Redis.from_url(url) if request.param == "redis" else Client.from_url(url)
     yield (lambda: RedisLeaseStore(client, KEEP, clock),
            lambda retention: RedisDnsStore(client, retention), clock)
     client.close()
