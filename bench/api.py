@@ -63,7 +63,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
-import httpx
+import httpx2
 
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [e for e in sys.path if Path(e or ".").resolve() != Path(__file__).parent]
@@ -183,9 +183,9 @@ def over_http(
     try:
         for _ in range(600):
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 time.sleep(0.1)
         body = {"query": OPERATION, "operationName": "ServiceMap",
                 "variables": {"window": window}}
@@ -248,7 +248,7 @@ def _stdlib_poster(port: int, body: dict) -> Poster:
 
 
 def _httpx_poster(url: str, body: dict) -> Poster:
-    client = httpx.Client(base_url=url, timeout=120)
+    client = httpx2.Client(base_url=url, timeout=120)
 
     def post() -> tuple[int, bytes]:
         response = client.post("/graphql", json=body)

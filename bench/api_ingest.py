@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any
 
-import httpx
+import httpx2
 
 START = "from topology.cli_serve import serve; serve(prog_name='topology serve')"
 
@@ -58,16 +58,16 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], deadline: float) -> 
         if proc.poll() is not None:
             raise SystemExit("the server exited at start")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             time.sleep(0.1)
     raise SystemExit("the server did not answer /healthz in time")
 
 
 def _client(base: str, payloads: list[dict[str, Any]], latencies: list[float],
             retries: list[int]) -> None:
-    with httpx.Client(base_url=base, timeout=60) as http:
+    with httpx2.Client(base_url=base, timeout=60) as http:
         for payload in payloads:
             while True:
                 started = time.perf_counter()

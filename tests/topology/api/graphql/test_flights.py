@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -155,8 +155,8 @@ async def two_requests(case: Second, golden: tuple[Settings, GraphStore],
     flights = build_graphql_app(settings, gate, clock=lambda: now[0],
                                 writes=writes if case.writes_known else None)
     app = As(Starlette(routes=[Route("/graphql", flights, methods=["POST"])]))
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+    transport = httpx2.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx2.AsyncClient(transport=transport, base_url="http://api") as client:
         mine = case.variables or MAP
         theirs = case.other or mine
         first = asyncio.ensure_future(client.post("/graphql", json=body(mine),
@@ -195,8 +195,8 @@ def test_nothing_is_kept_after_an_execution(golden: tuple[Settings, GraphStore])
     app = As(Starlette(routes=[Route("/graphql", flights, methods=["POST"])]))
 
     async def twice() -> list[bytes]:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        transport = httpx2.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx2.AsyncClient(transport=transport, base_url="http://api") as client:
             return [(await client.post("/graphql", json=body(MAP))).content for _ in range(2)]
 
     first, second = asyncio.run(twice())

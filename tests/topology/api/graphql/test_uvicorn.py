@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-import httpx
+import httpx2
 import uvicorn
 
 from tests.topology.api.graphql.support import ADMIN, WINDOW_A, operations
@@ -29,7 +29,7 @@ def test_service_map_over_uvicorn(golden: tuple[Settings, GraphStore]) -> None:
         while not server.started:
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.05)
-        response = httpx.post(
+        response = httpx2.post(
             f"http://127.0.0.1:{port}/graphql", headers={"Authorization": f"Bearer {ADMIN}"},
             json={"query": operations()["ServiceMap"], "operationName": "ServiceMap",
                   "variables": {"window": WINDOW_A}}, timeout=30)
