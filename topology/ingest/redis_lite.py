@@ -22,6 +22,7 @@ has to change).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -222,9 +223,10 @@ class Pipeline:
     def __init__(self, client: Client) -> None:
         self._client = client
         self._commands: list[tuple[Any, ...]] = []
-        self._shapes: list[Any] = []
+        self._shapes: list[Callable[[Any], Any] | None] = []
 
-    def queue(self, command: tuple[Any, ...], shape: Any = None) -> Pipeline:
+    def queue(self, command: tuple[Any, ...],
+              shape: Callable[[Any], Any] | None = None) -> Pipeline:
         self._commands.append(command)
         self._shapes.append(shape)
         return self
