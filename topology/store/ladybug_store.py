@@ -12,6 +12,7 @@ has the figures).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,7 +42,15 @@ from topology.store.ladybug_once import Conn, Writer
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
 
+log = logging.getLogger(__name__)
+
 _TIER_STATE = Statement.same("tier_state", tiers.STATE)
+# Below this buffer pool LadybugDB 0.22 was seen to crash: with 64 MiB a process
+# writing 10,000 bucket rows a minute segfaulted when CallBucket passed one node
+# group (131,072 rows), store only or in the worker; 128 MiB ran nine hours of
+# data (docs/storage.md, "Buffer pool size"). Smaller pools are allowed (tests use
+# them to exhaust the pool on purpose) but warned about.
+SMALLEST_SAFE_POOL_MB = 128
 # Files opened for writing by this process. LadybugDB's file lock keeps other
 # processes out but lets a second Database in the same process open the file;
 # the writer's in-memory state (stored services and pairs, tier state, reader
@@ -58,6 +67,13 @@ class LadybugStore(GraphStore):
         self.path: Path = settings.embedded_path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._owned: Path | None = None if read_only else self._own(self.path.resolve())
+        pool_mb = settings.embedded_buffer_pool_mb
+        if 0 < pool_mb < SMALLEST_SAFE_POOL_MB:
+            log.warning(
+                "TOPOLOGY_EMBEDDED_BUFFER_POOL_MB=%d is below %d: with 64 MiB LadybugDB crashed"
+                " (segfault) once the minute buckets passed 131,072 rows; use at least %d, or 0"
+                " for LadybugDB's default (docs/storage.md, \"Buffer pool size\")",
+                pool_mb, SMALLEST_SAFE_POOL_MB, SMALLEST_SAFE_POOL_MB)
         try:
             self._db = ladybug.Database(
                 str(self.path), read_only=read_only,

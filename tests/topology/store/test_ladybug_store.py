@@ -302,3 +302,23 @@ def test_the_writer_runs_on_its_own_thread_count_and_readers_on_every_core(
         assert store.stats()["minute_buckets"] == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("pool_mb", "warned"), [
+    ("64", True),  # LadybugDB crashed with it (docs/storage.md, "Buffer pool size")
+    ("127", True),
+    ("128", False),
+    ("0", False),  # LadybugDB's own default
+])
+def test_a_buffer_pool_below_the_safe_size_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, pool_mb: str, warned: bool
+) -> None:
+    with caplog.at_level("WARNING", logger="topology.store.ladybug_store"):
+        store = LadybugStore(Settings.load({}, data_dir=str(tmp_path),
+                                           embedded_buffer_pool_mb=pool_mb))
+        store.close()
+    warnings = [r.getMessage() for r in caplog.records if "BUFFER_POOL_MB" in r.getMessage()]
+    assert warnings == ([f"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB={pool_mb} is below 128: with 64 MiB"
+                         " LadybugDB crashed (segfault) once the minute buckets passed 131,072"
+                         " rows; use at least 128, or 0 for LadybugDB's default"
+                         ' (docs/storage.md, "Buffer pool size")'] if warned else [])
