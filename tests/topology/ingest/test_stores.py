@@ -1,5 +1,5 @@
-"""Lease and DNS stores: one set of tests, both implementations (memory, real Redis through
-redis-py and through the build helper's own client)."""
+"""Lease and DNS stores: one set of tests for each backend (memory; real Redis through
+redis-py, and through the build helper's own client)."""
 
 from __future__ import annotations
 
