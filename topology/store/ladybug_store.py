@@ -154,12 +154,14 @@ class LadybugStore(GraphStore):
         if "CallBucket" in tables:
             columns = self._check_buckets(conn)
             if not self._read_only and ladybug_migrate.STORED_KEY in columns:
-                ladybug_migrate.drop_bucket_key(conn, self.path)
+                with self._gate.alone():  # the DDL commits on its own
+                    ladybug_migrate.drop_bucket_key(conn, self.path)
         fields = ladybug_migrate.pairs_on_relationships(conn, tables)
         if fields:
             if self._read_only:
                 raise ladybug_migrate.refuse_read_only(self.path)
-            ladybug_migrate.move_pair_bounds(Writer(conn), self.path, fields)
+            with self._gate.alone():  # its transaction commits
+                ladybug_migrate.move_pair_bounds(Writer(conn), self.path, fields)
 
     def _check_buckets(self, conn: ladybug.Connection) -> set[str]:
         """CallBucket's columns, once the layout is known to be one this version reads."""
