@@ -31,6 +31,7 @@ import store as bench  # bench/store.py: the same data
 from topology.settings import Settings
 from topology.store import ladybug_buckets as lb
 from topology.store import ladybug_schema as q
+from topology.store.ladybug_ids import bucket_ids
 from topology.store.ladybug_store import LadybugStore
 
 SMALL, LARGE = 10, 1_000
@@ -67,10 +68,11 @@ def main() -> None:
         def new_rows(n: int, minute: int) -> pa.Table:
             rows = bench.minute_rows(pairs[:n], minute, rng)
             keys = [b.key for b in rows]
-            return lb.table(rows, keys, q.bucket_ids(keys))
+            return lb.table(rows, keys, bucket_ids(keys, [b.bucket for b in rows]))
 
         def stored_ids(n: int) -> pa.Array:
-            return pa.array(q.bucket_ids(b.key for b in bench.minute_rows(pairs[:n], 0, rng)),
+            rows = bench.minute_rows(pairs[:n], 0, rng)
+            return pa.array(bucket_ids([b.key for b in rows], [b.bucket for b in rows]),
                             pa.int64())
 
         def pair_rows(n: int) -> pa.Table:

@@ -26,7 +26,8 @@ from queries.window import AGGREGATES, IN_WINDOW
 from topology import histogram
 from topology.store import tiers
 from topology.store.base import GraphStore
-from topology.store.ladybug_schema import bucket_ids, key_of
+from topology.store.ladybug_ids import bucket_ids
+from topology.store.ladybug_schema import key_of
 from topology.store.statement import Dialect, Statement
 
 SIDES = ("server", "client")  # served, else made
@@ -54,18 +55,20 @@ def _buckets(dialect: str, match: str) -> str:
 
 BUCKETS = Statement("health_buckets", *(_buckets(d, f"MATCH (k:CallBucket) WHERE {IN_WINDOW}")
                                         for d in ("neo4j", "ladybug")))
-# By key: the embedded store's CallBucket is keyed by an INT64 id, a hash of the key
-# (`ladybug_schema.bucket_ids`); Neo4j's by the key itself.
+# By key: the embedded store's CallBucket is keyed by an INT64 id made from the key and
+# its start (`ladybug_ids.bucket_ids`); Neo4j's by the key itself.
 BUCKETS_BY_KEY = Statement(
     "health_buckets_by_key",
     _buckets("neo4j", "UNWIND $keys AS wanted MATCH (k:CallBucket {key: wanted})"),
     _buckets("ladybug", "UNWIND $ids AS wanted MATCH (k:CallBucket {id: wanted})"))
 
 
-def by_key_params(dialect: Dialect, keys: Iterable[str]) -> dict[str, list]:
-    """The parameters of BUCKETS_BY_KEY for these bucket keys."""
+def by_key_params(dialect: Dialect, keys: Iterable[str], start: int) -> dict[str, list]:
+    """The parameters of BUCKETS_BY_KEY for these keys of buckets starting at `start`."""
     wanted = sorted(keys)
-    return {"ids": bucket_ids(wanted)} if dialect is Dialect.LADYBUG else {"keys": wanted}
+    if dialect is Dialect.LADYBUG:
+        return {"ids": bucket_ids(wanted, [start] * len(wanted))}
+    return {"keys": wanted}
 SERIES_NAMES = Statement.same(
     "health_series_names", f"MATCH (k:CallBucket) WHERE {IN_WINDOW} "
     "RETURN DISTINCT k.client AS client, k.server AS server, k.protocol AS protocol, "
@@ -135,9 +138,10 @@ def bucket_rows(
     store: GraphStore, runs: list[tuple[int, int]], wanted: set[int],
     keys: set[str] | None = None,
 ) -> dict[int, Rows] | None:
-    """Per start, its rows per bucket (only those of `keys` when given), every series
-    id named in `tiers.SERIES` (read from the buckets when unknown); None after a
-    collision of ids or for a bucket without one: read by the names then."""
+    """Per start, its rows per bucket (only those of `keys` when given: keys of buckets
+    starting where the one run starts), every series id named in `tiers.SERIES` (read
+    from the buckets when unknown); None after a collision of ids or for a bucket
+    without one: read by the names then."""
     registry = tiers.SERIES
     if registry.collided:
         return None
@@ -145,7 +149,8 @@ def bucket_rows(
     for since, until in runs:
         args = {"since": since, "until": until}
         table = (store.read_arrow(BUCKETS, args) if keys is None
-                 else store.read_arrow(BUCKETS_BY_KEY, by_key_params(store.dialect, keys)))
+                 else store.read_arrow(BUCKETS_BY_KEY,
+                                       by_key_params(store.dialect, keys, since)))
         if table.num_rows and table.column("id").null_count:
             return None
         bucket_keys = table.column("key").to_pylist() if table.num_rows else []

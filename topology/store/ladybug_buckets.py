@@ -21,6 +21,7 @@ import pyarrow as pa
 from topology.model import MAX_EXEMPLARS, CallBucket
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
+from topology.store.ladybug_ids import bucket_ids
 from topology.store.ladybug_once import Conn
 from topology.store.tiers import SERIES
 
@@ -86,7 +87,7 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
     (`rows.merge_buckets`)."""
     if not buckets:
         return
-    ids = q.bucket_ids(keys)
+    ids = bucket_ids(keys, [b.bucket for b in buckets])
     if len(set(ids)) < len(ids):
         _collision([k for k, n in zip(keys, ids, strict=True) if ids.count(n) > 1])
     probe = pa.table({
@@ -117,9 +118,9 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
 
 def _collision(keys: list[str]) -> None:
     raise StoreError(
-        f"bucket key {keys[0]!r} has the same 63-bit id as another bucket key "
-        "(CallBucket ids hash the key): refusing the write rather than adding the two "
-        "buckets up")
+        f"bucket key {keys[0]!r} has the same id as another bucket key (CallBucket ids "
+        "are 64 bits made from the key and its start, `ladybug_ids`): refusing the write "
+        "rather than adding the two buckets up")
 
 
 # Cost model of one additive SET statement, measured on LadybugDB 0.22 (2 cores):

@@ -13,10 +13,19 @@ relationship written (id from `ladybug_schema.pair_ids`), the relationship
 properties dropped and the pair id set on each relationship (`pid`). Nothing
 is lost, and a failure leaves the file as it was.
 A read-only open cannot change the file and refuses it instead.
+
+Bucket ids: files written before `ladybug_ids` keyed each CallBucket by a hash
+of its key alone. Opening such a file for writing gives every row its placed id
+(`place_bucket_ids`), start by start in ascending order, a transaction for a
+few starts at a time: nothing is lost, and an interrupted run is finished by the
+next open (the newest start's rows are moved last, and they tell). A read-only
+open leaves the ids: only writes and the writer's own cache reads look rows up
+by id.
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 from pathlib import Path
 
@@ -24,6 +33,7 @@ import pyarrow as pa
 
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
+from topology.store.ladybug_ids import bucket_ids
 from topology.store.ladybug_once import Conn
 
 OLD_PAIRS = (
@@ -37,6 +47,22 @@ PAIR_IDS_SET = (
 )
 # CallBucket's column of the layout before `key_of`
 STORED_KEY = "key"
+log = logging.getLogger(__name__)
+
+NEWEST_BUCKET = (
+    "MATCH (e:CallBucket) WITH max(e.bucket) AS newest MATCH (e:CallBucket) "
+    f"WHERE e.bucket = newest RETURN e.id AS id, {q.key_of('e')} AS key, e.bucket AS bucket "
+    "LIMIT 1"
+)
+BUCKET_STARTS = "MATCH (e:CallBucket) RETURN e.bucket AS bucket, count(*) AS n ORDER BY bucket"
+BUCKETS_BETWEEN = (
+    "MATCH (e:CallBucket) WHERE e.bucket >= $low AND e.bucket <= $high RETURN "
+    + ", ".join(f"e.{name} AS {name}" for name in q.BUCKET_COLUMNS.names)
+    + f", {q.key_of('e')} AS key"
+)
+BUCKETS_DELETE = "LOAD FROM $rows MATCH (e:CallBucket {id: id}) DELETE e"
+# rows moved in one transaction (whole starts: a start with more is moved alone)
+MOVE_ROWS = 50_000
 PAIRS_COPY = (
     "LOAD FROM $rows CREATE (:CallPair {"
     + ", ".join(f"{name}: {name}" for name in q.PAIR_COLUMNS.names) + "})"
@@ -107,3 +133,62 @@ def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
         ) from exc
     conn.execute("COMMIT")
     return len(pairs)
+
+
+def bucket_ids_unplaced(conn: Conn) -> bool:
+    """Whether CallBucket's newest rows still have ids from before `ladybug_ids`."""
+    found = conn.execute(NEWEST_BUCKET).get_all()
+    return bool(found) and found[0][0] != bucket_ids([found[0][1]], [found[0][2]])[0]
+
+
+def place_bucket_ids(conn: Conn, path: Path, move_rows: int = MOVE_ROWS) -> int:
+    """Give every CallBucket row its placed id, oldest starts first, in transactions of
+    whole starts; the number of rows moved. Rows already placed are left."""
+    starts = conn.execute(BUCKET_STARTS).get_all()
+    moved = 0
+    for low, high in _runs(starts, move_rows):
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            moved += _move(conn, low, high)
+        except RuntimeError as exc:
+            with suppress(RuntimeError):  # a failed statement may have ended the transaction
+                conn.execute("ROLLBACK")
+            raise StoreError(
+                f"embedded store {path}: giving the buckets starting {low}-{high} their "
+                f"placed ids (ladybug_ids) failed and was rolled back; {moved} rows were "
+                f"moved before, and the next open for writing goes on: {exc}") from exc
+        conn.execute("COMMIT")
+        log.info("embedded store %s: bucket ids placed up to start %d (%d rows moved)",
+                 path, high, moved)
+    return moved
+
+
+def _runs(starts: list[list[int]], move_rows: int) -> list[tuple[int, int]]:
+    """(first, last) starts of consecutive runs of whole starts, each of at most
+    `move_rows` rows unless one start alone holds more."""
+    runs: list[tuple[int, int, int]] = []  # first, last, rows
+    for start, count in starts:
+        if runs and runs[-1][2] + count <= move_rows:
+            runs[-1] = (runs[-1][0], start, runs[-1][2] + count)
+        else:
+            runs.append((start, start, count))
+    return [(first, last) for first, last, _ in runs]
+
+
+def _move(conn: Conn, low: int, high: int) -> int:
+    found = conn.execute(BUCKETS_BETWEEN, {"low": low, "high": high}).get_as_arrow(0)
+    placed = bucket_ids(found.column("key").to_pylist(), found.column("bucket").to_pylist())
+    moving = [i for i, (old, new) in enumerate(zip(found.column("id").to_pylist(), placed,
+                                                   strict=True)) if old != new]
+    if not moving:
+        return 0
+    rows = found.take(moving)
+    conn.execute(BUCKETS_DELETE, {"rows": rows.select(["id"])})
+    table = pa.Table.from_arrays(
+        [pa.array([placed[i] for i in moving], pa.int64()),
+         *(rows.column(name).cast(field.type)
+           for name, field in zip(q.BUCKET_COLUMNS.names[1:], list(q.BUCKET_COLUMNS)[1:],
+                                  strict=True))],
+        schema=q.BUCKET_COLUMNS)
+    conn.execute(q.BUCKETS_CREATE, {"rows": table})
+    return len(moving)

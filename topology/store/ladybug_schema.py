@@ -21,15 +21,16 @@ from topology.model import MAX_EXEMPLARS, STATUS_CLASSES
 HIST = tuple(f"h{i}" for i in range(histogram.BIN_COUNT))
 STATUS = tuple(f"s{i}" for i in range(STATUS_CLASSES))
 
-# A pair's bounds live in a CallPair node, keyed like CallBucket by a 63-bit hash
+# A pair's bounds live in a CallPair node, keyed by a 63-bit hash
 # (`pair_ids`); its CALLS relationship carries only that id (`pid`, for hops that
 # look the bounds up by key) and is written once, when the pair is new. A
 # relationship property SET costs LadybugDB 12-20 us a row (it is stored in
 # both directions), a node SET by INT64 key 2-5 us, and
 # pairs' `last_seen` is written by nearly every batch (docs/storage.md).
-# CallBucket's primary key is `id`, a 63-bit hash of the string key (`bucket_ids`):
-# an INT64 hash index costs the COPY's commit checkpoint and every lookup by key
-# about half of what the STRING one did (docs/storage.md). The key itself is not
+# CallBucket's primary key is `id`, made from the string key and the bucket's start
+# (`ladybug_ids.bucket_ids`): an INT64 hash index costs the COPY's commit checkpoint
+# and every lookup by key about half of what the STRING one did, and ids placed by
+# start keep a write's lookups on a few index pages (docs/storage.md). The key itself is not
 # stored: it is made of other columns (`key_of`). A STRING column holding a
 # distinct value per row kept about 40 bytes a row of LadybugDB's memory after
 # the commit, 0.4 MB for every minute of buckets (docs/delivery.md).
@@ -50,13 +51,6 @@ SCHEMA = (
 )
 
 
-def bucket_ids(keys: Iterable[str]) -> list[int]:
-    """CallBucket ids of the keys: the first 8 bytes of BLAKE2b, shifted to 63 bits."""
-    from_bytes = int.from_bytes
-    return [from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
-            for key in keys]
-
-
 # CallBucket.key's parts, in its order, as expressions of the node's columns
 _KEY_PARTS = ("{v}.client", "{v}.server", "CAST({v}.width AS STRING)",
               "CAST({v}.bucket AS STRING)", "{v}.protocol", "{v}.method", "{v}.path")
@@ -69,7 +63,9 @@ def key_of(var: str) -> str:
 
 
 def pair_ids(pairs: Iterable[tuple[str, str]]) -> list[int]:
-    """CallPair ids of (client, server) pairs: `bucket_ids` of client NUL server."""
+    """CallPair ids of (client, server) pairs: the first 8 bytes of BLAKE2b of client
+    NUL server, shifted to 63 bits (pairs are as many as edges, not per minute: their
+    index stays small)."""
     from_bytes = int.from_bytes
     return [from_bytes(blake2b(f"{client}\0{server}".encode(), digest_size=8).digest(),
                        "big") >> 1 for client, server in pairs]

@@ -146,7 +146,8 @@ class LadybugStore(GraphStore):
         (hist, status) of the first one, or the STRING primary key `key` without the
         INT64 `id` of the second; every statement of this version finds buckets by id
         and reads the scalar counters (h0.., s0..). A file opened for writing loses
-        its stored bucket keys, made of other columns since (`ladybug_migrate`). Pair
+        its stored bucket keys, made of other columns since, and its buckets get
+        placed ids if they were keyed by the key's hash alone (`ladybug_migrate`). Pair
         bounds kept on the CALLS relationships (the layout before CallPair) are moved
         into CallPair nodes when the file is opened for writing, refused otherwise."""
         conn = self._writer
@@ -156,6 +157,9 @@ class LadybugStore(GraphStore):
             if not self._read_only and ladybug_migrate.STORED_KEY in columns:
                 with self._gate.alone():  # the DDL commits on its own
                     ladybug_migrate.drop_bucket_key(conn, self.path)
+            if not self._read_only and ladybug_migrate.bucket_ids_unplaced(conn):
+                with self._gate.alone():  # its transactions commit
+                    ladybug_migrate.place_bucket_ids(Writer(conn), self.path)
         fields = ladybug_migrate.pairs_on_relationships(conn, tables)
         if fields:
             if self._read_only:

@@ -36,8 +36,8 @@ import pyarrow as pa
 
 from topology import histogram
 from topology.model import CallBucket
+from topology.store.ladybug_ids import bucket_ids
 from topology.store.ladybug_once import Conn
-from topology.store.ladybug_schema import bucket_ids
 
 LEVELS = (300, 1800)  # tier widths, seconds; each a multiple of the previous
 PACK_BITS = 31
@@ -78,7 +78,7 @@ STATE_SET = (
     f"MERGE (t:TierState {{id: '{_STATE_ID}'}}) SET t.low = $low, t.high = $high"
 )
 EXPIRE = "MATCH (t:CallTier) WHERE t.bucket < $low DELETE t RETURN count(*) AS n"
-BUCKETS_EXISTING = (  # CallBucket is keyed by id, a hash of the key (ladybug_schema)
+BUCKETS_EXISTING = (  # CallBucket is keyed by id, made from the key (ladybug_ids)
     "LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN e.id AS id, "
     "e.client AS client, e.server AS server, e.width AS width, e.bucket AS bucket, "
     "e.protocol AS protocol, e.method AS method, e.path AS path, e.naming AS naming, "
@@ -253,7 +253,7 @@ class Tiers:
         late = [b for b in incoming if b.width < 3600 and low <= b.bucket < high]
         if not late:
             return 0
-        ids = bucket_ids(b.key for b in late)
+        ids = bucket_ids([b.key for b in late], [b.bucket for b in late])
         result = conn.execute(BUCKETS_EXISTING, {"rows": pa.table(
             {"id": pa.array(ids, pa.int64())})})
         names = result.get_column_names()

@@ -14,6 +14,7 @@ from topology.model import Batch, CallBucket
 from topology.settings import Settings
 from topology.store import ladybug_schema, rows, tiers
 from topology.store.base import GraphStore, StoreError
+from topology.store.ladybug_ids import bucket_ids
 from topology.store.ladybug_store import LadybugStore
 from topology.store.statement import Statement
 
@@ -100,22 +101,23 @@ def test_counters_add_up_column_by_column_over_create_and_update(
         assert row["naming"] == bucket.naming and row["exemplars"] == bucket.exemplars
         assert row["sid"] == tiers.SeriesNames.id(
             row["client"], row["server"], row["protocol"], row["path"])
-        assert row["id"] == ladybug_schema.bucket_ids([key])[0]
+        assert row["id"] == bucket_ids([key], [bucket.bucket])[0]
 
 
 def test_a_key_whose_id_a_stored_bucket_of_another_key_has_is_refused(
     embedded_store: LadybugStore,
 ) -> None:
-    """Buckets are found by a 63-bit hash of their key: a stored bucket with the same
-    id but another key must not be added into; the batch is refused and rolled back."""
+    """Buckets are found by an id made from their key (`ladybug_ids`): a stored bucket
+    with the same id but another key must not be added into; the batch is refused and
+    rolled back."""
     row = call(1, 0)
     other = ladybug.Connection(embedded_store._db)
     other.execute("CREATE (:CallBucket {id: $id, client: 'another', server: 'x', "
                   "width: 60, bucket: $bucket, protocol: 'http', method: 'GET', path: '/', "
                   "requests: 5})",
-                  {"id": ladybug_schema.bucket_ids([row.key])[0], "bucket": row.bucket})
+                  {"id": bucket_ids([row.key], [row.bucket])[0], "bucket": row.bucket})
     other.close()
-    with pytest.raises(StoreError, match="same 63-bit id"):
+    with pytest.raises(StoreError, match="same id as another bucket key"):
         embedded_store.apply(Batch("clash", [], [row]), now=T0)
     assert embedded_store.read(ROWS_OF_KEY, {"key": row.key}) == []
     assert embedded_store.stats()["batches"] == 0

@@ -3,15 +3,20 @@ and bucket keys stored in a column (before `ladybug_schema.key_of`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from hashlib import blake2b
+
 import ladybug
 import pyarrow as pa
 import pytest
 
 from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
-from topology.store import ladybug_buckets
+from topology.store import ladybug_buckets, ladybug_migrate
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
+from topology.store.ladybug_ids import bucket_ids
+from topology.store.ladybug_once import Writer
 from topology.store.ladybug_store import LadybugStore
 from topology.store.statement import Statement
 
@@ -127,6 +132,13 @@ def bucket(minute: int) -> CallBucket:
     return row
 
 
+def hashed_ids(keys: Iterable[str]) -> list[int]:
+    """CallBucket ids as versions before `ladybug_ids` made them: BLAKE2b of the key
+    alone, shifted to 63 bits."""
+    return [int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
+            for key in keys]
+
+
 def stored_key_file(settings: Settings) -> list[CallBucket]:
     """A store file as the version before `key_of` wrote it: CallBucket keeps its key."""
     settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +148,7 @@ def stored_key_file(settings: Settings) -> list[CallBucket]:
         conn.execute(text)
     conn.execute("ALTER TABLE CallBucket ADD key STRING")
     buckets = [bucket(0), bucket(1)]
-    rows = ladybug_buckets.table(buckets, q.bucket_ids(b.key for b in buckets))
+    rows = ladybug_buckets.table(buckets, hashed_ids(b.key for b in buckets))
     rows = rows.append_column("key", pa.array([b.key for b in buckets], pa.string()))
     conn.execute("LOAD FROM $rows CREATE (:CallBucket {"
                  + ", ".join(f"{name}: {name}" for name in rows.column_names) + "})",
@@ -173,3 +185,119 @@ def test_a_read_only_open_reads_a_file_with_stored_bucket_keys(settings: Setting
         assert "key" in bucket_columns(store)  # left: a read-only open changes nothing
     finally:
         store.close()
+
+
+PLACED = Statement.same(
+    "test.bucket_ids", f"MATCH (e:CallBucket) RETURN {q.key_of('e')} AS key, e.bucket AS bucket, "
+    "e.id AS id, e.requests AS requests ORDER BY key")
+
+
+def minutes_and_an_hour() -> list[CallBucket]:
+    """Three keys in each of three minutes, and an hour bucket."""
+    found = []
+    for minute in range(3):
+        for path in ("/a", "/b", "/c"):
+            row = CallBucket("process:h/a", "process:h/b", T0 + 60 * minute, 60, "http",
+                             "GET", path)
+            row.record(1.0 + minute, error=False, status=200)
+            found.append(row)
+    hour = CallBucket("process:h/a", "process:h/b", T0 - 3600, 3600, "http", "GET", "/a")
+    hour.record(2.0, error=True, status=500)
+    return [*found, hour]
+
+
+def hashed_id_file(settings: Settings, buckets: list[CallBucket],
+                   placed_before: int | None = None) -> None:
+    """A file of this layout whose buckets are keyed by their key's hash alone, as before
+    `ladybug_ids`; those starting before `placed_before` already have placed ids (a
+    placement that stopped half way)."""
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    for text in q.SCHEMA:
+        conn.execute(text)
+    ids = [placed if placed_before is not None and b.bucket < placed_before else hashed
+           for b, hashed, placed in zip(buckets, hashed_ids(b.key for b in buckets),
+                                        bucket_ids([b.key for b in buckets],
+                                                   [b.bucket for b in buckets]), strict=True)]
+    conn.execute(q.BUCKETS_CREATE, {"rows": ladybug_buckets.table(buckets, ids)})
+    conn.close()
+    db.close()
+
+
+def stored(store: LadybugStore) -> list[dict]:
+    return store.read(PLACED)
+
+
+def expected(buckets: list[CallBucket], ids: list[int]) -> list[dict]:
+    return sorted(({"key": b.key, "bucket": b.bucket, "id": i, "requests": b.requests}
+                   for b, i in zip(buckets, ids, strict=True)), key=lambda row: row["key"])
+
+
+@pytest.mark.parametrize("placed_before", [None, T0 + 60, T0 + 120],
+                         ids=["all_hashed", "stopped_after_the_hour_and_a_minute",
+                              "only_the_newest_left"])
+def test_opening_for_writing_places_hashed_bucket_ids(settings: Settings,
+                                                      placed_before: int | None) -> None:
+    buckets = minutes_and_an_hour()
+    hashed_id_file(settings, buckets, placed_before)
+    placed = bucket_ids([b.key for b in buckets], [b.bucket for b in buckets])
+    store = LadybugStore(settings)
+    try:
+        store.init_schema()
+        assert stored(store) == expected(buckets, placed)
+        # found by their placed ids: added into, not created again
+        store.apply(Batch("again", [], [minutes_and_an_hour()[0]]), now=T0)
+        want = {row["key"]: row["requests"] for row in expected(buckets, placed)}
+        want[buckets[0].key] *= 2
+        assert {row["key"]: row["requests"] for row in stored(store)} == want
+    finally:
+        store.close()
+
+
+def test_placing_moves_whole_starts_a_few_at_a_time_and_only_once(settings: Settings) -> None:
+    buckets = minutes_and_an_hour()
+    hashed_id_file(settings, buckets)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    try:
+        assert ladybug_migrate.bucket_ids_unplaced(conn)
+        assert ladybug_migrate.place_bucket_ids(Writer(conn), settings.embedded_path,
+                                                move_rows=4) == len(buckets)
+        assert not ladybug_migrate.bucket_ids_unplaced(conn)
+        assert ladybug_migrate.place_bucket_ids(Writer(conn), settings.embedded_path) == 0
+    finally:
+        conn.close()
+        db.close()
+
+
+def test_a_read_only_open_reads_hashed_bucket_ids_and_leaves_them(settings: Settings) -> None:
+    buckets = minutes_and_an_hour()
+    hashed_id_file(settings, buckets)
+    store = LadybugStore(settings, read_only=True)
+    try:
+        assert stored(store) == expected(buckets, hashed_ids(b.key for b in buckets))
+    finally:
+        store.close()
+
+
+def test_an_empty_store_has_nothing_to_place(settings: Settings) -> None:
+    hashed_id_file(settings, [])
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    try:
+        assert not ladybug_migrate.bucket_ids_unplaced(conn)
+    finally:
+        conn.close()
+        db.close()
+
+
+@pytest.mark.parametrize("starts, move_rows, runs", [
+    ([], 10, []),
+    ([[60, 3], [120, 3], [180, 3]], 6, [(60, 120), (180, 180)]),
+    ([[60, 3], [120, 3], [180, 3]], 100, [(60, 180)]),
+    ([[60, 20], [120, 3], [180, 3]], 6, [(60, 60), (120, 180)]),  # a start alone holds more
+    ([[60, 3], [120, 20], [180, 3]], 6, [(60, 60), (120, 120), (180, 180)]),
+])
+def test_placement_runs_hold_whole_starts(starts, move_rows, runs) -> None:
+    assert ladybug_migrate._runs(starts, move_rows) == runs
