@@ -6,10 +6,9 @@ With the embedded store a worker owns the database file, so it runs in one
 process with a pool of task threads (`--concurrency`, default
 EMBEDDED_THREADS) whose batches share transactions (group commit), builds
 batches in helper processes (`--build-processes`, offload.py), and caps
-LadybugDB's buffer pool at WORKER_BUFFER_POOL_MB unless
-TOPOLOGY_EMBEDDED_BUFFER_POOL_MB says otherwise, and runs each write on
-WORKER_WRITER_THREADS of LadybugDB's threads unless
-TOPOLOGY_EMBEDDED_WRITER_THREADS says otherwise; several workers need the
+LadybugDB's buffer pool, runs each write on one of LadybugDB's threads and
+reopens the database every so many new bucket rows, unless the settings say
+otherwise (WORKER_DEFAULTS); several workers need the
 Neo4j store, where each pool process has its own driver. Either way it sets
 glibc's malloc to give freed memory back and trims its heaps twice a second
 (`topology.malloctune`), and starts Celery's worker without Celery's command
@@ -38,27 +37,28 @@ from topology.settings import Settings, SettingsError
 # 0.5 MB for 5,000): 32 (with a 2 s linger) wrote bench/ingest_e2e.py in 2-3
 # transactions instead of 16's 4, with no higher RSS peak (docs/delivery.md).
 EMBEDDED_THREADS = 32
-# The worker's LadybugDB buffer pool unless TOPOLOGY_EMBEDDED_BUFFER_POOL_MB is
-# set (LadybugDB's own default is 80% of RAM): bench/ingest_e2e.py writes fine
-# with it (docs/delivery.md).
-WORKER_BUFFER_POOL_MB = 256
-BUFFER_POOL_ENV = "TOPOLOGY_EMBEDDED_BUFFER_POOL_MB"
-# LadybugDB's threads for one write unless TOPOLOGY_EMBEDDED_WRITER_THREADS is
-# set (LadybugDB's own default is every core): the build helper works on the
-# other core while a transaction runs, and a write on one thread costs less
-# CPU for the same wall time (docs/delivery.md).
-WORKER_WRITER_THREADS = 1
-WRITER_THREADS_ENV = "TOPOLOGY_EMBEDDED_WRITER_THREADS"
+# The worker's own defaults of settings that are 0 ("LadybugDB's default", "never")
+# elsewhere, each kept unless its TOPOLOGY_ variable is set:
+WORKER_DEFAULTS = {
+    # LadybugDB's buffer pool (its own default is 80% of RAM): bench/ingest_e2e.py
+    # writes fine with it (docs/delivery.md)
+    "embedded_buffer_pool_mb": 256,
+    # LadybugDB's threads for one write (its own default is every core): the build
+    # helper works on the other core while a transaction runs, and a write on one
+    # thread costs less CPU for the same wall time (docs/delivery.md)
+    "embedded_writer_threads": 1,
+    # reopen the database every 50,000 new bucket rows (five minutes at 10,000 edges a
+    # minute, about 0.15 s each): the pages LadybugDB cached meanwhile, about 3 MB,
+    # are given back, where the pool would otherwise fill up to its cap over hours of
+    # data (docs/storage.md, "Where the buffer pool's pages go")
+    "embedded_reopen_rows": 50_000,
+}
 
 
-def worker_buffer_pool(environ: Mapping[str, str]) -> int | None:
-    """The worker's buffer pool override: its own cap unless the setting is given."""
-    return None if BUFFER_POOL_ENV in environ else WORKER_BUFFER_POOL_MB
-
-
-def worker_writer_threads(environ: Mapping[str, str]) -> int | None:
-    """The worker's writer thread override: its own count unless the setting is given."""
-    return None if WRITER_THREADS_ENV in environ else WORKER_WRITER_THREADS
+def worker_overrides(environ: Mapping[str, str]) -> dict[str, int]:
+    """The worker's own defaults whose setting the environment does not give."""
+    return {name: value for name, value in WORKER_DEFAULTS.items()
+            if "TOPOLOGY_" + name.upper() not in environ}
 
 
 def _settings(ctx: click.Context, **flags: Any) -> Settings:
@@ -113,8 +113,7 @@ def worker(
         malloctune.route_arrow(os.environ)  # Arrow's buffers from that malloc too
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
-                         embedded_buffer_pool_mb=worker_buffer_pool(os.environ),
-                         embedded_writer_threads=worker_writer_threads(os.environ))
+                         **worker_overrides(os.environ))
     assert settings.redis_url is not None
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     try:

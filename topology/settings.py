@@ -109,6 +109,10 @@ SETTINGS: tuple[Spec, ...] = (
     Spec("embedded_buffer_pool_mb", int,
          "memory LadybugDB may use for its buffer pool, in MiB (0: its default, 80% of RAM;"
          " the embedded store's working set must fit, or writes fail)"),
+    Spec("embedded_reopen_rows", _non_negative_int,
+         "reopen the embedded database after this many new bucket rows, which gives back"
+         " the pages LadybugDB cached (0: never; `topology worker` uses 50000 unless this"
+         " is set)"),
     Spec("embedded_writer_threads", _non_negative_int,
          "threads LadybugDB may use to run one write of the embedded store (0: its default,"
          " every core; `topology worker` uses 1 unless this is set, leaving the other cores"
@@ -155,6 +159,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     embedded_buffer_pool_mb: int = 0
     embedded_writer_threads: int = 0
+    embedded_reopen_rows: int = 0
     log_level: str = "info"
     graphiql: bool = True
     graphql_introspection: bool = True
@@ -200,11 +205,11 @@ class Settings:
             raise SettingsError(
                 "TOPOLOGY_MINUTE_RETENTION must not exceed TOPOLOGY_HOUR_RETENTION"
             )
-        if self.embedded_writer_threads < 0:
-            raise SettingsError(
-                f"TOPOLOGY_EMBEDDED_WRITER_THREADS={self.embedded_writer_threads} must not be"
-                " negative (0: LadybugDB's default, every core)"
-            )
+        for name, zero in (("embedded_writer_threads", "LadybugDB's default, every core"),
+                           ("embedded_reopen_rows", "never")):
+            if getattr(self, name) < 0:
+                raise SettingsError(
+                    f"{_SPECS[name].env}={getattr(self, name)} must not be negative (0: {zero})")
         if self.bucket_width < 1 or 3600 % int(self.bucket_width):
             raise SettingsError(
                 f"TOPOLOGY_BUCKET_WIDTH={self.bucket_width:g}s must divide one hour"

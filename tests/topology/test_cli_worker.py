@@ -14,15 +14,9 @@ import redis
 from click.testing import CliRunner
 
 from topology import malloctune
-from topology.cli_worker import (
-    WORKER_BUFFER_POOL_MB,
-    WORKER_WRITER_THREADS,
-    deadletter,
-    worker,
-    worker_buffer_pool,
-    worker_writer_threads,
-)
+from topology.cli_worker import WORKER_DEFAULTS, deadletter, worker, worker_overrides
 from topology.ingest.deadletter import DeadLetters
+from topology.settings import Settings
 
 
 @pytest.fixture(params=["allkeys-lru", "volatile-ttl", "allkeys-random"])
@@ -70,23 +64,19 @@ def test_worker_refuses_a_bad_build_process_count(
 
 
 @pytest.mark.parametrize(("environ", "expected"), [
-    ({}, WORKER_BUFFER_POOL_MB),
-    ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "512"}, None),  # the setting decides
-    ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "0"}, None),  # 0: LadybugDB's own default
+    ({}, WORKER_DEFAULTS),
+    ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "512"},  # the setting decides
+     {"embedded_writer_threads": 1, "embedded_reopen_rows": 50_000}),
+    ({"TOPOLOGY_EMBEDDED_BUFFER_POOL_MB": "0", "TOPOLOGY_EMBEDDED_WRITER_THREADS": "0",
+      "TOPOLOGY_EMBEDDED_REOPEN_ROWS": "0"}, {}),  # 0: LadybugDB's own default, never
+    ({"TOPOLOGY_EMBEDDED_REOPEN_ROWS": "1000"},
+     {"embedded_buffer_pool_mb": 256, "embedded_writer_threads": 1}),
 ])
-def test_worker_caps_the_buffer_pool_unless_set(environ: dict[str, str],
-                                                expected: int | None) -> None:
-    assert worker_buffer_pool(environ) == expected
-
-
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({}, WORKER_WRITER_THREADS),
-    ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "2"}, None),  # the setting decides
-    ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "0"}, None),  # 0: LadybugDB's own default
-])
-def test_worker_runs_writes_on_its_own_thread_count_unless_set(
-        environ: dict[str, str], expected: int | None) -> None:
-    assert worker_writer_threads(environ) == expected
+def test_worker_defaults_apply_unless_set(environ: dict[str, str],
+                                          expected: dict[str, int]) -> None:
+    assert worker_overrides(environ) == expected
+    assert Settings.load(environ, **worker_overrides(environ)).embedded_reopen_rows == int(
+        environ.get("TOPOLOGY_EMBEDDED_REOPEN_ROWS", 50_000))
 
 
 # A real `topology worker` (through the `topology` command) that prints the

@@ -22,6 +22,9 @@ from topology.settings import SETTINGS, Settings, SettingsError
     ({"TOPOLOGY_EMBEDDED_WRITER_THREADS": "one"}, {},
      "TOPOLOGY_EMBEDDED_WRITER_THREADS: invalid literal"),
     ({}, {"embedded_writer_threads": -2}, "TOPOLOGY_EMBEDDED_WRITER_THREADS=-2 must not be"),
+    ({"TOPOLOGY_EMBEDDED_REOPEN_ROWS": "-5"}, {},
+     "TOPOLOGY_EMBEDDED_REOPEN_ROWS: '-5' is not a non-negative integer"),
+    ({}, {"embedded_reopen_rows": -1}, "TOPOLOGY_EMBEDDED_REOPEN_ROWS=-1 must not be negative"),
 ])
 def test_bad_settings_name_the_key(environ: dict, overrides: dict, message: str) -> None:
     with pytest.raises(SettingsError) as caught:

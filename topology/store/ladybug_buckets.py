@@ -81,12 +81,12 @@ def _transposed(lists: list[list[int]], width: int) -> list[list[int]]:
 
 
 def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
-           ) -> None:
-    """Create the buckets whose key is new, add the others into the stored rows.
-    Keys (`bucket.key`, computed once by the caller) must be distinct
+           ) -> int:
+    """Create the buckets whose key is new, add the others into the stored rows; the
+    number created. Keys (`bucket.key`, computed once by the caller) must be distinct
     (`rows.merge_buckets`)."""
     if not buckets:
-        return
+        return 0
     ids = bucket_ids(keys, [b.bucket for b in buckets])
     if len(set(ids)) < len(ids):
         _collision([k for k, n in zip(keys, ids, strict=True) if ids.count(n) > 1])
@@ -102,18 +102,20 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
         _collision([keys[i] for i, ok in zip(found.column("i").to_pylist(), same,
                                              strict=True) if not ok])
     stored = found.column("i").to_pylist()
-    if len(stored) < len(buckets):
+    created = len(buckets) - len(stored)
+    if created:
         known = set(stored)
         new = [i for i in range(len(buckets)) if i not in known]
-        created = table([buckets[i] for i in new], [ids[i] for i in new])
-        text = q.BUCKETS_COPY if created.num_rows >= q.COPY_MIN_ROWS else q.BUCKETS_CREATE
-        conn.execute(text, {"rows": created})
+        rows = table([buckets[i] for i in new], [ids[i] for i in new])
+        text = q.BUCKETS_COPY if created >= q.COPY_MIN_ROWS else q.BUCKETS_CREATE
+        conn.execute(text, {"rows": rows})
     if stored:
         updated = [buckets[i] for i in stored]
         updated_ids = [ids[i] for i in stored]
         _add_counters(conn, updated, updated_ids)
         _set_changed(conn, updated, updated_ids, found.column("same_naming").to_pylist(),
                      found.column("exemplars").to_pylist())
+    return created
 
 
 def _collision(keys: list[str]) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import ladybug
 import pyarrow as pa
 
-from topology.model import HOUR, Batch
+from topology.model import HOUR, Batch, CallBucket
 from topology.settings import Settings
 from topology.store import ladybug_buckets, ladybug_migrate, ladybug_pairs, rows, tiers
 from topology.store import ladybug_schema as q
@@ -74,20 +74,8 @@ class LadybugStore(GraphStore):
                 " (segfault) once the minute buckets passed 131,072 rows; use at least %d, or 0"
                 " for LadybugDB's default (docs/storage.md, \"Buffer pool size\")",
                 pool_mb, SMALLEST_SAFE_POOL_MB, SMALLEST_SAFE_POOL_MB)
-        try:
-            self._db = ladybug.Database(
-                str(self.path), read_only=read_only,
-                buffer_pool_size=settings.embedded_buffer_pool_mb * 1024 * 1024,
-            )
-        except RuntimeError as exc:
-            self._disown()
-            if "lock" in str(exc).lower():
-                raise StoreLocked(
-                    f"embedded store {self.path} is opened for writing by another process "
-                    "(only one process may own it: stop the other `topology` process or point "
-                    "TOPOLOGY_DATA_DIR elsewhere)"
-                ) from None
-            raise StoreUnavailable(f"cannot open embedded store {self.path}: {exc}") from None
+        self._read_only = read_only
+        self._db = self._open_database()
         self._write_lock = threading.Lock()
         self._gate = CheckpointGate()  # reads kept out of commits (ladybug_gate)
         # the writer's own thread count (TOPOLOGY_EMBEDDED_WRITER_THREADS); readers keep
@@ -100,7 +88,7 @@ class LadybugStore(GraphStore):
         # in-process reader caches (queries/health.py, queries/adjacency.py) follow the writes
         self.changes = None if read_only else Changes(int(settings.bucket_width))
         self._known = ladybug_pairs.Known()
-        self._read_only = read_only
+        self._created = 0  # bucket rows created since the database was opened
         try:
             self._check_layout()
         except StoreError:
@@ -123,6 +111,56 @@ class LadybugStore(GraphStore):
             self._owned = None
 
     # -- connections -------------------------------------------------------
+
+    def _open_database(self) -> ladybug.Database:
+        try:
+            return ladybug.Database(
+                str(self.path), read_only=self._read_only,
+                buffer_pool_size=self.settings.embedded_buffer_pool_mb * 1024 * 1024,
+            )
+        except RuntimeError as exc:
+            self._disown()
+            if "lock" in str(exc).lower():
+                raise StoreLocked(
+                    f"embedded store {self.path} is opened for writing by another process "
+                    "(only one process may own it: stop the other `topology` process or point "
+                    "TOPOLOGY_DATA_DIR elsewhere)"
+                ) from None
+            raise StoreUnavailable(f"cannot open embedded store {self.path}: {exc}") from None
+
+    def _reopen_when_due(self) -> None:
+        """Close the database and open it again once TOPOLOGY_EMBEDDED_REOPEN_ROWS bucket
+        rows were created since it was opened (the caller holds the write lock).
+
+        LadybugDB keeps every page it read or wrote in its buffer pool until the pool
+        is full, so a writer's pool fills with the pages of data written long ago:
+        about 0.6 MB for every minute of 10,000 new buckets, up to the pool's cap. A
+        write needs only the newest pages (bucket ids are placed for that,
+        `ladybug_ids`), and closing the database is the one way LadybugDB 0.22 gives
+        the others back (docs/storage.md, "Where the buffer pool's pages go"). Reads
+        are kept out meanwhile; what this object caches stays true (the data is the
+        same), and reading threads open new connections."""
+        limit = self.settings.embedded_reopen_rows
+        if not limit or self._created < limit:
+            return
+        started = time.monotonic()
+        with self._gate.alone():  # closing checkpoints; no read may use a closing connection
+            for conn in [*self._readers, self._writer]:
+                conn.close()
+            self._readers = []
+            self._local = threading.local()
+            self._db.close()
+            try:
+                self._db = self._open_database()
+            except StoreError:
+                self._closed = True
+                raise
+            self._writer = ladybug.Connection(
+                self._db, num_threads=self.settings.embedded_writer_threads)
+        log.info("reopened embedded store %s after %d new bucket rows in %.2fs, giving back "
+                 "the pages LadybugDB had cached (TOPOLOGY_EMBEDDED_REOPEN_ROWS=%d)",
+                 self.path, self._created, time.monotonic() - started, limit)
+        self._created = 0
 
     def _reader(self) -> ladybug.Connection:
         conn = getattr(self._local, "conn", None)
@@ -217,8 +255,8 @@ class LadybugStore(GraphStore):
     def snapshot(self) -> Iterator[Reader]:
         """Reads in one read-only transaction of this thread's connection."""
         self._check_open()
-        conn = self._reader()
         with self._gate.shared():
+            conn = self._reader()
             conn.execute("BEGIN TRANSACTION READ ONLY")
             try:
                 yield self.read
@@ -246,30 +284,40 @@ class LadybugStore(GraphStore):
         if not batches:
             return []
         now = int(time.time()) if now is None else now
-        with self._write_lock, self._transaction() as conn:
+        with self._write_lock:
+            self._reopen_when_due()
+            keep, merged, pairs = self._apply(batches, now)
+        if self.changes is not None and merged is not None:  # after commit: readers' caches
+            self.changes.applied(batches, keep, merged, pairs)
+        return keep
+
+    def _apply(self, batches: Sequence[Batch], now: int) -> tuple[
+            list[bool], dict[str, CallBucket] | None, dict[tuple[str, str], list]]:
+        """The batches not applied before, in one transaction: which were, their merged
+        buckets (None when none was) and pairs."""
+        with self._transaction() as conn:
             ids = [b.id for b in batches]
             applied = {r["id"] for r in self._rows(conn, q.BATCHES_SEEN, {"ids": ids})}
             keep = rows.fresh(batches, applied)
             if not any(keep):
-                return keep
+                return keep, None, {}
             services, calls = rows.chosen(batches, keep)
             merged = rows.merge_buckets(calls, ordered=False)
             buckets = list(merged.values())
             ladybug_pairs.upsert_services(conn, ladybug_pairs.service_states(
                 ladybug_pairs.unsettled(services, self._known), self._known), self._known)
             self.tiers.absorb(conn, buckets)
-            ladybug_buckets.upsert(conn, buckets, list(merged))
+            created = ladybug_buckets.upsert(conn, buckets, list(merged))
             pairs = ladybug_pairs.pairs(buckets)
             ladybug_pairs.upsert_pairs(conn, pairs, self._known)
             marks = sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok})
             conn.execute(q.BATCHES_MARK, {"ids": marks, "now": now})
-        if self.changes is not None:  # after commit: readers' caches
-            self.changes.applied(batches, keep, merged, pairs)
-        return keep
+        self._created += created
+        return keep, merged, pairs
 
     def stats(self) -> dict[str, int]:
-        conn = self._reader()
         with self._gate.shared():
+            conn = self._reader()
             return {name: self._rows(conn, text, {})[0]["n"] for name, text in q.STATS.items()}
 
     def retention(self, now: int) -> RetentionReport:
@@ -365,8 +413,9 @@ class LadybugStore(GraphStore):
         with self._write_lock, self._transaction() as conn:
             minutes = self._rows(conn, q.MINUTES_ENDED_IN_HOUR, params)
             hours = rows.merge_buckets(ladybug_buckets.from_rows(minutes, HOUR))
-            ladybug_buckets.upsert(conn, list(hours.values()), list(hours))
+            created = ladybug_buckets.upsert(conn, list(hours.values()), list(hours))
             conn.execute(q.MINUTES_ENDED_IN_HOUR_DELETE, params)
+        self._created += created
         if self.changes is not None:  # after commit: readers' caches
             self.changes.expired(cutoff, pairs_deleted=False)
         return len(minutes)
