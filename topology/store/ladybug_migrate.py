@@ -26,7 +26,8 @@ by id.
 from __future__ import annotations
 
 import logging
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pyarrow as pa
@@ -105,8 +106,9 @@ def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
             f"embedded store {path} has CALLS relationships with only {', '.join(fields)} of "
             f"{', '.join(q.PAIR_FIELDS)}: not a layout this project wrote; move the file "
             "away (or point TOPOLOGY_DATA_DIR elsewhere) to start an empty store")
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(conn, f"embedded store {path}: moving pair bounds off the CALLS "
+                      "relationships into CallPair nodes failed and was rolled back (the "
+                      "file is unchanged)"):
         found = conn.execute(OLD_PAIRS).get_as_arrow(0)
         conn.execute(next(s for s in q.SCHEMA if "CallPair(" in s))
         pairs = list(zip(found.column("client").to_pylist(),
@@ -124,15 +126,20 @@ def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
         conn.execute("ALTER TABLE CALLS ADD pid INT64")
         if pairs:
             conn.execute(PAIR_IDS_SET, {"rows": table.select(["id", "client", "server"])})
+    return len(pairs)
+
+
+@contextmanager
+def _transaction(conn: Conn, failure: str) -> Iterator[None]:
+    """BEGIN/COMMIT; on an error ROLLBACK and a StoreError of `failure` and the error."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
     except RuntimeError as exc:
         with suppress(RuntimeError):  # a failed statement may have ended the transaction
             conn.execute("ROLLBACK")
-        raise StoreError(
-            f"embedded store {path}: moving pair bounds off the CALLS relationships into "
-            f"CallPair nodes failed and was rolled back (the file is unchanged): {exc}"
-        ) from exc
+        raise StoreError(f"{failure}: {exc}") from exc
     conn.execute("COMMIT")
-    return len(pairs)
 
 
 def bucket_ids_unplaced(conn: Conn) -> bool:
@@ -147,17 +154,11 @@ def place_bucket_ids(conn: Conn, path: Path, move_rows: int = MOVE_ROWS) -> int:
     starts = conn.execute(BUCKET_STARTS).get_all()
     moved = 0
     for low, high in _runs(starts, move_rows):
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with _transaction(conn, f"embedded store {path}: giving the buckets starting "
+                          f"{low}-{high} their placed ids (ladybug_ids) failed and was rolled "
+                          f"back; {moved} rows were moved before, and the next open for "
+                          "writing goes on"):
             moved += _move(conn, low, high)
-        except RuntimeError as exc:
-            with suppress(RuntimeError):  # a failed statement may have ended the transaction
-                conn.execute("ROLLBACK")
-            raise StoreError(
-                f"embedded store {path}: giving the buckets starting {low}-{high} their "
-                f"placed ids (ladybug_ids) failed and was rolled back; {moved} rows were "
-                f"moved before, and the next open for writing goes on: {exc}") from exc
-        conn.execute("COMMIT")
         log.info("embedded store %s: bucket ids placed up to start %d (%d rows moved)",
                  path, high, moved)
     return moved

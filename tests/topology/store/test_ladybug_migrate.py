@@ -301,3 +301,28 @@ def test_an_empty_store_has_nothing_to_place(settings: Settings) -> None:
 ])
 def test_placement_runs_hold_whole_starts(starts, move_rows, runs) -> None:
     assert ladybug_migrate._runs(starts, move_rows) == runs
+
+
+def test_a_placement_that_fails_is_rolled_back_and_says_which_starts(
+    settings: Settings,
+) -> None:
+    """A newer row, not placed yet, holds the id an older row is to get (moved a start at
+    a time): that transaction fails naming its starts, and its rows stay as they were."""
+    older, newer = minutes_and_an_hour()[0], minutes_and_an_hour()[-2]
+    taken = bucket_ids([older.key], [older.bucket])
+    settings.embedded_path.parent.mkdir(parents=True, exist_ok=True)
+    db = ladybug.Database(str(settings.embedded_path))
+    conn = ladybug.Connection(db)
+    try:
+        for text in q.SCHEMA:
+            conn.execute(text)
+        conn.execute(q.BUCKETS_CREATE, {"rows": ladybug_buckets.table(
+            [older, newer], [*hashed_ids([older.key]), *taken])})
+        with pytest.raises(StoreError, match=f"buckets starting {older.bucket}-{older.bucket} "
+                                             "their placed ids .* rolled back; 0 rows"):
+            ladybug_migrate.place_bucket_ids(Writer(conn), settings.embedded_path, move_rows=1)
+        ids = conn.execute("MATCH (e:CallBucket) RETURN e.id ORDER BY e.bucket").get_all()
+        assert [row[0] for row in ids] == [*hashed_ids([older.key]), *taken]
+    finally:
+        conn.close()
+        db.close()
