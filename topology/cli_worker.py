@@ -48,7 +48,7 @@ WORKER_DEFAULTS = {
     # thread costs less CPU for the same wall time (docs/delivery.md)
     "embedded_writer_threads": 1,
     # reopen the database every 50,000 new bucket rows (five minutes at 10,000 edges a
-    # minute, about 0.15 s each): the pages LadybugDB cached meanwhile, about 3 MB,
+    # minute; 0.05-0.2 s each): the pages LadybugDB cached meanwhile, about 3 MB,
     # are given back, where the pool would otherwise fill up to its cap over hours of
     # data (docs/storage.md, "Where the buffer pool's pages go")
     "embedded_reopen_rows": 50_000,
