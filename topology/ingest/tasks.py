@@ -122,7 +122,8 @@ class WorkerRuntime:
             if self._ingestor is None:
                 from topology.store import open_store
 
-                store = open_store(self.settings)
+                # a worker answers no queries: nothing in it caches reads of the store
+                store = open_store(self.settings, track_changes=False)
                 try:
                     store.init_schema()
                 except BaseException:

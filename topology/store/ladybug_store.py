@@ -62,7 +62,8 @@ _WRITERS_LOCK = threading.Lock()
 class LadybugStore(GraphStore):
     dialect = Dialect.LADYBUG
 
-    def __init__(self, settings: Settings, *, read_only: bool = False) -> None:
+    def __init__(self, settings: Settings, *, read_only: bool = False,
+                 track_changes: bool = True) -> None:
         self.settings = settings
         self.path: Path = settings.embedded_path
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,8 +86,10 @@ class LadybugStore(GraphStore):
         self._readers: list[ladybug.Connection] = []
         self._closed = False
         self.tiers = Tiers(int(settings.bucket_width))
-        # in-process reader caches (queries/health.py, queries/adjacency.py) follow the writes
-        self.changes = None if read_only else Changes(int(settings.bucket_width))
+        # in-process reader caches (queries/health.py, queries/adjacency.py) follow the
+        # writes; a process without such reads (`topology worker`) tracks nothing
+        self.changes = (Changes(int(settings.bucket_width))
+                        if track_changes and not read_only else None)
         self._known = ladybug_pairs.Known()
         self._created = 0  # bucket rows created since the database was opened
         try:

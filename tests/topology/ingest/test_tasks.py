@@ -11,7 +11,9 @@ from topology.ingest.coalesce import DEFAULT_LINGER
 from topology.ingest.held import HeldCalls
 from topology.ingest.tasks import WorkerRuntime, store_exhausted
 from topology.settings import Settings
+from topology.store import open_store
 from topology.store.base import StoreError
+from topology.store.changes import changes_of
 
 FULL = ("write failed and was rolled back: Buffer manager exception: Unable to allocate"
         " memory! The buffer pool is full and no memory could be freed!")
@@ -81,3 +83,18 @@ def test_the_worker_runtime_gives_its_coalescer_the_group_linger(
         assert coalescer is not None and coalescer.linger == expected
     finally:
         runtime.close()
+
+
+def test_the_worker_s_embedded_store_tracks_no_changes_for_readers_it_does_not_have(
+    settings: Settings, redis_url: str,
+) -> None:
+    """Reader caches live in the serving process; a worker answers no queries, so its
+    store keeps no change log (the keys of every bucket it wrote in the newest minutes)."""
+    runtime = WorkerRuntime(settings.with_(redis_url=redis_url))
+    serving = open_store(settings.with_(data_dir=f"{settings.data_dir}-serving"))
+    try:
+        assert changes_of(runtime.ingestor().store) is None
+        assert changes_of(serving) is not None  # a store opened to serve reads keeps one
+    finally:
+        runtime.close()
+        serving.close()
