@@ -25,48 +25,27 @@ import tempfile
 import time
 from pathlib import Path
 
+from proc_memory import rss_mb, rss_parts
+
 from topology import malloctune
 from topology.model import Batch, CallBucket, Service
+from topology.store.rows import merge_buckets
 
 T0 = 1_700_000_000 - 1_700_000_000 % 3600
 SERVICES = 400
 WRITES_PER_MINUTE = 3
 CALLS_PER_WRITE = 8_000
-POOL_REGION = 1 << 30  # LadybugDB reserves its pool as one large anonymous mapping
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * 4096 / 2**20
-
-
-def pool_mb() -> float:
-    """Resident MB of the anonymous mappings of at least POOL_REGION bytes."""
-    total, size, anonymous = 0, 0, False
-    with open("/proc/self/smaps") as smaps:
-        for line in smaps:
-            fields = line.split()
-            if "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
-                low, high = (int(x, 16) for x in fields[0].split("-"))
-                size, anonymous = high - low, len(fields) == 5
-            elif fields[0] == "Rss:" and anonymous and size >= POOL_REGION:
-                total += int(fields[1])
-    return total / 1024
 
 
 def minute_calls(rng: random.Random, edges: list[tuple[str, str, str, str]], minute: int
                  ) -> list[CallBucket]:
-    merged: dict[str, CallBucket] = {}
+    calls = []
     for edge in rng.sample(range(len(edges)), min(CALLS_PER_WRITE, len(edges))):
         client, server, method, path = edges[edge]
         row = CallBucket(client, server, T0 + 60 * minute, 60, "http", method, path)
         row.record(float(rng.randrange(1, 200)), error=rng.random() < 0.01, status=200)
-        known = merged.get(row.key)
-        if known is None:
-            merged[row.key] = row
-        else:
-            known.merge(row)
-    return list(merged.values())
+        calls.append(row)
+    return list(merge_buckets(calls, ordered=False).values())
 
 
 def write(args: argparse.Namespace, data_dir: str) -> None:
@@ -96,7 +75,8 @@ def write(args: argparse.Namespace, data_dir: str) -> None:
                              now=T0 + 60 * minute)
             peak = max(peak, rss_mb())
         if (minute + 1) % args.every == 0:
-            print(f"minute {minute + 1:4d}: pool pages {pool_mb():5.0f} MB, RSS {rss_mb():4.0f} "
+            pool = rss_parts()["pool"]
+            print(f"minute {minute + 1:4d}: pool pages {pool:5.0f} MB, RSS {rss_mb():4.0f} "
                   f"MB, peak {peak:4.0f} MB, {time.monotonic() - started:5.0f} s", flush=True)
     store.close()
 
@@ -105,18 +85,18 @@ LOOKUPS = """
 import sys
 import ladybug, pyarrow as pa
 sys.path.insert(0, sys.argv[3])
-from store_pool import pool_mb
+from proc_memory import rss_parts
 db = ladybug.Database(sys.argv[1], buffer_pool_size=256 * 2**20)
 conn = ladybug.Connection(db, num_threads=1)
 newest = conn.execute("MATCH (e:CallBucket) RETURN max(e.bucket)").get_all()[0][0]
 ids = [r[0] for r in conn.execute("MATCH (e:CallBucket) WHERE e.bucket = $b RETURN e.id",
                                   {"b": newest}).get_all()]
-before = pool_mb()
+before = rss_parts()["pool"]
 wanted = (ids * (int(sys.argv[2]) // max(len(ids), 1) + 1))[:int(sys.argv[2])]
 conn.execute("LOAD FROM $rows MATCH (e:CallBucket {id: id}) RETURN count(*)",
              {"rows": pa.table({"id": pa.array(wanted, pa.int64())})}).get_all()
 print(f"{len(wanted)} lookups of the newest minute's {len(ids)} ids in a fresh process: "
-      f"pool pages {before:.0f} -> {pool_mb():.0f} MB")
+      f"pool pages {before:.0f} -> {rss_parts()['pool']:.0f} MB")
 """
 
 

@@ -114,12 +114,7 @@ def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
         pairs = list(zip(found.column("client").to_pylist(),
                          found.column("server").to_pylist(), strict=True))
         if pairs:
-            ids = pa.array(q.pair_ids(pairs), pa.int64())
-            table = pa.Table.from_arrays(
-                [ids, *(found.column(name).cast(field.type)
-                        for name, field in zip(q.PAIR_COLUMNS.names[1:],
-                                               list(q.PAIR_COLUMNS)[1:], strict=True))],
-                schema=q.PAIR_COLUMNS)
+            table = _with_ids(q.pair_ids(pairs), found, q.PAIR_COLUMNS)
             conn.execute(PAIRS_COPY, {"rows": table})
         for name in q.PAIR_FIELDS:
             conn.execute(f"ALTER TABLE CALLS DROP {name}")
@@ -185,11 +180,14 @@ def _move(conn: Conn, low: int, high: int) -> int:
         return 0
     rows = found.take(moving)
     conn.execute(BUCKETS_DELETE, {"rows": rows.select(["id"])})
-    table = pa.Table.from_arrays(
-        [pa.array([placed[i] for i in moving], pa.int64()),
-         *(rows.column(name).cast(field.type)
-           for name, field in zip(q.BUCKET_COLUMNS.names[1:], list(q.BUCKET_COLUMNS)[1:],
-                                  strict=True))],
-        schema=q.BUCKET_COLUMNS)
+    table = _with_ids([placed[i] for i in moving], rows, q.BUCKET_COLUMNS)
     conn.execute(q.BUCKETS_CREATE, {"rows": table})
     return len(moving)
+
+
+def _with_ids(ids: list[int], found: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`schema`'s table: the ids as its first column, the others from `found` by name."""
+    return pa.Table.from_arrays(
+        [pa.array(ids, pa.int64()),
+         *(found.column(field.name).cast(field.type) for field in list(schema)[1:])],
+        schema=schema)

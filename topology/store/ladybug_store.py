@@ -148,11 +148,9 @@ class LadybugStore(GraphStore):
             return
         started = time.monotonic()
         with self._gate.alone():  # closing checkpoints; no read may use a closing connection
-            for conn in [*self._readers, self._writer]:
-                conn.close()
+            self._close_database()
             self._readers = []
             self._local = threading.local()
-            self._db.close()
             try:
                 self._db = self._open_database()
             except StoreError:
@@ -384,10 +382,14 @@ class LadybugStore(GraphStore):
         if not self._closed:
             self._closed = True
             with self._write_lock, self._gate.alone():  # closing checkpoints
-                for conn in [*self._readers, self._writer]:
-                    conn.close()
-                self._db.close()
+                self._close_database()
             self._disown()
+
+    def _close_database(self) -> None:
+        """Close every connection, then the database (the caller holds the gate alone)."""
+        for conn in [*self._readers, self._writer]:
+            conn.close()
+        self._db.close()
 
     # -- writing -----------------------------------------------------------
 
