@@ -19,8 +19,11 @@ edges per minute at its 50,000 events/s target. Prints:
   publishing flat out measures the backlog instead);
 * worker RSS at that load: peak of the main process, of every process it
   started (its build helpers, and any other: each named in the output) and
-  of all together (target < 300 MB); and the peak of their summed
-  proportional set sizes (PSS), which counts a page they share once;
+  of all together (target < 300 MB); the peak of their summed
+  proportional set sizes (PSS), which counts a page they share once; and the
+  median and peak of all together in each minute of the run (a long run at a
+  paced rate, e.g. `--stream --events 60000000 --rate 50000`, shows whether
+  memory settles);
 * freshness at rest: publish of one small batch to it being applied;
 * a check that the store's request total equals the events sent (and, when
   it does not, each simulated minute whose total differs).
@@ -193,9 +196,11 @@ class RssSampler(threading.Thread):
         self.pid = pid
         self.peak_main = self.peak_pool = self.peak_total = self.peak_pss = 0.0
         self.kinds: dict[int, str] = {}  # every descendant seen
+        self.totals: list[tuple[float, float]] = []  # (seconds since start, all processes)
         self.done = threading.Event()
 
     def run(self) -> None:
+        started = time.monotonic()
         while not self.done.wait(0.2):
             main = _rss_mb(self.pid)
             descendants = _descendants(self.pid)
@@ -206,7 +211,17 @@ class RssSampler(threading.Thread):
             self.peak_main = max(self.peak_main, main)
             self.peak_pool = max(self.peak_pool, pool)
             self.peak_total = max(self.peak_total, main + pool)
+            self.totals.append((time.monotonic() - started, main + pool))
             self.peak_pss = max(self.peak_pss, sum(map(_pss_mb, [self.pid, *descendants])))
+
+    def by_minute(self) -> str:
+        """Median and peak of all processes' RSS in each minute of the run, in MB: a
+        sustained run shows whether memory settles or keeps growing."""
+        minutes: dict[int, list[float]] = {}
+        for seconds, total in self.totals:
+            minutes.setdefault(int(seconds // 60), []).append(total)
+        return ", ".join(f"{statistics.median(values):.0f}/{max(values):.0f}"
+                         for _, values in sorted(minutes.items()))
 
     def counted(self) -> str:
         kinds = sorted(self.kinds.values())
@@ -401,6 +416,8 @@ def main() -> None:
           f" {sampler.peak_total:.0f} MB  target < 300 MB")
     print(f"worker PSS peak (pages shared between its processes counted once):"
           f" {sampler.peak_pss:.0f} MB")
+    print(f"worker RSS, all processes, median/peak in each minute of the run: "
+          f"{sampler.by_minute()} MB")
     print(f"freshness at rest (publish -> applied): {freshness:.2f} s  target <= 10 s")
     print(f"store total requests {stored} vs sent {expected}: "
           f"{'exact' if stored == expected else 'MISMATCH'}")
