@@ -117,7 +117,7 @@ def main() -> None:
         print("stats:", store.stats())
         store.close()
     # the writer's memory: LadybugDB's client once kept every write's arrow tables
-    # (topology/store/ladybug_once.py)
+    # (statements over rows are prepared for their one run: ladybug_rows.py)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     print(f"peak RSS of this process: {peak:,} MB")
 

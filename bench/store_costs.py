@@ -5,8 +5,9 @@ pair per minute), a few minutes of buckets already stored. Each statement the
 write path sends is timed on a small and a large input inside a transaction
 that is rolled back (the store does not change), median of `--repeat`; the
 difference gives its cost per row, the small run its fixed cost (parsing and
-planning included: a `LOAD FROM $rows` statement is prepared anew for every
-arrow table). COPY is timed with its COMMIT, whose checkpoint it forces.
+planning included: a statement over rows is prepared anew for every write,
+and its rows written to the file LadybugDB reads them from, ladybug_rows.py).
+COPY is timed with its COMMIT, whose checkpoint it forces.
 
 The last lines add up the database's share of a create transaction (existence
 read, new rows, pair `last_seen` SET, commit, and the checkpoint of the new
@@ -25,13 +26,13 @@ import tempfile
 import time
 from collections.abc import Callable
 
-import pyarrow as pa
 import store as bench  # bench/store.py: the same data
 
 from topology.settings import Settings
 from topology.store import ladybug_buckets as lb
 from topology.store import ladybug_schema as q
 from topology.store.ladybug_ids import bucket_ids
+from topology.store.ladybug_rows import Rows, pick
 from topology.store.ladybug_store import LadybugStore
 
 SMALL, LARGE = 10, 1_000
@@ -63,32 +64,31 @@ def main() -> None:
         store = LadybugStore(Settings.load({}, data_dir=data_dir, query_timeout="600s"))
         store.init_schema()
         bench.run(store, services, pairs, range(args.minutes), 10_000, "warm", rng)
-        conn = store._writer  # the benchmark measures the writer's own statements
+        # the writer's own connection, writing as the store does (rows through a file)
+        conn = store._writes(store._writer)
 
-        def new_rows(n: int, minute: int) -> pa.Table:
+        def new_rows(n: int, minute: int) -> Rows:
             rows = bench.minute_rows(pairs[:n], minute, rng)
-            keys = [b.key for b in rows]
-            return lb.table(rows, keys, bucket_ids(keys, [b.bucket for b in rows]))
+            return lb.table(rows, bucket_ids([b.key for b in rows], [b.bucket for b in rows]))
 
-        def stored_ids(n: int) -> pa.Array:
+        def stored_ids(n: int) -> list[int]:
             rows = bench.minute_rows(pairs[:n], 0, rng)
-            return pa.array(bucket_ids([b.key for b in rows], [b.bucket for b in rows]),
-                            pa.int64())
+            return bucket_ids([b.key for b in rows], [b.bucket for b in rows])
 
-        def pair_rows(n: int) -> pa.Table:
-            return pa.table({"id": pa.array(q.pair_ids(pairs[:n]), pa.int64()),
-                             "last_seen": pa.array([bench.T0 + 10**6] * n, pa.int64())})
+        def pair_rows(n: int) -> Rows:
+            return Rows(pick(q.PAIR_COLUMNS, ("id", "last_seen")), {
+                "id": q.pair_ids(pairs[:n]), "last_seen": [bench.T0 + 10**6] * n})
 
-        def added(n: int, columns: int) -> pa.Table:
+        def added(n: int, columns: int) -> Rows:
             names = q.BUCKET_ADDED[:columns]
-            ones = pa.array([1] * n, pa.int64())
-            return pa.table({"id": stored_ids(n), **{name: ones for name in names}})
+            return Rows(pick(q.BUCKET_COLUMNS, ("id", *names)),
+                        {"id": stored_ids(n), **{name: [1] * n for name in names}})
 
         cases: dict[str, tuple[str, Callable[[int], dict]]] = {
-            "existence read (buckets)": (q.BUCKETS_EXISTING, lambda n: {"rows": pa.table({
-                "i": pa.array(range(n), pa.int64()), "id": stored_ids(n),
-                "key": [b.key for b in bench.minute_rows(pairs[:n], 0, rng)],
-                "naming": ["workload"] * n, "nex": pa.array([0] * n, pa.int64())})}),
+            "existence read (buckets)": (q.BUCKETS_EXISTING, lambda n: {"rows": Rows(
+                lb._PROBE, {"i": range(n), "id": stored_ids(n),
+                            "key": [b.key for b in bench.minute_rows(pairs[:n], 0, rng)],
+                            "naming": ["workload"] * n, "nex": [0] * n})}),
             "CREATE new buckets (46 columns)": (
                 q.BUCKETS_CREATE, lambda n: {"rows": new_rows(n, 10**4)}),
             "additive SET, 1 column": (

@@ -113,7 +113,6 @@ def main() -> None:
     args = parser.parse_args()
     if malloctune.tune({}):  # as `topology worker` runs
         malloctune.Trimmer().start()
-        malloctune.route_arrow({})
     with tempfile.TemporaryDirectory(prefix="store-pool-") as data_dir:
         write(args, data_dir)
         if args.lookups:

@@ -7,7 +7,7 @@ process with a pool of task threads (`--concurrency`, default
 EMBEDDED_THREADS) whose batches share transactions (group commit), builds
 batches in helper processes (`--build-processes`, offload.py), and caps
 LadybugDB's buffer pool, runs each write on one of LadybugDB's threads and
-reopens the database every so many new bucket rows, unless the settings say
+reopens the database every so many new rows, unless the settings say
 otherwise (WORKER_DEFAULTS); several workers need the
 Neo4j store, where each pool process has its own driver. Either way it sets
 glibc's malloc to give freed memory back and trims its heaps twice a second
@@ -47,11 +47,13 @@ WORKER_DEFAULTS = {
     # helper works on the other core while a transaction runs, and a write on one
     # thread costs less CPU for the same wall time (docs/delivery.md)
     "embedded_writer_threads": 1,
-    # reopen the database every 50,000 new bucket rows (five minutes at 10,000 edges a
-    # minute; 0.05-0.2 s each): the pages LadybugDB cached meanwhile, about 3 MB,
-    # are given back, where the pool would otherwise fill up to its cap over hours of
-    # data (docs/storage.md, "Where the buffer pool's pages go")
-    "embedded_reopen_rows": 50_000,
+    # reopen the database every 20,000 new rows (two minutes at 10,000 edges a minute;
+    # 0.02-0.1 s each): the pages LadybugDB cached meanwhile are given back, where the
+    # pool would otherwise fill up to its cap over hours of data (docs/storage.md,
+    # "Where the buffer pool's pages go"), and so are the 25-40 MB of pool pages that
+    # creating the first minute's 10,000 pairs from a rows file leaves (docs/delivery.md,
+    # "The worker without pyarrow")
+    "embedded_reopen_rows": 20_000,
 }
 
 
@@ -110,7 +112,6 @@ def worker(
     # before any thread or the store exists: glibc then gives freed memory back
     if malloctune.tune(os.environ):
         malloctune.Trimmer().start()  # and the free pages inside its heaps, twice a second
-        malloctune.route_arrow(os.environ)  # Arrow's buffers from that malloc too
     settings = _settings(ctx, redis_url=redis_url, store=store, data_dir=data_dir,
                          neo4j_uri=neo4j_uri,
                          **worker_overrides(os.environ))

@@ -44,8 +44,6 @@ SETTINGS: tuple[tuple[str, int, int], ...] = (
 )
 # seconds between two malloc_trim(0) of the worker's Trimmer
 TRIM_INTERVAL = 0.5
-# the environment's choice of Arrow's allocator, which wins over `route_arrow`
-ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 # the environment's own malloc tuning, which wins
 USER_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
                   "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
@@ -68,24 +66,6 @@ def tune(environ: Mapping[str, str]) -> list[str]:
         return []
     libc = _libc()
     return [name for name, param, value in SETTINGS if libc.mallopt(param, value) == 1]
-
-
-def route_arrow(environ: Mapping[str, str]) -> bool:
-    """Arrow's buffers from glibc's malloc (tuned and trimmed here) instead of the
-    mimalloc that pyarrow bundles and picks by default, unless the user chose a
-    pool (ARROW_DEFAULT_MEMORY_POOL). Whether it switched.
-
-    The store hands LadybugDB each transaction's rows as Arrow columns (about
-    10,000 rows of 46 columns at bench/ingest_e2e.py's load): mimalloc kept
-    what they had used, out of reach of malloc_trim, and the worker's main
-    process peaked 20-40 MB higher with it (docs/delivery.md "Memory").
-    """
-    if environ.get(ARROW_POOL_VARIABLE):
-        return False
-    import pyarrow
-
-    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    return True
 
 
 def _libc() -> ctypes.CDLL:

@@ -110,9 +110,9 @@ SETTINGS: tuple[Spec, ...] = (
          "memory LadybugDB may use for its buffer pool, in MiB (0: its default, 80% of RAM;"
          " the embedded store's working set must fit, or writes fail)"),
     Spec("embedded_reopen_rows", _non_negative_int,
-         "reopen the embedded database after this many new bucket rows, which gives back"
-         " the pages LadybugDB cached (0: never; `topology worker` uses 50000 unless this"
-         " is set)"),
+         "reopen the embedded database after this many new rows (buckets, pairs, services),"
+         " which gives back the pages LadybugDB cached (0: never; `topology worker` uses"
+         " 20000 unless this is set)"),
     Spec("embedded_writer_threads", _non_negative_int,
          "threads LadybugDB may use to run one write of the embedded store (0: its default,"
          " every core; `topology worker` uses 1 unless this is set, leaving the other cores"

@@ -190,26 +190,3 @@ def test_a_started_trimmer_stops_and_its_thread_ends() -> None:
     assert thread is not None and thread.daemon and thread.is_alive()
     trimmer.stop()
     assert not thread.is_alive()
-
-
-# In a process of its own: the pool is process-wide.
-ARROW = """
-import json, sys
-import pyarrow
-from topology import malloctune
-
-routed = malloctune.route_arrow(json.loads(sys.argv[1]))
-print(json.dumps({"routed": routed, "backend": pyarrow.default_memory_pool().backend_name}))
-"""
-
-
-@pytest.mark.parametrize(("environ", "routed", "backend"), [
-    ({}, True, "system"),
-    ({"ARROW_DEFAULT_MEMORY_POOL": "jemalloc"}, False, "jemalloc"),  # the user's: kept
-])
-def test_arrow_allocates_through_malloc_unless_the_user_chose_its_pool(
-        environ: dict[str, str], routed: bool, backend: str) -> None:
-    env = {"PATH": "/usr/bin:/bin"} | environ  # pyarrow reads the variable itself
-    out = subprocess.run([sys.executable, "-c", ARROW, json.dumps(environ)], env=env,
-                         capture_output=True, text=True, check=True, timeout=60)
-    assert json.loads(out.stdout) == {"routed": routed, "backend": backend}

@@ -6,13 +6,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from topology.model import Batch
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange
+
+if TYPE_CHECKING:  # a worker writes without pyarrow (ladybug_rows.py); readers load it
+    import pyarrow as pa
 
 Reader = Callable[[Statement, Mapping[str, Any] | None], list[dict[str, Any]]]
 
@@ -78,6 +79,8 @@ class GraphStore(ABC):
     ) -> pa.Table:
         """`read` as an Arrow table (the embedded store hands it over without making
         Python objects of every value). An empty result may have no columns."""
+        import pyarrow as pa
+
         return pa.Table.from_pylist(self.read(statement, params))
 
     def tier_range(self, read: Reader | None = None) -> TierRange | None:

@@ -1,13 +1,14 @@
 """CallBucket writes of the embedded store.
 
-Rows reach LadybugDB as arrow columns built straight from the merged
-`CallBucket` objects (no per-row dicts). One read finds which keys exist; new
-keys are created (COPY for large sets), existing ones are updated in the
-database by adding the incoming counters, one statement per set of rows that
-change the same columns: a bucket update usually touches 3-6 of the 35 counter
-columns, and every column a statement writes costs, changed or not. Exemplars
-(union, at most MAX_EXEMPLARS) and naming (overwritten when given) are set
-only where they change. Everything runs in the caller's transaction.
+Rows reach LadybugDB as columns built straight from the merged `CallBucket`
+objects (no per-row dicts), through the writer's rows file (ladybug_rows.py).
+One read finds which keys exist; new keys are created (COPY for large sets),
+existing ones are updated in the database by adding the incoming counters, one
+statement per set of rows that change the same columns: a bucket update usually
+touches 3-6 of the 35 counter columns, and every column a statement writes
+costs, changed or not. Exemplars (union, at most MAX_EXEMPLARS) and naming
+(overwritten when given) are set only where they change. Everything runs in the
+caller's transaction.
 """
 
 from __future__ import annotations
@@ -16,46 +17,41 @@ from collections.abc import Sequence
 from itertools import chain, compress
 from typing import Any
 
-import pyarrow as pa
-
 from topology.model import MAX_EXEMPLARS, CallBucket
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
 from topology.store.ladybug_ids import bucket_ids
-from topology.store.ladybug_once import Conn
+from topology.store.ladybug_rows import Conn, Rows, Schema, pick
 from topology.store.tiers import SERIES
 
-_STRING = pa.string()
-_INT = pa.int64()
-_FLOAT = pa.float64()
-_EXEMPLARS = pa.list_(pa.string())
+_PROBE: Schema = (("i", "INT64"), ("id", "INT64"), ("key", "STRING"), ("naming", "STRING"),
+                  ("nex", "INT64"))
 
 
-def table(buckets: Sequence[CallBucket], ids: Sequence[int]) -> pa.Table:
-    """The BUCKET_COLUMNS table of the buckets (ids given: computed once by the caller)."""
+def table(buckets: Sequence[CallBucket], ids: Sequence[int]) -> Rows:
+    """The BUCKET_COLUMNS rows of the buckets (ids given: computed once by the caller)."""
     hist = _transposed([b.histogram for b in buckets], len(q.HIST))
     status = _transposed([b.status_classes for b in buckets], len(q.STATUS))
     sids, series = SERIES.known_ids, SERIES.add
-    columns = [
-        pa.array(ids, _INT),
-        pa.array([b.client for b in buckets], _STRING),
-        pa.array([b.server for b in buckets], _STRING),
-        pa.array([b.width for b in buckets], _INT),
-        pa.array([b.bucket for b in buckets], _INT),
-        pa.array([b.protocol for b in buckets], _STRING),
-        pa.array([b.method for b in buckets], _STRING),
-        pa.array([b.path for b in buckets], _STRING),
-        pa.array([b.requests for b in buckets], _INT),
-        pa.array([b.errors for b in buckets], _INT),
-        pa.array([b.latency_sum_ms for b in buckets], _FLOAT),
-        *(pa.array(values, _INT) for values in hist),
-        *(pa.array(values, _INT) for values in status),
-        pa.array([b.exemplars for b in buckets], _EXEMPLARS),
-        pa.array([b.naming for b in buckets], _STRING),
-        pa.array([sids.get(names) or series(*names) for names in (
-            (b.client, b.server, b.protocol, b.path) for b in buckets)], _INT),
-    ]
-    return pa.Table.from_arrays(columns, schema=q.BUCKET_COLUMNS)
+    return Rows(q.BUCKET_COLUMNS, {
+        "id": ids,
+        "client": [b.client for b in buckets],
+        "server": [b.server for b in buckets],
+        "width": [b.width for b in buckets],
+        "bucket": [b.bucket for b in buckets],
+        "protocol": [b.protocol for b in buckets],
+        "method": [b.method for b in buckets],
+        "path": [b.path for b in buckets],
+        "requests": [b.requests for b in buckets],
+        "errors": [b.errors for b in buckets],
+        "latency_sum": [b.latency_sum_ms for b in buckets],
+        **dict(zip(q.HIST, hist, strict=True)),
+        **dict(zip(q.STATUS, status, strict=True)),
+        "exemplars": [b.exemplars for b in buckets],
+        "naming": [b.naming for b in buckets],
+        "sid": [sids.get(names) or series(*names) for names in (
+            (b.client, b.server, b.protocol, b.path) for b in buckets)],
+    })
 
 
 def _counters(buckets: Sequence[CallBucket]) -> dict[str, list[Any]]:
@@ -90,18 +86,15 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
     ids = bucket_ids(keys, [b.bucket for b in buckets])
     if len(set(ids)) < len(ids):
         _collision([k for k, n in zip(keys, ids, strict=True) if ids.count(n) > 1])
-    probe = pa.table({
-        "i": pa.array(range(len(buckets)), _INT), "id": pa.array(ids, _INT),
-        "key": pa.array(keys, _STRING),
-        "naming": pa.array([b.naming for b in buckets], _STRING),
-        "nex": pa.array([len(b.exemplars) for b in buckets], _INT),
+    probe = Rows(_PROBE, {
+        "i": range(len(buckets)), "id": ids, "key": keys,
+        "naming": [b.naming for b in buckets], "nex": [len(b.exemplars) for b in buckets],
     })
-    found = conn.execute(q.BUCKETS_EXISTING, {"rows": probe}).get_as_arrow(0)
-    same = found.column("same_key").to_pylist()
+    found = conn.execute(q.BUCKETS_EXISTING, {"rows": probe}).get_all()
+    stored: list[int] = [row[0] for row in found]
+    same = [row[1] for row in found]
     if not all(same):
-        _collision([keys[i] for i, ok in zip(found.column("i").to_pylist(), same,
-                                             strict=True) if not ok])
-    stored = found.column("i").to_pylist()
+        _collision([keys[i] for i, ok in zip(stored, same, strict=True) if not ok])
     created = len(buckets) - len(stored)
     if created:
         known = set(stored)
@@ -113,8 +106,8 @@ def upsert(conn: Conn, buckets: Sequence[CallBucket], keys: Sequence[str]
         updated = [buckets[i] for i in stored]
         updated_ids = [ids[i] for i in stored]
         _add_counters(conn, updated, updated_ids)
-        _set_changed(conn, updated, updated_ids, found.column("same_naming").to_pylist(),
-                     found.column("exemplars").to_pylist())
+        _set_changed(conn, updated, updated_ids, [row[2] for row in found],
+                     [row[3] for row in found])
     return created
 
 
@@ -176,8 +169,7 @@ def _add_counters(conn: Conn, buckets: list[CallBucket], ids: list[int]) -> None
             flags = _flags(bits, count)
             columns = {"id": list(compress(ids, flags)),
                        **{name: list(compress(counters[name], flags)) for name in names}}
-        rows = pa.table({name: pa.array(values, _FLOAT if name == "latency_sum" else _INT)
-                         for name, values in columns.items()})
+        rows = Rows(pick(q.BUCKET_COLUMNS, list(columns)), columns)
         conn.execute(q.buckets_add(tuple(names)), {"rows": rows})
 
 
@@ -216,12 +208,12 @@ def _set_changed(
                 exemplars.append((id_, union))
     if renamed:
         names, values = zip(*renamed, strict=True)
-        conn.execute(q.buckets_set(("naming",)), {"rows": pa.table(
-            {"id": pa.array(names, _INT), "naming": pa.array(values, _STRING)})})
+        conn.execute(q.buckets_set(("naming",)), {"rows": Rows(
+            pick(q.BUCKET_COLUMNS, ("id", "naming")), {"id": names, "naming": values})})
     if exemplars:
         names, values = zip(*exemplars, strict=True)
-        conn.execute(q.buckets_set(("exemplars",)), {"rows": pa.table(
-            {"id": pa.array(names, _INT), "exemplars": pa.array(values, _EXEMPLARS)})})
+        conn.execute(q.buckets_set(("exemplars",)), {"rows": Rows(
+            pick(q.BUCKET_COLUMNS, ("id", "exemplars")), {"id": names, "exemplars": values})})
 
 
 def from_rows(rows: Sequence[dict], width: int) -> list[CallBucket]:

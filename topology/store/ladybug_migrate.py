@@ -30,12 +30,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import pyarrow as pa
-
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
 from topology.store.ladybug_ids import bucket_ids
-from topology.store.ladybug_once import Conn
+from topology.store.ladybug_rows import Conn, Rows, Schema, columns, names, pick
 
 OLD_PAIRS = (
     "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN a.id AS client, b.id AS server, "
@@ -46,6 +44,7 @@ PAIR_IDS_SET = (
     "LOAD FROM $rows MATCH (a:Service {id: client})-[r:CALLS]->(b:Service {id: server}) "
     "SET r.pid = id"
 )
+_IDS: Schema = (("id", "INT64"),)
 # CallBucket's column of the layout before `key_of`
 STORED_KEY = "key"
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ NEWEST_BUCKET = (
 BUCKET_STARTS = "MATCH (e:CallBucket) RETURN e.bucket AS bucket, count(*) AS n ORDER BY bucket"
 BUCKETS_BETWEEN = (
     "MATCH (e:CallBucket) WHERE e.bucket >= $low AND e.bucket <= $high RETURN "
-    + ", ".join(f"e.{name} AS {name}" for name in q.BUCKET_COLUMNS.names)
+    + ", ".join(f"e.{name} AS {name}" for name in names(q.BUCKET_COLUMNS))
     + f", {q.key_of('e')} AS key"
 )
 BUCKETS_DELETE = "LOAD FROM $rows MATCH (e:CallBucket {id: id}) DELETE e"
@@ -66,7 +65,7 @@ BUCKETS_DELETE = "LOAD FROM $rows MATCH (e:CallBucket {id: id}) DELETE e"
 MOVE_ROWS = 50_000
 PAIRS_COPY = (
     "LOAD FROM $rows CREATE (:CallPair {"
-    + ", ".join(f"{name}: {name}" for name in q.PAIR_COLUMNS.names) + "})"
+    + ", ".join(f"{name}: {name}" for name in names(q.PAIR_COLUMNS)) + "})"
 )
 
 
@@ -109,18 +108,18 @@ def move_pair_bounds(conn: Conn, path: Path, fields: list[str]) -> int:
     with _transaction(conn, f"embedded store {path}: moving pair bounds off the CALLS "
                       "relationships into CallPair nodes failed and was rolled back (the "
                       "file is unchanged)"):
-        found = conn.execute(OLD_PAIRS).get_as_arrow(0)
+        found = columns(conn.execute(OLD_PAIRS))
         conn.execute(next(s for s in q.SCHEMA if "CallPair(" in s))
-        pairs = list(zip(found.column("client").to_pylist(),
-                         found.column("server").to_pylist(), strict=True))
+        pairs = list(zip(found["client"], found["server"], strict=True))
         if pairs:
-            table = _with_ids(q.pair_ids(pairs), found, q.PAIR_COLUMNS)
-            conn.execute(PAIRS_COPY, {"rows": table})
+            found["id"] = q.pair_ids(pairs)
+            conn.execute(PAIRS_COPY, {"rows": Rows(q.PAIR_COLUMNS, found)})
         for name in q.PAIR_FIELDS:
             conn.execute(f"ALTER TABLE CALLS DROP {name}")
         conn.execute("ALTER TABLE CALLS ADD pid INT64")
         if pairs:
-            conn.execute(PAIR_IDS_SET, {"rows": table.select(["id", "client", "server"])})
+            conn.execute(PAIR_IDS_SET, {"rows": Rows(
+                pick(q.PAIR_COLUMNS, ("id", "client", "server")), found)})
     return len(pairs)
 
 
@@ -172,22 +171,14 @@ def _runs(starts: list[list[int]], move_rows: int) -> list[tuple[int, int]]:
 
 
 def _move(conn: Conn, low: int, high: int) -> int:
-    found = conn.execute(BUCKETS_BETWEEN, {"low": low, "high": high}).get_as_arrow(0)
-    placed = bucket_ids(found.column("key").to_pylist(), found.column("bucket").to_pylist())
-    moving = [i for i, (old, new) in enumerate(zip(found.column("id").to_pylist(), placed,
-                                                   strict=True)) if old != new]
+    found = columns(conn.execute(BUCKETS_BETWEEN, {"low": low, "high": high}))
+    placed = bucket_ids(found["key"], found["bucket"])
+    moving = [i for i, (old, new) in enumerate(zip(found["id"], placed, strict=True))
+              if old != new]
     if not moving:
         return 0
-    rows = found.take(moving)
-    conn.execute(BUCKETS_DELETE, {"rows": rows.select(["id"])})
-    table = _with_ids([placed[i] for i in moving], rows, q.BUCKET_COLUMNS)
-    conn.execute(q.BUCKETS_CREATE, {"rows": table})
+    rows = {name: [found[name][i] for i in moving] for name in names(q.BUCKET_COLUMNS)}
+    conn.execute(BUCKETS_DELETE, {"rows": Rows(_IDS, {"id": rows["id"]})})
+    rows["id"] = [placed[i] for i in moving]
+    conn.execute(q.BUCKETS_CREATE, {"rows": Rows(q.BUCKET_COLUMNS, rows)})
     return len(moving)
-
-
-def _with_ids(ids: list[int], found: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`schema`'s table: the ids as its first column, the others from `found` by name."""
-    return pa.Table.from_arrays(
-        [pa.array(ids, pa.int64()),
-         *(found.column(field.name).cast(field.type) for field in list(schema)[1:])],
-        schema=schema)

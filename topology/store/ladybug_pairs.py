@@ -18,16 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import pyarrow as pa
-
 from topology.model import CallBucket, Service
 from topology.store import ladybug_schema as q
 from topology.store import rows
 from topology.store.base import StoreError
-from topology.store.ladybug_once import Conn
+from topology.store.ladybug_rows import Conn, Rows, Schema, names, pick, records
 
 ServiceState = tuple[str, str, str, str, tuple[str, ...], int, int]
 PairState = tuple[int, int, frozenset[str], str]  # first, last, protocols, naming
+_IDS: Schema = (("id", "INT64"),)
 
 SERVICES_STORED = (
     "LOAD FROM $rows MATCH (s:Service {id: id}) RETURN s.id AS id, s.name AS name, "
@@ -68,21 +67,16 @@ class Known:
         return stored
 
 
-def _table(columns: Mapping[str, list], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_arrays(
-        [pa.array(columns[f.name], f.type) for f in schema], schema=schema)
-
-
 def _service_state(row: Mapping) -> ServiceState:
     return (row["name"], row["namespace"], row["cluster"], row["kind"],
             tuple(row["labels"] or ()), row["first_seen"], row["last_seen"])
 
 
-def _states_table(states: Mapping[str, ServiceState]) -> pa.Table:
+def _states_table(states: Mapping[str, ServiceState]) -> Rows:
     ids = list(states)
     values = list(zip(*states.values(), strict=True))
-    return _table({"id": ids, **{name: list(column) for name, column in zip(
-        q.SERVICE_COLUMNS.names[1:], values, strict=True)}}, q.SERVICE_COLUMNS)
+    return Rows(q.SERVICE_COLUMNS, {"id": ids, **{name: list(column) for name, column in zip(
+        names(q.SERVICE_COLUMNS)[1:], values, strict=True)}})
 
 
 def unsettled(services: list[Service], known: Known) -> list[Service]:
@@ -124,14 +118,15 @@ def service_states(services: Iterable[Service], known: Known) -> dict[str, Servi
 
 
 def upsert_services(conn: Conn, incoming: Mapping[str, ServiceState],
-                    known: Known) -> None:
-    """Create new services; rewrite the ones whose description or seen range changes."""
+                    known: Known) -> int:
+    """Create new services; rewrite the ones whose description or seen range changes.
+    The number created."""
     if not incoming:
-        return
+        return 0
     missing = [sid for sid in incoming if sid not in known.services]
     if missing:
         table = _states_table({sid: incoming[sid] for sid in missing})
-        for row in conn.execute(SERVICES_STORED, {"rows": table}).get_as_arrow(0).to_pylist():
+        for row in records(conn.execute(SERVICES_STORED, {"rows": table})):
             known.services[row["id"]] = _service_state(row)
     created: dict[str, ServiceState] = {}
     updated: dict[str, ServiceState] = {}
@@ -147,6 +142,7 @@ def upsert_services(conn: Conn, incoming: Mapping[str, ServiceState],
     for text, states in ((q.SERVICES_CREATE, created), (q.SERVICES_UPDATE, updated)):
         if states:
             conn.execute(text, {"rows": _states_table(states)})
+    return len(created)
 
 
 def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
@@ -172,15 +168,16 @@ def pairs(buckets: Iterable[CallBucket]) -> dict[tuple[str, str], list]:
 
 
 def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
-                 known: Known) -> None:
-    """Create new pairs; set only the changed fields of the others (by CallPair id)."""
+                 known: Known) -> int:
+    """Create new pairs; set only the changed fields of the others (by CallPair id).
+    The number created."""
     if not incoming:
-        return
+        return 0
     ids = known.pair_ids
     missing = [key for key in incoming if key not in known.pairs]
     if missing:
         _read_stored(conn, missing, known)
-    created: dict[str, list] = {name: [] for name in q.PAIR_COLUMNS.names}
+    created: dict[str, list] = {name: [] for name in names(q.PAIR_COLUMNS)}
     creating: dict[int, tuple[tuple[str, str], PairState]] = {}  # by CallPair id
     groups: dict[tuple[str, ...], dict[str, list]] = {}
     stored = known.pairs
@@ -196,7 +193,7 @@ def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
                 stored[pair] = (old[0], last, old[2], old[3])
             continue
         if old is None:
-            for name, value in zip(q.PAIR_COLUMNS.names, (
+            for name, value in zip(names(q.PAIR_COLUMNS), (
                     ids[pair], *pair, first, last, sorted(protocols), naming), strict=True):
                 created[name].append(value)
             creating[ids[pair]] = (pair, (first, last, frozenset(protocols), naming))
@@ -222,15 +219,17 @@ def upsert_pairs(conn: Conn, incoming: Mapping[tuple[str, str], list],
         group = groups.setdefault(("last_seen",), {"id": [], "last_seen": []})
         group["id"].extend(later_ids)
         group["last_seen"].extend(later_seen)
+    made: list = []
     if created["id"]:
-        made = conn.execute(q.PAIRS_CREATE, {"rows": _table(created, q.PAIR_COLUMNS)})
+        made = conn.execute(q.PAIRS_CREATE, {"rows": Rows(q.PAIR_COLUMNS, created)}).get_all()
         # the next write then needs no read of them (10,000 new pairs: about 0.15 s)
-        for pid in made.get_as_arrow(0).column(0).to_pylist():
+        for (pid,) in made:
             pair, state = creating[pid]
             stored[pair] = state
     for fields, data in groups.items():
-        schema = pa.schema([q.PAIR_COLUMNS.field(n) for n in ("id", *fields)])
-        conn.execute(q.pairs_update(fields), {"rows": _table(data, schema)})
+        schema = pick(q.PAIR_COLUMNS, ("id", *fields))
+        conn.execute(q.pairs_update(fields), {"rows": Rows(schema, data)})
+    return len(made)
 
 
 def _read_stored(conn: Conn, missing: list[tuple[str, str]], known: Known) -> None:
@@ -239,8 +238,7 @@ def _read_stored(conn: Conn, missing: list[tuple[str, str]], known: Known) -> No
     write rather than mixing the two pairs' bounds."""
     new_ids = q.pair_ids(missing)
     known.pair_ids.update(zip(missing, new_ids, strict=True))
-    table = pa.table({"id": pa.array(new_ids, pa.int64())})
-    found = conn.execute(PAIRS_STORED, {"rows": table}).get_as_arrow(0).to_pylist()
+    found = records(conn.execute(PAIRS_STORED, {"rows": Rows(_IDS, {"id": new_ids})}))
     if not found:
         return
     wanted = dict(zip(new_ids, missing, strict=True))

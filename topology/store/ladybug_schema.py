@@ -1,8 +1,9 @@
 """LadybugDB schema and the fixed statements the embedded store sends.
 
-Statements take their data from a pyarrow table passed as the `$rows`
-parameter (`LOAD FROM $rows`): converting a list of dicts parameter costs
-about 0.4 ms per row in LadybugDB 0.22, an arrow table almost nothing.
+Statements take their data from `Rows` passed as the `$rows` parameter (`LOAD
+FROM $rows`), which the store's writer hands to LadybugDB as a file
+(ladybug_rows.py): converting a list of dicts parameter costs about 0.4 ms per
+row in LadybugDB 0.22, a file about what building arrow columns did.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from hashlib import blake2b
 
-import pyarrow as pa
-
 from topology import histogram
 from topology.model import MAX_EXEMPLARS, STATUS_CLASSES
+from topology.store.ladybug_rows import Schema, names
 
 # CallBucket keeps its counters in scalar columns: h0..h25 the histogram bins,
 # s0..s5 the status classes. With list columns every commit after an update
@@ -75,27 +75,24 @@ SHOW_TABLES = "CALL SHOW_TABLES() RETURN *"  # column 1: the table name
 BUCKET_TABLE_INFO = "CALL TABLE_INFO('CallBucket') RETURN *"  # column 1: property name
 CALLS_TABLE_INFO = "CALL TABLE_INFO('CALLS') RETURN *"
 
-SERVICE_COLUMNS = pa.schema([
-    ("id", pa.string()), ("name", pa.string()), ("namespace", pa.string()),
-    ("cluster", pa.string()), ("kind", pa.string()), ("labels", pa.list_(pa.string())),
-    ("first_seen", pa.int64()), ("last_seen", pa.int64()),
-])
-BUCKET_COLUMNS = pa.schema([
-    ("id", pa.int64()), ("client", pa.string()), ("server", pa.string()), ("width", pa.int64()),
-    ("bucket", pa.int64()), ("protocol", pa.string()), ("method", pa.string()),
-    ("path", pa.string()), ("requests", pa.int64()), ("errors", pa.int64()),
-    ("latency_sum", pa.float64()),
-    *((name, pa.int64()) for name in (*HIST, *STATUS)),
-    ("exemplars", pa.list_(pa.string())), ("naming", pa.string()), ("sid", pa.int64()),
-])
-PAIR_COLUMNS = pa.schema([
-    ("id", pa.int64()), ("client", pa.string()), ("server", pa.string()),
-    ("first_seen", pa.int64()), ("last_seen", pa.int64()),
-    ("protocols", pa.list_(pa.string())), ("naming", pa.string()),
-])
+SERVICE_COLUMNS: Schema = (
+    ("id", "STRING"), ("name", "STRING"), ("namespace", "STRING"), ("cluster", "STRING"),
+    ("kind", "STRING"), ("labels", "STRING[]"), ("first_seen", "INT64"), ("last_seen", "INT64"),
+)
+BUCKET_COLUMNS: Schema = (
+    ("id", "INT64"), ("client", "STRING"), ("server", "STRING"), ("width", "INT64"),
+    ("bucket", "INT64"), ("protocol", "STRING"), ("method", "STRING"), ("path", "STRING"),
+    ("requests", "INT64"), ("errors", "INT64"), ("latency_sum", "DOUBLE"),
+    *((name, "INT64") for name in (*HIST, *STATUS)),
+    ("exemplars", "STRING[]"), ("naming", "STRING"), ("sid", "INT64"),
+)
+PAIR_COLUMNS: Schema = (
+    ("id", "INT64"), ("client", "STRING"), ("server", "STRING"), ("first_seen", "INT64"),
+    ("last_seen", "INT64"), ("protocols", "STRING[]"), ("naming", "STRING"),
+)
 
-# Batch ids travel as a list parameter, not an arrow table: a statement over an
-# arrow table is prepared anew for every table (about 1 ms each), one over a list
+# Batch ids travel as a list parameter, not as rows: a statement over rows
+# is prepared anew for every write (about 1 ms each), one over a list
 # is prepared once and reused. Lists pay per row, so only these few-row
 # statements use them (a 1,000-row UNWIND ran 2-4x slower than LOAD FROM).
 BATCHES_SEEN = "UNWIND $ids AS key MATCH (b:Batch {id: key}) RETURN b.id AS id"
@@ -113,7 +110,7 @@ SERVICES_UPDATE = (
 )
 
 _BUCKET_FIELDS = ", ".join(
-    f"e.{name} AS {name}" for name in BUCKET_COLUMNS.names if name not in ("id", "sid"))
+    f"e.{name} AS {name}" for name in names(BUCKET_COLUMNS) if name not in ("id", "sid"))
 # Counters an update adds to; exemplars and naming are set (union, overwrite).
 BUCKET_ADDED = ("requests", "errors", "latency_sum", *HIST, *STATUS)
 BUCKET_SET = ("exemplars", "naming")
@@ -130,7 +127,7 @@ BUCKETS_EXISTING = (
 )
 BUCKETS_CREATE = (
     "LOAD FROM $rows CREATE (:CallBucket {"
-    + ", ".join(f"{name}: {name}" for name in BUCKET_COLUMNS.names) + "})"
+    + ", ".join(f"{name}: {name}" for name in names(BUCKET_COLUMNS)) + "})"
 )
 # New keys only (checked in the same transaction, under the write lock): COPY
 # from an arrow parameter writes about 3x faster than BUCKETS_CREATE and, like
@@ -175,7 +172,7 @@ def _known(fields: tuple[str, ...], catalogue: tuple[str, ...]) -> tuple[str, ..
 PAIRS_CREATE = (
     "LOAD FROM $rows MATCH (a:Service {id: client}) MATCH (b:Service {id: server}) "
     "CREATE (a)-[:CALLS {pid: id}]->(b) CREATE (:CallPair {"
-    + ", ".join(f"{name}: {name}" for name in PAIR_COLUMNS.names) + "}) RETURN id"
+    + ", ".join(f"{name}: {name}" for name in names(PAIR_COLUMNS)) + "}) RETURN id"
 )
 
 MINUTES_ENDED_IN_HOUR = (

@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ladybug
-import pyarrow as pa
 
 from topology.model import HOUR, Batch, CallBucket
 from topology.settings import Settings
@@ -38,9 +37,12 @@ from topology.store.base import (
 )
 from topology.store.changes import Changes
 from topology.store.ladybug_gate import CheckpointGate
-from topology.store.ladybug_once import Conn, Writer
+from topology.store.ladybug_rows import Conn, Staging, Writer
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
+
+if TYPE_CHECKING:  # only readers make arrow tables: a worker never imports pyarrow
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class LadybugStore(GraphStore):
                 " for LadybugDB's default (docs/storage.md, \"Buffer pool size\")",
                 pool_mb, SMALLEST_SAFE_POOL_MB, SMALLEST_SAFE_POOL_MB)
         self._read_only = read_only
+        # where the writer hands LadybugDB its rows (ladybug_rows.py)
+        self._staging: Staging | None = None if read_only else self._staging_dir()
         self._db = self._open_database()
         self._write_lock = threading.Lock()
         self._gate = CheckpointGate()  # reads kept out of commits (ladybug_gate)
@@ -91,7 +95,7 @@ class LadybugStore(GraphStore):
         self.changes = (Changes(int(settings.bucket_width))
                         if track_changes and not read_only else None)
         self._known = ladybug_pairs.Known()
-        self._created = 0  # bucket rows created since the database was opened
+        self._created = 0  # rows created since the database was opened (reopen when due)
         try:
             self._check_layout()
         except StoreError:
@@ -132,8 +136,9 @@ class LadybugStore(GraphStore):
             raise StoreUnavailable(f"cannot open embedded store {self.path}: {exc}") from None
 
     def _reopen_when_due(self) -> None:
-        """Close the database and open it again once TOPOLOGY_EMBEDDED_REOPEN_ROWS bucket
-        rows were created since it was opened (the caller holds the write lock).
+        """Close the database and open it again once TOPOLOGY_EMBEDDED_REOPEN_ROWS rows
+        (buckets, pairs, services) were created since it was opened (the caller holds the
+        write lock).
 
         LadybugDB keeps every page it read or wrote in its buffer pool until the pool
         is full, so a writer's pool fills with the pages of data written long ago:
@@ -198,20 +203,20 @@ class LadybugStore(GraphStore):
                     ladybug_migrate.drop_bucket_key(conn, self.path)
             if not self._read_only and ladybug_migrate.bucket_ids_unplaced(conn):
                 with self._gate.alone():  # its transactions commit
-                    ladybug_migrate.place_bucket_ids(Writer(conn), self.path)
+                    ladybug_migrate.place_bucket_ids(self._writes(conn), self.path)
         fields = ladybug_migrate.pairs_on_relationships(conn, tables)
         if fields:
             if self._read_only:
                 raise ladybug_migrate.refuse_read_only(self.path)
             with self._gate.alone():  # its transaction commits
-                ladybug_migrate.move_pair_bounds(Writer(conn), self.path, fields)
+                ladybug_migrate.move_pair_bounds(self._writes(conn), self.path, fields)
 
     def _check_buckets(self, conn: ladybug.Connection) -> set[str]:
         """CallBucket's columns, once the layout is known to be one this version reads."""
         info = conn.execute(q.BUCKET_TABLE_INFO).get_all()
         columns = {row[1] for row in info}
         primary = [row[1] for row in info if row[4]]
-        missing = sorted(set(q.BUCKET_COLUMNS.names) - columns)
+        missing = sorted({name for name, _ in q.BUCKET_COLUMNS} - columns)
         if missing or primary != ["id"]:
             raise StoreError(
                 f"embedded store {self.path} was written by an older version: its "
@@ -305,15 +310,15 @@ class LadybugStore(GraphStore):
             services, calls = rows.chosen(batches, keep)
             merged = rows.merge_buckets(calls, ordered=False)
             buckets = list(merged.values())
-            ladybug_pairs.upsert_services(conn, ladybug_pairs.service_states(
+            made = ladybug_pairs.upsert_services(conn, ladybug_pairs.service_states(
                 ladybug_pairs.unsettled(services, self._known), self._known), self._known)
             self.tiers.absorb(conn, buckets)
             created = ladybug_buckets.upsert(conn, buckets, list(merged))
             pairs = ladybug_pairs.pairs(buckets)
-            ladybug_pairs.upsert_pairs(conn, pairs, self._known)
+            made += ladybug_pairs.upsert_pairs(conn, pairs, self._known)
             marks = sorted({b.id for b, ok in zip(batches, keep, strict=True) if ok})
             conn.execute(q.BATCHES_MARK, {"ids": marks, "now": now})
-        self._created += created
+        self._created += created + made
         return keep, merged, pairs
 
     def stats(self) -> dict[str, int]:
@@ -383,6 +388,8 @@ class LadybugStore(GraphStore):
             self._closed = True
             with self._write_lock, self._gate.alone():  # closing checkpoints
                 self._close_database()
+            if self._staging is not None:
+                self._staging.remove()
             self._disown()
 
     def _close_database(self) -> None:
@@ -393,12 +400,25 @@ class LadybugStore(GraphStore):
 
     # -- writing -----------------------------------------------------------
 
+    def _staging_dir(self) -> Staging:
+        try:
+            return Staging(self.path.parent / f".{self.path.name}.rows")
+        except ValueError as exc:
+            self._disown()
+            raise StoreError(str(exc)) from exc
+
+    def _writes(self, conn: ladybug.Connection) -> Writer:
+        if self._staging is None:
+            raise StoreError(f"embedded store {self.path} is open read-only: no writes")
+        return Writer(conn, self._staging)
+
     def _check_open(self) -> None:
         if self._closed:
             raise StoreUnavailable(f"embedded store {self.path} is closed")
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._writer, self._gate, self._forget, self._commit_uncertain)
+        return _Transaction(self._writes(self._writer), self._gate, self._forget,
+                            self._commit_uncertain)
 
     def _forget(self) -> None:
         """After a failed write transaction: what was cached may not have been stored."""
@@ -436,7 +456,7 @@ class _Transaction:
     the post-commit checkpoint failed"): `on_uncertain` is called then.
     """
 
-    def __init__(self, conn: ladybug.Connection, gate: CheckpointGate,
+    def __init__(self, conn: Writer, gate: CheckpointGate,
                  on_rollback: Callable[[], None], on_uncertain: Callable[[], None]) -> None:
         self.conn = conn
         self.gate = gate
@@ -445,7 +465,7 @@ class _Transaction:
 
     def __enter__(self) -> Writer:
         self.conn.execute("BEGIN TRANSACTION")
-        return Writer(self.conn)  # statements over arrow tables are not kept (ladybug_once)
+        return self.conn
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from topology.model import Batch
 from topology.store.base import GraphStore, Reader, RetentionReport
 from topology.store.statement import Statement
 from topology.store.tiers import TierRange
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StoreProxy(GraphStore):

@@ -32,12 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from topology import histogram
 from topology.model import CallBucket
 from topology.store.ladybug_ids import bucket_ids
-from topology.store.ladybug_once import Conn
+from topology.store.ladybug_rows import Conn, Rows, Schema, names
 
 LEVELS = (300, 1800)  # tier widths, seconds; each a multiple of the previous
 PACK_BITS = 31
@@ -55,21 +53,22 @@ SCHEMA = (
     "CREATE NODE TABLE IF NOT EXISTS TierState(id STRING PRIMARY KEY, low INT64, high INT64)",
 )
 _SERIES = ("client", "server", "protocol", "method", "path", "naming")
-COLUMNS = pa.schema(
-    [("key", pa.string()), ("client", pa.string()), ("server", pa.string()),
-     ("width", pa.int64()), ("bucket", pa.int64()), ("protocol", pa.string()),
-     ("method", pa.string()), ("path", pa.string()), ("naming", pa.string()),
-     ("nbuckets", pa.int64()), ("requests", pa.int64()), ("errors", pa.int64()),
-     ("latency_sum", pa.float64()), ("total", pa.int64())]
-    + [(f"b{i}", pa.int64()) for i in range(PACKED)]
-    + [("sid", pa.int64())]
+COLUMNS: Schema = (
+    ("key", "STRING"), ("client", "STRING"), ("server", "STRING"), ("width", "INT64"),
+    ("bucket", "INT64"), ("protocol", "STRING"), ("method", "STRING"), ("path", "STRING"),
+    ("naming", "STRING"), ("nbuckets", "INT64"), ("requests", "INT64"), ("errors", "INT64"),
+    ("latency_sum", "DOUBLE"), ("total", "INT64"),
+    *((f"b{i}", "INT64") for i in range(PACKED)),
+    ("sid", "INT64"),
 )
-_FIELDS = ", ".join(f"t.{name} AS {name}" for name in COLUMNS.names)
-_SETS = ", ".join(f"t.{name} = {name}" for name in COLUMNS.names[9:-1])
+_KEYS: Schema = (("key", "STRING"),)
+_IDS: Schema = (("id", "INT64"),)
+_FIELDS = ", ".join(f"t.{name} AS {name}" for name in names(COLUMNS))
+_SETS = ", ".join(f"t.{name} = {name}" for name in names(COLUMNS)[9:-1])
 EXISTING = f"LOAD FROM $rows MATCH (t:CallTier {{key: key}}) RETURN {_FIELDS}"
 CREATE = (
     "LOAD FROM $rows CREATE (:CallTier {"
-    + ", ".join(f"{name}: {name}" for name in COLUMNS.names) + "})"
+    + ", ".join(f"{name}: {name}" for name in names(COLUMNS)) + "})"
 )
 UPDATE = f"LOAD FROM $rows MATCH (t:CallTier {{key: key}}) SET {_SETS}"
 DELETE = "LOAD FROM $rows MATCH (t:CallTier {key: key}) DELETE t"
@@ -254,8 +253,7 @@ class Tiers:
         if not late:
             return 0
         ids = bucket_ids([b.key for b in late], [b.bucket for b in late])
-        result = conn.execute(BUCKETS_EXISTING, {"rows": pa.table(
-            {"id": pa.array(ids, pa.int64())})})
+        result = conn.execute(BUCKETS_EXISTING, {"rows": Rows(_IDS, {"id": ids})})
         names = result.get_column_names()
         stored = {r[0]: _grouped(dict(zip(names, r, strict=True))) for r in result.get_all()}
         parts = []
@@ -287,8 +285,7 @@ class Tiers:
                     _add_into(known, part)
         if not wide:
             return
-        table = pa.table({"key": pa.array(list(wide), pa.string())})
-        result = conn.execute(EXISTING, {"rows": table})
+        result = conn.execute(EXISTING, {"rows": Rows(_KEYS, {"key": list(wide)})})
         names = result.get_column_names()
         created, updated, deleted = [], [], []
         for values in result.get_all():
@@ -300,8 +297,7 @@ class Tiers:
         _write(conn, CREATE, created)
         _write(conn, UPDATE, updated)
         if deleted:
-            conn.execute(DELETE, {"rows": pa.table(
-                {"key": pa.array([r["key"] for r in deleted], pa.string())})})
+            conn.execute(DELETE, {"rows": Rows(_KEYS, {"key": [r["key"] for r in deleted]})})
 
 
 def _bucket_part(bucket: CallBucket) -> dict:
@@ -337,18 +333,17 @@ def _add_into(target: dict, other: Mapping[str, Any]) -> None:
 def _write(conn: Conn, text: str, data: list[dict]) -> None:
     if not data:
         return
-    columns: dict[str, list] = {name: [] for name in COLUMNS.names}
+    columns: dict[str, list] = {name: [] for name in names(COLUMNS)}
     for row in data:
         packed = pack(row["hist"])
-        for name in COLUMNS.names[:13]:
+        for name in names(COLUMNS)[:13]:
             columns[name].append(row[name])
         columns["total"].append(sum(row["hist"]))
         for i, value in enumerate(packed):
             columns[f"b{i}"].append(value)
         columns["sid"].append(SERIES.add(
             row["client"], row["server"], row["protocol"], row["path"]))
-    conn.execute(text, {"rows": pa.table(
-        [pa.array(columns[f.name], f.type) for f in COLUMNS], schema=COLUMNS)})
+    conn.execute(text, {"rows": Rows(COLUMNS, columns)})
 
 
 def _align_up(value: int, width: int) -> int:

@@ -253,7 +253,8 @@ import os
 import sys
 from pathlib import Path
 
-import topology.cli_worker  # as `topology worker` runs: click, redis, Celery and pyarrow
+import pyarrow  # noqa: F401  (a heavy __main__: the helper must not load it again)
+import topology.cli_worker  # as `topology worker` runs: click, redis and Celery
 from topology.ingest import claims
 from topology.ingest.offload import BuildPool
 from topology.settings import Settings
@@ -292,8 +293,8 @@ if __name__ == "__main__":
 def test_a_build_helper_is_the_workers_only_child_and_runs_none_of_its_main(
     tmp_path: Path, redis_url: str
 ) -> None:
-    """Started by the `topology` command, the worker's __main__ loads pyarrow; its
-    helper must not (about 30 MB), and it starts no other process (multiprocessing's
+    """Whatever the worker's __main__ loads (pyarrow here), its helper must not
+    (pyarrow alone: about 30 MB), and it starts no other process (multiprocessing's
     resource tracker: 13 MB)."""
     main = tmp_path / "heavy_main.py"
     main.write_text(HEAVY_MAIN)

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from hashlib import blake2b
 
 import ladybug
-import pyarrow as pa
 import pytest
 
 from topology.model import Batch, CallBucket, Service
@@ -16,7 +15,7 @@ from topology.store import ladybug_buckets, ladybug_migrate
 from topology.store import ladybug_schema as q
 from topology.store.base import StoreError
 from topology.store.ladybug_ids import bucket_ids
-from topology.store.ladybug_once import Writer
+from topology.store.ladybug_rows import Rows, Staging, Writer
 from topology.store.ladybug_store import LadybugStore
 from topology.store.statement import Statement
 
@@ -34,6 +33,11 @@ PAIRS = Statement.same(
     "p.client = a.id AND p.server = b.id RETURN a.id AS client, b.id AS server, "
     "p.first_seen AS first_seen, p.last_seen AS last_seen, p.protocols AS protocols, "
     "p.naming AS naming, p.id AS id ORDER BY client")
+
+def writes(conn: ladybug.Connection, settings: Settings) -> Writer:
+    """The connection as the store writes through it (rows handed over as files)."""
+    return Writer(conn, Staging(settings.embedded_path.parent / "test-rows"))
+
 
 PAIR_IDS = Statement.same(
     "test.pair_ids", "MATCH (a:Service)-[r:CALLS]->(b:Service) RETURN r.pid AS pid ORDER BY a.id")
@@ -149,10 +153,11 @@ def stored_key_file(settings: Settings) -> list[CallBucket]:
     conn.execute("ALTER TABLE CallBucket ADD key STRING")
     buckets = [bucket(0), bucket(1)]
     rows = ladybug_buckets.table(buckets, hashed_ids(b.key for b in buckets))
-    rows = rows.append_column("key", pa.array([b.key for b in buckets], pa.string()))
-    conn.execute("LOAD FROM $rows CREATE (:CallBucket {"
-                 + ", ".join(f"{name}: {name}" for name in rows.column_names) + "})",
-                 {"rows": rows})
+    rows = Rows((*rows.schema, ("key", "STRING")),
+                {**rows.columns, "key": [b.key for b in buckets]})
+    writes(conn, settings).execute(
+        "LOAD FROM $rows CREATE (:CallBucket {"
+        + ", ".join(f"{name}: {name}" for name, _ in rows.schema) + "})", {"rows": rows})
     conn.close()
     db.close()
     return buckets
@@ -167,7 +172,7 @@ def test_opening_for_writing_drops_the_stored_bucket_key(settings: Settings) -> 
     store = LadybugStore(settings)
     try:
         store.init_schema()
-        assert bucket_columns(store) == set(q.BUCKET_COLUMNS.names)
+        assert bucket_columns(store) == {name for name, _ in q.BUCKET_COLUMNS}
         assert store.read(BUCKETS) == [{"key": b.key, "requests": 1} for b in old]
         # and the old rows are found by id and added into, not created again
         store.apply(Batch("again", [], [bucket(0)]), now=T0)
@@ -220,7 +225,8 @@ def hashed_id_file(settings: Settings, buckets: list[CallBucket],
            for b, hashed, placed in zip(buckets, hashed_ids(b.key for b in buckets),
                                         bucket_ids([b.key for b in buckets],
                                                    [b.bucket for b in buckets]), strict=True)]
-    conn.execute(q.BUCKETS_CREATE, {"rows": ladybug_buckets.table(buckets, ids)})
+    writes(conn, settings).execute(q.BUCKETS_CREATE,
+                                   {"rows": ladybug_buckets.table(buckets, ids)})
     conn.close()
     db.close()
 
@@ -262,10 +268,10 @@ def test_placing_moves_whole_starts_a_few_at_a_time_and_only_once(settings: Sett
     conn = ladybug.Connection(db)
     try:
         assert ladybug_migrate.bucket_ids_unplaced(conn)
-        assert ladybug_migrate.place_bucket_ids(Writer(conn), settings.embedded_path,
+        assert ladybug_migrate.place_bucket_ids(writes(conn, settings), settings.embedded_path,
                                                 move_rows=4) == len(buckets)
         assert not ladybug_migrate.bucket_ids_unplaced(conn)
-        assert ladybug_migrate.place_bucket_ids(Writer(conn), settings.embedded_path) == 0
+        assert ladybug_migrate.place_bucket_ids(writes(conn, settings), settings.embedded_path) == 0
     finally:
         conn.close()
         db.close()
@@ -316,11 +322,12 @@ def test_a_placement_that_fails_is_rolled_back_and_says_which_starts(
     try:
         for text in q.SCHEMA:
             conn.execute(text)
-        conn.execute(q.BUCKETS_CREATE, {"rows": ladybug_buckets.table(
+        writes(conn, settings).execute(q.BUCKETS_CREATE, {"rows": ladybug_buckets.table(
             [older, newer], [*hashed_ids([older.key]), *taken])})
         with pytest.raises(StoreError, match=f"buckets starting {older.bucket}-{older.bucket} "
                                              "their placed ids .* rolled back; 0 rows"):
-            ladybug_migrate.place_bucket_ids(Writer(conn), settings.embedded_path, move_rows=1)
+            ladybug_migrate.place_bucket_ids(writes(conn, settings), settings.embedded_path,
+                                             move_rows=1)
         ids = conn.execute("MATCH (e:CallBucket) RETURN e.id ORDER BY e.bucket").get_all()
         assert [row[0] for row in ids] == [*hashed_ids([older.key]), *taken]
     finally:

@@ -197,7 +197,8 @@ def test_a_commit_that_raises_leaves_no_reader_cache_trusted(tmp_path: Path) -> 
 def test_many_writes_fit_a_small_buffer_pool(tmp_path: Path) -> None:
     """LadybugDB's client kept every statement over an arrow table, and the table, for
     the connection's life: in a 48 MB buffer pool the 35th write of 1,000 new rows
-    failed. Each is now prepared for its one run (topology/store/ladybug_once.py)."""
+    failed. Each statement over rows is now prepared for its one run
+    (topology/store/ladybug_rows.py)."""
     from topology.model import Batch, CallBucket
 
     store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_buffer_pool_mb="48"))

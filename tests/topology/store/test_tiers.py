@@ -45,7 +45,7 @@ def calls(minute: int, *, client: Service = A, server: Service = B, requests: in
 
 _ALL_TIERS = Statement.same(
     "all_tiers", "MATCH (t:CallTier) RETURN " + ", ".join(
-        f"t.{name} AS {name}" for name in tiers.COLUMNS.names))
+        f"t.{name} AS {name}" for name, _ in tiers.COLUMNS))
 _ALL_BUCKETS = Statement.same(
     "all_buckets", "MATCH (e:CallBucket) WHERE e.width < 3600 RETURN e.client AS client, "
     "e.server AS server, e.bucket AS bucket, e.protocol AS protocol, e.method AS method, "
