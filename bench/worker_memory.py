@@ -6,12 +6,11 @@ simulated minute, batches of 5,000 calls) and writes them the way
 their calls folded into one set of rows (`Ingestor.ingest_many` then
 `LadybugStore.apply_many`, one transaction). After each transaction it prints
 the process's RSS now and at its peak, then who holds it, in MB: the
-mappings of at least 1 GiB (`pool`: LadybugDB's buffer pool and the
-reservations of Arrow's mimalloc), other anonymous memory (`anon`: malloc's
-heaps, Python's arenas) and files; glibc malloc's own account (in use, and
-freed but kept); Arrow's pool; Python's allocated blocks. So growth can be
-told apart: the pool (bounded by `--buffer-pool-mb`), the allocator keeping
-freed memory, Arrow buffers kept alive, or Python objects.
+mappings of at least 1 GiB (`pool`: LadybugDB's buffer pool), other
+anonymous memory (`anon`: malloc's heaps, Python's arenas) and files; glibc
+malloc's own account (in use, and freed but kept); Python's allocated
+blocks. So growth can be told apart: the pool (bounded by
+`--buffer-pool-mb`), the allocator keeping freed memory, or Python objects.
 
 `--only` runs only part of the write (e.g. `buckets`) to find which statement
 makes the memory grow; `--trim` calls glibc's malloc_trim after each
@@ -39,7 +38,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from ingest_e2e import iter_batches
 from proc_memory import rss_mb, rss_parts
 
@@ -86,11 +84,10 @@ def malloc_parts() -> str:
 
 
 def accounts() -> str:
-    """Who holds what, in MB: mappings, malloc, Arrow's pool, Python's blocks."""
+    """Who holds what, in MB: mappings, malloc, Python's blocks (the store writes no
+    arrow tables: ladybug_rows.py)."""
     parts = " ".join(f"{k} {v:.0f}" for k, v in rss_parts().items())
-    arrow = pa.default_memory_pool()
-    return (f"[{parts}] {malloc_parts()} arrow({arrow.backend_name}) "
-            f"{arrow.bytes_allocated() / 2**20:.0f} max {arrow.max_memory() / 2**20:.0f}"
+    return (f"[{parts}] {malloc_parts()}"
             f"  python blocks {sys.getallocatedblocks() / 1e6:.2f} M")
 
 
