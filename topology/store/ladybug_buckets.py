@@ -30,8 +30,6 @@ _PROBE: Schema = (("i", "INT64"), ("id", "INT64"), ("key", "STRING"), ("naming",
 
 def table(buckets: Sequence[CallBucket], ids: Sequence[int]) -> Rows:
     """The BUCKET_COLUMNS rows of the buckets (ids given: computed once by the caller)."""
-    hist = _transposed([b.histogram for b in buckets], len(q.HIST))
-    status = _transposed([b.status_classes for b in buckets], len(q.STATUS))
     sids, series = SERIES.known_ids, SERIES.add
     return Rows(q.BUCKET_COLUMNS, {
         "id": ids,
@@ -42,11 +40,7 @@ def table(buckets: Sequence[CallBucket], ids: Sequence[int]) -> Rows:
         "protocol": [b.protocol for b in buckets],
         "method": [b.method for b in buckets],
         "path": [b.path for b in buckets],
-        "requests": [b.requests for b in buckets],
-        "errors": [b.errors for b in buckets],
-        "latency_sum": [b.latency_sum_ms for b in buckets],
-        **dict(zip(q.HIST, hist, strict=True)),
-        **dict(zip(q.STATUS, status, strict=True)),
+        **_counters(buckets),
         "exemplars": [b.exemplars for b in buckets],
         "naming": [b.naming for b in buckets],
         "sid": [sids.get(names) or series(*names) for names in (
