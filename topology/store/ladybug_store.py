@@ -163,7 +163,7 @@ class LadybugStore(GraphStore):
                 raise
             self._writer = ladybug.Connection(
                 self._db, num_threads=self.settings.embedded_writer_threads)
-        log.info("reopened embedded store %s after %d new bucket rows in %.2fs, giving back "
+        log.info("reopened embedded store %s after %d new rows in %.2fs, giving back "
                  "the pages LadybugDB had cached (TOPOLOGY_EMBEDDED_REOPEN_ROWS=%d)",
                  self.path, self._created, time.monotonic() - started, limit)
         self._created = 0

@@ -1,5 +1,6 @@
 """The embedded store reopens its database every TOPOLOGY_EMBEDDED_REOPEN_ROWS new
-bucket rows (giving back LadybugDB's cached pages): writes and reads go on, exactly."""
+rows (buckets, pairs, services; giving back LadybugDB's cached pages): writes and
+reads go on, exactly."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from topology.model import Batch, CallBucket
+from topology.model import Batch, CallBucket, Service
 from topology.settings import Settings
 from topology.store.ladybug_store import LadybugStore
 from topology.store.statement import Statement
@@ -30,6 +31,12 @@ def minute(n: int, rows: int = 10) -> list[CallBucket]:
     return found
 
 
+def services() -> list[Service]:
+    """The ends of `minute`'s buckets: 11 services, and with them 10 pairs."""
+    return [Service(f"process:h/{name}", name, "Process", seen=T0)
+            for name in (*(f"c{i}" for i in range(10)), "s")]
+
+
 def store_at(tmp_path: Path, reopen_rows: int) -> LadybugStore:
     store = LadybugStore(Settings.load({}, data_dir=str(tmp_path), embedded_writer_threads=1,
                                        embedded_reopen_rows=reopen_rows))
@@ -37,21 +44,25 @@ def store_at(tmp_path: Path, reopen_rows: int) -> LadybugStore:
     return store
 
 
-@pytest.mark.parametrize(("reopen_rows", "minutes", "reopens"), [
-    (0, [0, 1, 2, 3, 4], 0),  # never
-    (25, [0, 1, 2, 3, 4], 1),  # 30 created before the fourth write; 20 after
-    (10, [0, 1, 2, 3, 4], 4),  # before every write after the first
-    (10, [0, 0, 0, 0, 0], 1),  # updates create nothing: only the first write's 10 count
+@pytest.mark.parametrize(("reopen_rows", "minutes", "ends", "reopens"), [
+    (0, [0, 1, 2, 3, 4], False, 0),  # never
+    (25, [0, 1, 2, 3, 4], False, 1),  # 30 created before the fourth write; 20 after
+    (10, [0, 1, 2, 3, 4], False, 4),  # before every write after the first
+    (10, [0, 0, 0, 0, 0], False, 1),  # updates create nothing: only the first write's 10
+    # the first write creates 11 services and 10 pairs too: 31 rows, then 10 a write
+    (25, [0, 1, 2, 3, 4], True, 2),
+    (25, [0, 0, 0, 0, 0], True, 1),
 ])
-def test_the_database_is_reopened_after_that_many_new_bucket_rows(
+def test_the_database_is_reopened_after_that_many_new_rows(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, reopen_rows: int, minutes: list[int],
-    reopens: int,
+    reopens: int, ends: bool,
 ) -> None:
     store = store_at(tmp_path, reopen_rows)
     try:
         with caplog.at_level("INFO", logger="topology.store.ladybug_store"):
             for n, m in enumerate(minutes):
-                assert store.apply(Batch(f"b{n}", [], minute(m)), now=T0) is True
+                sent = services() if ends else []
+                assert store.apply(Batch(f"b{n}", sent, minute(m)), now=T0) is True
         assert sum(REOPENED in r.getMessage() for r in caplog.records) == reopens
         assert store.read(TOTAL) == [{"rows": 10 * len(set(minutes)),
                                       "requests": 10 * len(minutes)}]
