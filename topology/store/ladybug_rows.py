@@ -131,8 +131,7 @@ class Staging:
             writer.writerow([_INDEX, *(name for name, _ in scalars)])
             writer.writerows(zip(range(len(rows)), *(rows.columns[n] for n, _ in scalars),
                                  strict=True))
-        declared = ", ".join(f"{name} {type_}" for name, type_ in (("row_index", "INT64"),
-                                                                     *scalars))
+        declared = ", ".join(f"{name} {type_}" for name, type_ in ((_INDEX, "INT64"), *scalars))
         clause = (f"LOAD WITH HEADERS ({declared}) FROM '{self.file}' "
                   "(header=true, parallel=false)")
         params: dict[str, list] = {}

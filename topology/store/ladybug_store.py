@@ -37,7 +37,7 @@ from topology.store.base import (
 )
 from topology.store.changes import Changes
 from topology.store.ladybug_gate import CheckpointGate
-from topology.store.ladybug_rows import Conn, Staging, Writer
+from topology.store.ladybug_rows import Conn, Staging, Writer, records
 from topology.store.statement import Dialect, Statement
 from topology.store.tiers import TierRange, Tiers
 
@@ -179,9 +179,7 @@ class LadybugStore(GraphStore):
 
     @staticmethod
     def _rows(conn: Conn, text: str, params: Mapping[str, Any]) -> list[dict]:
-        result = conn.execute(text, dict(params))
-        columns = result.get_column_names()
-        return [dict(zip(columns, row, strict=True)) for row in result.get_all()]
+        return records(conn.execute(text, dict(params)))
 
     # -- interface ---------------------------------------------------------
 
